@@ -1,0 +1,1 @@
+"""One module per CLI subcommand; each only parses arguments, calls one library function and prints."""

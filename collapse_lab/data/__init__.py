@@ -1,0 +1,1 @@
+"""Data layer: dataset specs, preparation, built-in datasets and batch iteration."""

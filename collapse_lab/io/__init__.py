@@ -1,0 +1,1 @@
+"""File I/O helpers: atomic writes, run directories, checkpoints, manifests."""
