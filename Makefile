@@ -11,12 +11,13 @@ PYTEST_ARGS ?=
 install: $(STAMP)
 
 # CPU build of torch first (from the local wheel cache where the machine has one), so that the torch>=2.4
-# requirement never pulls a multi-GB CUDA build; then the package with its test and notebook extras.
+# requirement never pulls a multi-GB CUDA build; then the package with its test extras (the
+# notebooks extra adds jupyterlab, whose jsonschema>=4.18 conflicts with cffconvert 2.0's jsonschema<4).
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 	sh .ci/install-torch.sh $(PIP)
-	$(PIP) install --quiet -e '.[dev,notebooks]'
+	$(PIP) install --quiet -e '.[dev]'
 	touch $(STAMP)
 
 # The main job: fetch + prepare MovieLens-100K (never committed) and summarise it.
