@@ -1,0 +1,10 @@
+"""Models: the shared embedding, student sub-networks, fusion and the N-student CTR ensemble (paper §2)."""
+
+from collapse_lab.models.batched import BatchedMLP
+from collapse_lab.models.embedding import SharedEmbedding
+from collapse_lab.models.ensemble import FORMS, CTREnsemble, aux_seed, build_ensemble, resolve_form
+from collapse_lab.models.fusion import FUSIONS, Fusion
+from collapse_lab.models.students import STUDENTS, MLPStudent, mlp
+
+__all__ = ["BatchedMLP", "CTREnsemble", "FORMS", "FUSIONS", "Fusion", "MLPStudent", "STUDENTS", "SharedEmbedding",
+           "aux_seed", "build_ensemble", "mlp", "resolve_form"]

@@ -1,0 +1,252 @@
+"""The CTR ensemble: one shared embedding, N students, a fusion (paper §2, Fig. 7).
+
+    h   = [e_1, ..., e_F]                 (B, F*D)   shared embedding input, computed once per batch
+    z_k = Student_k(h)                    (B,)       k = 0 .. N-1, returned together as logits (B, N)
+    z_t = Fusion(z_1..z_N [, a_1..a_N])   (B,)       mean | sum | concat; ensemble prediction sigma(z_t)
+
+Two numerically equivalent forms share this interface: ``loop`` (an ``nn.ModuleList`` of students run one after
+the other, the fastest form on CPU) and ``batched`` (stacked weights and batched GEMMs, the GPU form, see
+:mod:`collapse_lab.models.batched`). Student k is initialised from its own generator seeded with
+``derive_seeds(seed, N)[k]``; both forms build the loop students first, so they initialise identically.
+:meth:`CTREnsemble.export_state_dict` / :meth:`CTREnsemble.import_state_dict` use the canonical tensor names
+of the README table for both forms, so checkpoints move freely between them.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Sequence, Tuple
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from collapse_lab.data.feature_map import FeatureMap
+from collapse_lab.errors import UserError
+from collapse_lab.models.batched import BatchedMLP
+from collapse_lab.models.embedding import SharedEmbedding
+from collapse_lab.models.fusion import FUSIONS, Fusion
+from collapse_lab.models.students import STUDENTS, MLPStudent
+from collapse_lab.utils.seed import derive_seeds
+
+__all__ = ["FORMS", "CTREnsemble", "build_ensemble", "resolve_form", "aux_seed"]
+
+FORMS = ("loop", "batched")
+_AUX_STREAMS = {"embedding": 0, "fusion": 1}
+
+
+def aux_seed(seed: int, stream: str) -> int:
+    """Seed of a non-student initialisation stream (``embedding``, ``fusion``), independent of N.
+
+    It is the child ``2**32 + i`` of ``SeedSequence(seed)``, disjoint from the students' children ``0..N-1``.
+
+    Example:
+        >>> aux_seed(2024, "embedding") == aux_seed(2024, "embedding") != aux_seed(2024, "fusion")
+        True
+    """
+    ss = np.random.SeedSequence(seed, spawn_key=(2**32 + _AUX_STREAMS[stream],))
+    return int(ss.generate_state(1, dtype=np.uint32)[0] >> 1)
+
+
+def resolve_form(form: str, device: Any = "cpu") -> str:
+    """``auto`` -> ``batched`` on CUDA, ``loop`` elsewhere (``performance.md`` §3, §6); other values are checked.
+
+    Example:
+        >>> resolve_form("auto", "cpu"), resolve_form("auto", "cuda:0"), resolve_form("batched")
+        ('loop', 'batched', 'batched')
+    """
+    if form == "auto":
+        return "batched" if torch.device(device).type == "cuda" else "loop"
+    if form not in FORMS:
+        raise UserError(f"unknown form {form!r}; valid: auto, {', '.join(FORMS)}")
+    return form
+
+
+def _generator(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(int(seed))
+
+
+class CTREnsemble(nn.Module):
+    """Shared-embedding ensemble of N students; see :func:`build_ensemble` for the arguments."""
+
+    def __init__(self, feature_map: FeatureMap, num_students: int = 1, student: str = "mlp",
+                 embedding_dim: int = 16, hidden_units: Sequence[int] = (400, 400, 400), net_dropout: float = 0.1,
+                 batch_norm: bool = True, fusion: str = "mean", form: str = "loop", seed: int = 2024,
+                 embedding_init_std: float = 1e-4) -> None:
+        super().__init__()
+        if isinstance(num_students, bool) or not isinstance(num_students, (int, np.integer)) or num_students < 1:
+            raise UserError(f"n (number of students) must be an integer >= 1, got {num_students!r}")
+        if fusion not in FUSIONS:
+            raise UserError(f"unknown fusion {fusion!r}; valid: {', '.join(FUSIONS)}")
+        if form not in FORMS:
+            raise UserError(f"unknown form {form!r}; valid: {', '.join(FORMS)}")
+        factory = STUDENTS.get(student)
+        self.num_students = int(num_students)
+        self.student = student
+        self.fusion_kind = fusion
+        self.form = form
+        self.seed = int(seed)
+        self.student_seeds: List[int] = derive_seeds(self.seed, self.num_students)
+        self.hyper = {"embedding_dim": int(embedding_dim), "hidden_units": [int(u) for u in hidden_units],
+                      "net_dropout": float(net_dropout), "batch_norm": bool(batch_norm),
+                      "embedding_init_std": float(embedding_init_std)}
+        self.embedding = SharedEmbedding(feature_map, embedding_dim, embedding_init_std,
+                                         _generator(aux_seed(self.seed, "embedding")))
+        students = [factory(input_dim=self.embedding.output_dim, hidden_units=hidden_units, net_dropout=net_dropout,
+                            batch_norm=batch_norm, generator=_generator(s)) for s in self.student_seeds]
+        last_dim = students[0].output_dim
+        self.students: nn.ModuleList | None = None
+        self.stack: BatchedMLP | None = None
+        if form == "loop":
+            self.students = nn.ModuleList(students)
+        else:
+            if not all(isinstance(s, MLPStudent) for s in students):
+                raise UserError(f"form 'batched' supports homogeneous 'mlp' students only, not {student!r}")
+            self.stack = BatchedMLP.from_students(students)
+        self.fusion = Fusion(fusion, self.num_students, last_dim, _generator(aux_seed(self.seed, "fusion")))
+
+    # ---- forward ---------------------------------------------------------------------------------------------
+    def forward(self, ids: Tensor, values: Tensor | None = None, return_hidden: bool = False) -> Dict[str, Any]:
+        """Student logits ``(B, N)`` and fused logit ``(B,)`` [+ hidden activations and the input].
+
+        Args:
+            ids: int64 ``(B, C)`` field ids.
+            values: float32 ``(B, n_numeric)`` raw numeric values, or ``None`` without numeric fields.
+            return_hidden: also return ``hidden`` = {``students.<k>.layers.<j>``: ``(B, H_j)`` post-ReLU,
+                pre-dropout} and ``input`` = the ``(B, F*D)`` embedding input.
+        """
+        h = self.embedding(ids, values)  # (B, F*D), one lookup shared by every student
+        concat = self.fusion_kind == "concat"
+        hidden: Dict[str, Tensor] = {}
+        if self.students is not None:
+            zs: List[Tensor] = []
+            lasts: List[Tensor] = []
+            for k, s in enumerate(self.students):
+                acts: List[Tensor] | None = [] if return_hidden else None
+                z, last = s(h, acts)  # (B,), (B, H_last)
+                zs.append(z)
+                if concat:
+                    lasts.append(last)
+                for j, a in enumerate(acts or ()):
+                    hidden[f"students.{k}.layers.{j}"] = a
+            logits = torch.stack(zs, dim=1)  # (B, N)
+            concat_input = torch.cat(lasts, dim=1) if concat else None  # (B, N*H_last)
+        else:
+            acts = [] if return_hidden else None
+            logits, last = self.stack(h, acts)  # (B, N), (B, N, H_last)
+            concat_input = last.reshape(last.shape[0], -1) if concat else None  # (B, N*H_last), student-major
+            for k in range(self.num_students if return_hidden else 0):
+                for j, a in enumerate(acts):
+                    hidden[f"students.{k}.layers.{j}"] = a[:, k].contiguous()  # (B, H_j)
+        out: Dict[str, Any] = {"logits": logits, "fused_logit": self.fusion(logits, concat_input)}
+        if return_hidden:
+            out["hidden"] = hidden
+            out["input"] = h
+        return out
+
+    # ---- canonical state -------------------------------------------------------------------------------------
+    def _slots(self) -> Dict[str, Tuple[Tensor, int | None]]:
+        """Canonical name -> (live tensor, index into its first dim or None); order: embedding, students, fusion."""
+        slots: Dict[str, Tuple[Tensor, int | None]] = {}
+        for name, t in self.embedding.named_parameters(prefix="embedding"):
+            slots[name] = (t, None)
+        if self.students is not None:
+            for name, t in self.students.state_dict(prefix="students.", keep_vars=True).items():
+                slots[name] = (t, None)
+        else:
+            slots.update(self.stack.canonical_slots(prefix="students."))
+        for name, t in self.fusion.state_dict(prefix="fusion.", keep_vars=True).items():
+            slots[name] = (t, None)
+        return slots
+
+    def export_state_dict(self) -> Dict[str, Tensor]:
+        """A snapshot (cloned, contiguous, detached) of every tensor under its canonical README name."""
+        return {name: (t if k is None else t[k]).detach().clone().contiguous()
+                for name, (t, k) in self._slots().items()}
+
+    def export_gradients(self) -> Dict[str, Tensor]:
+        """Cloned ``.grad`` of every parameter under its canonical name (parameters without a gradient omitted)."""
+        grads = {}
+        for name, (t, k) in self._slots().items():
+            if isinstance(t, nn.Parameter) and t.grad is not None:
+                grads[name] = (t.grad if k is None else t.grad[k]).detach().clone()
+        return grads
+
+    @torch.no_grad()
+    def import_state_dict(self, state: Dict[str, Tensor]) -> None:
+        """Load canonical-name tensors (from either form); strict: names and shapes must match exactly."""
+        slots = self._slots()
+        missing = [n for n in slots if n not in state]
+        unexpected = [n for n in state if n not in slots]
+        if missing or unexpected:
+            def show(names: List[str]) -> str:
+                return ", ".join(names[:5]) + (f" (+{len(names) - 5} more)" if len(names) > 5 else "")
+            parts = ([f"missing {show(missing)}"] if missing else []) + \
+                ([f"unexpected {show(unexpected)}"] if unexpected else [])
+            raise UserError(f"state dict does not match the model ({self.num_students} x {self.student}, "
+                            f"fusion {self.fusion_kind}): {'; '.join(parts)}")
+        for name, (t, k) in slots.items():
+            target = t if k is None else t[k]
+            src = state[name]
+            if tuple(src.shape) != tuple(target.shape):
+                raise UserError(f"state dict tensor {name!r}: expected shape {list(target.shape)}, "
+                                f"got {list(src.shape)}")
+            target.copy_(src.to(device=target.device, dtype=target.dtype))
+
+    # ---- helpers for the trainer -----------------------------------------------------------------------------
+    def embedding_l2(self) -> Tensor:
+        """``sum_f ||P_f||_2^2`` over the shared tables (the trainer multiplies by ``lambda/2``, FuxiCTR)."""
+        return self.embedding.l2()
+
+    def describe(self) -> Dict[str, Any]:
+        """The ``manifest["model"]`` entry: fields with table names, hidden layers, parameter counts."""
+        d = self.hyper["embedding_dim"]
+        fields = [{"name": f.name, "type": f.type, "vocab_size": int(self.embedding.tables[f.name].num_embeddings),
+                   "table": f"embedding.tables.{f.name}.weight",
+                   "shape": [int(self.embedding.tables[f.name].num_embeddings), d]} for f in self.embedding.fields]
+        dims = [self.embedding.output_dim, *self.hyper["hidden_units"]]
+        layers = [{"member": k, "layer": j, "name": f"students.{k}.layers.{j}",
+                   "weight": f"students.{k}.layers.{j}.linear.weight", "shape": [dims[j + 1], dims[j]]}
+                  for k in range(self.num_students) for j in range(len(dims) - 1)]
+        counts = {"embedding": 0, "students": [0] * self.num_students, "fusion": 0}
+        for name, (t, k) in self._slots().items():
+            if not isinstance(t, nn.Parameter):
+                continue
+            numel = (t if k is None else t[k]).numel()
+            head = name.split(".")
+            if head[0] == "students":
+                counts["students"][int(head[1])] += numel
+            else:
+                counts[head[0]] += numel
+        counts["total"] = counts["embedding"] + sum(counts["students"]) + counts["fusion"]
+        return {"num_students": self.num_students, "student": self.student, "fusion": self.fusion_kind,
+                "form": self.form, "embedding_dim": d, "hidden_units": list(self.hyper["hidden_units"]),
+                "net_dropout": self.hyper["net_dropout"], "batch_norm": self.hyper["batch_norm"],
+                "embedding_init_std": self.hyper["embedding_init_std"], "input_dim": self.embedding.output_dim,
+                "fields": fields, "hidden_layers": layers, "parameters": counts}
+
+
+def build_ensemble(feature_map: FeatureMap, num_students: int = 1, student: str = "mlp", embedding_dim: int = 16,
+                   hidden_units: Sequence[int] = (400, 400, 400), net_dropout: float = 0.1, batch_norm: bool = True,
+                   fusion: str = "mean", form: str = "loop", seed: int = 2024,
+                   embedding_init_std: float = 1e-4) -> CTREnsemble:
+    """Build a shared-embedding ensemble (paper §2; defaults = the KDEF_MLP Criteo setting).
+
+    Args:
+        feature_map: fields of the processed dataset.
+        num_students: N >= 1.
+        student: a name in ``STUDENTS`` (``mlp``).
+        embedding_dim: D.
+        hidden_units: each student's hidden widths.
+        net_dropout: dropout after every hidden ReLU.
+        batch_norm: BatchNorm1d after every hidden Linear.
+        fusion: ``mean`` | ``sum`` | ``concat``.
+        form: ``loop`` | ``batched`` (numerically equivalent; see :func:`resolve_form` for ``auto``).
+        seed: run seed; student k is initialised from ``derive_seeds(seed, N)[k]``.
+        embedding_init_std: std of the normal embedding initialisation.
+
+    Returns:
+        the :class:`CTREnsemble` (on CPU; move it with ``.to(device)``).
+    """
+    return CTREnsemble(feature_map, num_students=num_students, student=student, embedding_dim=embedding_dim,
+                       hidden_units=hidden_units, net_dropout=net_dropout, batch_norm=batch_norm, fusion=fusion,
+                       form=form, seed=seed, embedding_init_std=embedding_init_std)
