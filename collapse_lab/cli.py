@@ -22,7 +22,9 @@ from collapse_lab.errors import UserError
 __all__ = ["main", "cli", "COMMANDS"]
 
 #: command name -> "module:attribute" of its click command (kept in alphabetical order)
-COMMANDS: Dict[str, str] = {}
+COMMANDS: Dict[str, str] = {
+    "train": "collapse_lab.commands.train:train_command",
+}
 
 
 class LazyGroup(click.Group):

@@ -1,0 +1,257 @@
+"""The training configuration: one flat, typed dataclass merged with OmegaConf.
+
+Resolution order (later wins)::
+
+    TrainConfig defaults  <-  --config FILE (YAML)  <-  key=value overrides (CLI dotlist or a dict)
+
+Keys are snake_case and equal the constructor kwargs of the models and strategies (style.md §4, §6.1), with
+FuxiCTR spellings where the concept exists (``embedding_dim``, ``hidden_units``, ``net_dropout``,
+``batch_norm``, ``embedding_regularizer``). Defaults follow the authors' setup (paper.md §6, §8.2). Unknown keys,
+wrong types and out-of-range values raise :class:`~collapse_lab.errors.UserError` naming the key and what was
+expected. The resolved config is saved as ``config.yaml`` in every run directory; :func:`config_hash` is the
+SHA-256 of its canonical JSON.
+
+Example:
+    >>> cfg = resolve_config(["method=vanilla", "n=2", "hidden_units=[32,32]"])
+    >>> cfg.method, cfg.n, cfg.hidden_units, cfg.lr
+    ('vanilla', 2, [32, 32], 0.001)
+    >>> resolve_config({"nn": 3})
+    Traceback (most recent call last):
+    ...
+    collapse_lab.errors.UserError: unknown config key 'nn'; valid keys: ...
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Sequence, Tuple, Union
+
+from collapse_lab.errors import UserError
+
+__all__ = ["TrainConfig", "CONFIG_KEYS", "FORMS", "resolve_config", "config_to_dict", "config_hash",
+           "config_to_yaml", "load_config_file", "validate_config"]
+
+#: implementations of homogeneous students: auto = loop on CPU, batched on CUDA (performance.md §3, §6)
+FORMS: Tuple[str, ...] = ("auto", "loop", "batched")
+
+
+@dataclass
+class TrainConfig:
+    """Everything that determines a training run (flat; one key per constructor kwarg)."""
+
+    # --- data
+    dataset: str = "movielens-100k"  # processed dataset name (under data_root) or a processed directory
+    data_root: str | None = None  # where names resolve; None = $COLLAPSE_LAB_DATA or ./data
+    # --- ensemble and method
+    method: str = "kdef"  # vanilla | kd | dml | kdef (strategy registry)
+    fusion: str = "mean"  # mean | sum | concat; the paper's code: teacher = sigmoid(mean of logits)
+    n: int = 3  # number of students N (the authors' repository default is 3)
+    student: str = "mlp"  # student architecture (student registry)
+    hidden_units: List[int] = field(default_factory=lambda: [400, 400, 400])  # MLP widths, paper footnote 2
+    embedding_dim: int = 16  # d, every dataset but KKBox (paper.md §8.2)
+    net_dropout: float = 0.1  # dropout after each hidden layer, KDEF_MLP setting
+    batch_norm: bool = True  # Linear -> BatchNorm -> ReLU -> Dropout (FuxiCTR MLP_Block)
+    embedding_regularizer: float = 1e-5  # lambda_emb: loss += lambda_emb/2 * sum_f ||P_f||^2 (Criteo setting)
+    embedding_init_std: float = 1e-4  # FuxiCTR default normal(0, 1e-4) embedding init
+    # --- optimisation (paper.md §6, FuxiCTR 2.0.x behaviour)
+    batch_size: int = 4096  # rows per step (paper's small-scale plan; Criteo used 10,000)
+    lr: float = 1e-3  # Adam learning rate
+    max_epochs: int = 100  # upper bound; early stopping ends most runs long before
+    max_steps: int | None = None  # smoke cap on optimizer steps (None = no cap)
+    patience: int = 2  # stop after this many evaluations without improvement
+    lr_decay_factor: float = 0.1  # lr <- max(lr * factor, min_lr) on every evaluation without improvement
+    min_lr: float = 1e-6  # learning-rate floor of the plateau decay
+    clip_grad_norm: float | None = 10.0  # max global gradient norm (FuxiCTR fit default); None = off
+    eval_every_steps: int | None = None  # evaluate every k steps instead of once per epoch
+    # --- knowledge transfer (strategies)
+    cons: str = "mse"  # consistency loss between probabilities: mse | mae | kl | bce | huber (paper Fig. 10)
+    kd_weight: float = 1.0  # lambda of the kd method when exam=false
+    mutual_weight: float | None = None  # mu of dml / exam=false; None = 1/N for dml (DML), 1 for kdef
+    exam: bool | None = None  # examination-mechanism weights; None = the method's default (on for kdef only);
+    #                              kdef with exam=false is the "w/o EM" ablation (lambda = mu = 1, paper Table V)
+    detach_exam: bool = False  # stop gradients through lambda and mu (the authors' code does not)
+    # --- reproducibility and outputs
+    seed: int = 2024  # run seed; students get derive_seeds(seed, n)
+    form: str = "auto"  # auto | loop | batched (numerically equivalent implementations)
+    probe_rows: int = 4096  # validation rows whose hidden activations go to probe.safetensors (0 = none)
+    save_every: int | None = None  # also keep checkpoints/epoch_{k:04d}/ every k epochs (None = best only)
+    deterministic: bool = False  # torch.use_deterministic_algorithms (CPU runs are deterministic anyway)
+    num_threads: int | None = None  # torch intra-op threads (None = torch's default)
+
+
+#: every valid key, in declaration order
+CONFIG_KEYS: Tuple[str, ...] = tuple(f.name for f in dataclasses.fields(TrainConfig))
+
+ConfigLike = Union[None, TrainConfig, Mapping[str, Any], Sequence[str]]
+
+
+def _user_error_from_omegaconf(exc: Exception, source: str) -> UserError:
+    """Turn an OmegaConf error into a one-line UserError naming the key."""
+    from omegaconf.errors import ConfigKeyError
+
+    key = getattr(exc, "full_key", None) or getattr(exc, "key", None)
+    if isinstance(exc, ConfigKeyError):
+        return UserError(f"{source}: unknown config key {key!r}; valid keys: {', '.join(CONFIG_KEYS)}")
+    msg = str(exc).splitlines()[0]
+    expected = ""
+    if key in CONFIG_KEYS:
+        ftype = TrainConfig.__dataclass_fields__[key].type
+        expected = f" (expected {ftype})"
+    return UserError(f"{source}: bad value for config key {key!r}{expected}: {msg}")
+
+
+def load_config_file(path: Union[str, Path]) -> Dict[str, Any]:
+    """Read a flat YAML config file into a dict (validated later by :func:`resolve_config`)."""
+    import yaml
+
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise UserError(f"{path}: config file not found") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f": line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        raise UserError(f"{path}{where}: invalid YAML ({getattr(exc, 'problem', None) or exc})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: expected a mapping of config keys, got {type(data).__name__}")
+    unknown = [k for k in data if k not in CONFIG_KEYS]
+    if unknown:
+        raise UserError(f"{path}: unknown config key {unknown[0]!r}; valid keys: {', '.join(CONFIG_KEYS)}")
+    return data
+
+
+def _merge(base: Any, layer: Any, source: str) -> Any:
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        return OmegaConf.merge(base, layer)
+    except OmegaConfBaseException as exc:
+        raise _user_error_from_omegaconf(exc, source) from None
+
+
+def _dotlist(overrides: Sequence[str]) -> Any:
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    for item in overrides:
+        if "=" not in item:
+            raise UserError(f"override {item!r}: expected key=value (valid keys: {', '.join(CONFIG_KEYS)})")
+        key = item.split("=", 1)[0].strip()
+        if key not in CONFIG_KEYS:
+            raise UserError(f"override {item!r}: unknown config key {key!r}; valid keys: {', '.join(CONFIG_KEYS)}")
+    try:
+        return OmegaConf.from_dotlist(list(overrides))
+    except OmegaConfBaseException as exc:
+        raise UserError(f"overrides: cannot parse ({str(exc).splitlines()[0]})") from None
+
+
+def resolve_config(overrides: ConfigLike = None, config_file: Union[str, Path] | None = None,
+                   base: TrainConfig | None = None) -> TrainConfig:
+    """Merge defaults (or ``base``) <- ``config_file`` <- ``overrides`` and validate the result.
+
+    Args:
+        overrides: ``["key=value", ...]`` (values parsed as YAML), a mapping, a :class:`TrainConfig`, or None.
+        config_file: optional flat YAML file of config keys.
+        base: start from this config instead of the defaults (used by ``--resume``).
+
+    Returns:
+        A validated :class:`TrainConfig`.
+
+    Raises:
+        UserError: unknown key (the message lists the valid keys), wrong type or invalid value.
+    """
+    from omegaconf import OmegaConf
+
+    if isinstance(overrides, TrainConfig):
+        if config_file is None and base is None:
+            return validate_config(dataclasses.replace(overrides))
+        overrides = config_to_dict(overrides)
+    merged = OmegaConf.structured(base if base is not None else TrainConfig)
+    if config_file is not None:
+        merged = _merge(merged, load_config_file(config_file), str(config_file))
+    if overrides:
+        if isinstance(overrides, Mapping):
+            unknown = [k for k in overrides if k not in CONFIG_KEYS]
+            if unknown:
+                raise UserError(f"unknown config key {unknown[0]!r}; valid keys: {', '.join(CONFIG_KEYS)}")
+            merged = _merge(merged, dict(overrides), "config")
+        elif isinstance(overrides, (list, tuple)):
+            merged = _merge(merged, _dotlist(overrides), "overrides")
+        else:
+            raise UserError(f"config: expected a dict, a list of key=value strings or a TrainConfig, "
+                            f"got {type(overrides).__name__}")
+    cfg = OmegaConf.to_object(merged)
+    assert isinstance(cfg, TrainConfig)
+    return validate_config(cfg)
+
+
+def _check(cond: bool, key: str, expected: str, value: Any) -> None:
+    if not cond:
+        raise UserError(f"config key {key!r}: expected {expected}, got {value!r}")
+
+
+def validate_config(cfg: TrainConfig) -> TrainConfig:
+    """Check ranges and registry names; return ``cfg`` unchanged or raise a :class:`UserError`."""
+    from collapse_lab.models import STUDENTS
+    from collapse_lab.models.fusion import FUSIONS
+    from collapse_lab.strategies import CONSISTENCY, STRATEGIES
+
+    for key, registry in (("method", STRATEGIES), ("student", STUDENTS), ("cons", CONSISTENCY)):
+        value = getattr(cfg, key)
+        _check(value in registry, key, f"one of {', '.join(registry.names())}", value)
+    _check(cfg.fusion in FUSIONS, "fusion", f"one of {', '.join(FUSIONS)}", cfg.fusion)
+    _check(cfg.form in FORMS, "form", f"one of {', '.join(FORMS)}", cfg.form)
+    _check(cfg.n >= 1, "n", "an integer >= 1 (number of students)", cfg.n)
+    _check(all(h >= 1 for h in cfg.hidden_units), "hidden_units", "a list of positive widths", cfg.hidden_units)
+    for key in ("embedding_dim", "batch_size", "max_epochs", "patience"):
+        _check(getattr(cfg, key) >= 1, key, "an integer >= 1", getattr(cfg, key))
+    for key in ("max_steps", "eval_every_steps", "save_every", "num_threads"):
+        value = getattr(cfg, key)
+        _check(value is None or value >= 1, key, "null or an integer >= 1", value)
+    _check(0.0 <= cfg.net_dropout < 1.0, "net_dropout", "a probability in [0, 1)", cfg.net_dropout)
+    _check(cfg.lr > 0, "lr", "a positive learning rate", cfg.lr)
+    _check(0.0 < cfg.lr_decay_factor <= 1.0, "lr_decay_factor", "a factor in (0, 1]", cfg.lr_decay_factor)
+    _check(cfg.min_lr >= 0, "min_lr", "a non-negative learning rate", cfg.min_lr)
+    _check(cfg.clip_grad_norm is None or cfg.clip_grad_norm > 0, "clip_grad_norm", "null or > 0",
+           cfg.clip_grad_norm)
+    for key in ("embedding_regularizer", "kd_weight"):
+        _check(getattr(cfg, key) >= 0, key, "a non-negative number", getattr(cfg, key))
+    _check(cfg.embedding_init_std > 0, "embedding_init_std", "a positive standard deviation", cfg.embedding_init_std)
+    _check(cfg.mutual_weight is None or cfg.mutual_weight >= 0, "mutual_weight", "null or >= 0", cfg.mutual_weight)
+    _check(cfg.probe_rows >= 0, "probe_rows", "an integer >= 0", cfg.probe_rows)
+    _check(0 <= cfg.seed < 2**63, "seed", "a non-negative integer", cfg.seed)
+    _check(bool(cfg.dataset), "dataset", "a dataset name or directory", cfg.dataset)
+    return cfg
+
+
+def config_to_dict(cfg: TrainConfig) -> Dict[str, Any]:
+    """The config as a plain dict (lists copied), in key order."""
+    return {k: (list(v) if isinstance(v, (list, tuple)) else v) for k, v in dataclasses.asdict(cfg).items()}
+
+
+def config_hash(cfg: TrainConfig) -> str:
+    """SHA-256 (hex) of the canonical JSON of the resolved config (sorted keys, no whitespace).
+
+    Example:
+        >>> config_hash(TrainConfig()) == config_hash(TrainConfig())
+        True
+        >>> config_hash(TrainConfig()) == config_hash(TrainConfig(seed=1))
+        False
+    """
+    canonical = json.dumps(config_to_dict(cfg), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def config_to_yaml(cfg: TrainConfig) -> str:
+    """The resolved config as YAML (what ``config.yaml`` holds)."""
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_yaml(OmegaConf.structured(cfg))

@@ -1,0 +1,271 @@
+"""``train(config) -> RunResult``: build everything from a config, train, evaluate, write the run directory.
+
+Used by ``collapse-lab train`` and by notebooks (``collapse_lab.train(...)``)::
+
+    >>> result = train(["dataset=data/synthetic", "method=kdef", "n=4"])   # doctest: +SKIP
+    >>> result.summary["ensemble_auc"], result.run_dir                    # doctest: +SKIP
+
+Order of work: resolve and validate the config, the device and the dataset, build the model and the task —
+all before anything is written, so bad input leaves no directory behind — then create (or reopen) the run
+directory, train (:class:`~collapse_lab.train.trainer.Trainer`), restore the best weights, score valid and
+test, save the probe activations and mark the manifest ``complete``. Errors mark it ``failed``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Dict, Sequence, Union
+
+from collapse_lab.config import ConfigLike, TrainConfig, config_hash, config_to_dict, config_to_yaml, resolve_config
+from collapse_lab.errors import UserError
+from collapse_lab.io.atomic import atomic_write_text
+from collapse_lab.io.checkpoint import load_trainer_state, load_weights, save_weights
+from collapse_lab.io.manifest import Manifest, read_manifest
+from collapse_lab.io.rundir import MetricsLog, RunDir, run_logger
+
+__all__ = ["train", "RunResult", "default_run_dir", "resolve_device"]
+
+DEFAULT_RUNS_ROOT = Path("runs")
+
+
+@dataclass
+class RunResult:
+    """What a finished run produced; everything is also in ``run_dir/manifest.json``."""
+
+    run_dir: Path
+    config: TrainConfig
+    manifest: Dict[str, Any]
+
+    @property
+    def results(self) -> Dict[str, Any]:
+        return self.manifest.get("results") or {}
+
+    @property
+    def summary(self) -> Dict[str, Any]:
+        """Test-split summary: ensemble AUC/logloss, best/worst student, spread, gap, λ/μ statistics."""
+        return self.results.get("summary") or {}
+
+    @property
+    def test(self) -> Dict[str, Dict[str, float]]:
+        return self.results.get("test") or {}
+
+    @property
+    def valid(self) -> Dict[str, Dict[str, float]]:
+        return self.results.get("valid") or {}
+
+    @classmethod
+    def from_run_dir(cls, run_dir: Union[str, Path]) -> RunResult:
+        manifest = read_manifest(Path(run_dir) / "manifest.json")
+        return cls(Path(run_dir), TrainConfig(**manifest["config"]), manifest)
+
+    def to_dict(self) -> Dict[str, Any]:
+        """JSON-ready view (what ``collapse-lab train --json`` prints)."""
+        return {"run_dir": str(self.run_dir), "status": self.manifest.get("status"),
+                "best_epoch": self.results.get("best_epoch"), "epochs_run": self.results.get("epochs_run"),
+                "test": self.test, "valid": self.valid, "summary": self.summary}
+
+
+def default_run_dir(cfg: TrainConfig, root: Union[str, Path] = DEFAULT_RUNS_ROOT) -> Path:
+    """``runs/<dataset>-<method>-<fusion>-n<N>-s<seed>`` (dataset = last path component).
+
+    Example:
+        >>> default_run_dir(TrainConfig(dataset="data/ml", method="kd", n=2, seed=1)).as_posix()
+        'runs/ml-kd-mean-n2-s1'
+    """
+    name = Path(cfg.dataset).name or "dataset"
+    return Path(root) / f"{name}-{cfg.method}-{cfg.fusion}-n{cfg.n}-s{cfg.seed}"
+
+
+def resolve_device(device: str | None) -> str:
+    """``auto`` -> ``cuda`` when available, else ``cpu``; an unavailable or unknown device is a UserError."""
+    import torch
+
+    if device in (None, "auto"):
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise UserError(f"unknown device {device!r}; valid: auto, cpu, cuda") from None
+    if parsed.type not in ("cpu", "cuda"):
+        raise UserError(f"unknown device {device!r}; valid: auto, cpu, cuda")
+    if parsed.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"device {device!r} requested but no CUDA device is available; use --device cpu")
+    return str(parsed)
+
+
+def _resume_config(run: Path, config: ConfigLike, config_file: Union[str, Path] | None) -> TrainConfig:
+    """The stored config of ``run``; any key given now must agree with it."""
+    stored = TrainConfig(**read_manifest(run / "manifest.json")["config"])
+    given = resolve_config(config, config_file, base=stored)
+    changed = [k for k, v in config_to_dict(given).items() if config_to_dict(stored)[k] != v]
+    if changed:
+        raise UserError(f"{run}: cannot resume with a different config (changed: {', '.join(changed)}); "
+                        "use --overwrite to start over")
+    return stored
+
+
+def train(config: ConfigLike = None, out_dir: Union[str, Path] | None = None, *, resume: bool = False,
+          overwrite: bool = False, device: str | None = "auto", progress: bool | None = None,
+          config_file: Union[str, Path] | None = None, console: bool = True,
+          callbacks: Sequence[Callable[[str, Dict[str, Any]], None]] = ()) -> RunResult:
+    """Train an ensemble and write its run directory.
+
+    Args:
+        config: a :class:`TrainConfig`, a dict of config keys or a list of ``key=value`` overrides.
+        out_dir: the run directory (default :func:`default_run_dir`).
+        resume: continue the run in ``out_dir`` after its last finished epoch.
+        overwrite: replace an existing ``out_dir``.
+        device: ``auto`` | ``cpu`` | ``cuda`` (``cuda:1``...).
+        progress: tqdm progress bar (None = only on a terminal).
+        config_file: a YAML file of config keys, merged before ``config``.
+        console: also log to stderr (the log always goes to ``train.log``).
+        callbacks: ``fn(event, info)`` called after each evaluation and each epoch.
+
+    Returns:
+        :class:`RunResult` of the finished run.
+
+    Raises:
+        UserError: bad config, unprepared dataset, existing output directory, non-finite loss...
+    """
+    import torch
+
+    cfg = resolve_config(config, config_file)
+    out = Path(out_dir) if out_dir is not None else default_run_dir(cfg)
+    if resume:
+        if not (out / "manifest.json").exists():
+            raise UserError(f"{out}: no run to resume (no manifest.json)")
+        cfg = _resume_config(out, config, config_file)
+        if read_manifest(out / "manifest.json").get("status") == "complete":
+            return RunResult.from_run_dir(out)
+    elif out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
+        raise UserError(f"{out}: output directory exists; pass --resume to continue it or --overwrite to replace it")
+    dev = resolve_device(device)
+    old_threads = torch.get_num_threads()
+    try:
+        if cfg.num_threads is not None:
+            torch.set_num_threads(cfg.num_threads)
+        return _run(cfg, out, resume, overwrite, dev, progress, console, callbacks)
+    finally:
+        torch.set_num_threads(old_threads)
+
+
+def _build(cfg: TrainConfig, dev: str) -> Dict[str, Any]:
+    """Dataset, iterators, model and task (validates everything before the run directory is touched)."""
+    import torch
+
+    from collapse_lab.data.catalog import resolve_processed
+    from collapse_lab.data.dataset import BatchIterator, ProcessedDataset
+    from collapse_lab.models import build_ensemble, resolve_form
+    from collapse_lab.strategies import build_strategy
+    from collapse_lab.utils.seed import seed_everything
+
+    path = resolve_processed(cfg.dataset, cfg.data_root).resolve()
+    data = ProcessedDataset(path)
+    splits = {name: data.split(name) for name in ("train", "valid", "test")}
+    for name, split in splits.items():
+        if len(split) == 0:
+            raise UserError(f"{path}: split {name!r} is empty")
+    if dev == "cpu":
+        torch.set_flush_denormal(True)  # Adam moments of rare embedding rows decay into slow denormals
+    seed_everything(cfg.seed, cfg.deterministic)
+    form = resolve_form(cfg.form, dev)
+    model = build_ensemble(data.feature_map, num_students=cfg.n, student=cfg.student, embedding_dim=cfg.embedding_dim,
+                           hidden_units=tuple(cfg.hidden_units), net_dropout=cfg.net_dropout,
+                           batch_norm=cfg.batch_norm, fusion=cfg.fusion, form=form, seed=cfg.seed,
+                           embedding_init_std=cfg.embedding_init_std).to(dev)
+    task = build_strategy(cfg.method, num_students=cfg.n, cons=cfg.cons, kd_weight=cfg.kd_weight,
+                          mutual_weight=cfg.mutual_weight, exam=cfg.exam, detach_exam=cfg.detach_exam)
+    if isinstance(task, torch.nn.Module):
+        task = task.to(dev)
+    # a last batch of one row would break BatchNorm in train mode; FuxiCTR keeps partial batches otherwise
+    drop_last = len(splits["train"]) % cfg.batch_size == 1
+    device = None if dev == "cpu" else dev
+    return {"path": path, "data": data, "splits": splits, "model": model, "task": task, "form": form,
+            "train": BatchIterator(splits["train"], cfg.batch_size, shuffle=True, seed=cfg.seed, drop_last=drop_last,
+                                   device=device),
+            "valid": BatchIterator(splits["valid"], cfg.batch_size, device=device),
+            "test": BatchIterator(splits["test"], cfg.batch_size, device=device)}
+
+
+def _run(cfg: TrainConfig, out: Path, resume: bool, overwrite: bool, dev: str, progress: bool | None,
+         console: bool, callbacks: Sequence[Any]) -> RunResult:
+    from collapse_lab.train.trainer import Trainer
+    from collapse_lab.utils.seed import derive_seeds
+
+    built = _build(cfg, dev)
+    model, data = built["model"], built["data"]
+    run = RunDir.prepare(out, resume=resume, overwrite=overwrite)
+    if resume:
+        manifest = Manifest.load(run.manifest_json)
+    else:
+        atomic_write_text(run.config_yaml, config_to_yaml(cfg))
+        manifest = Manifest.create(
+            run.manifest_json, device=dev, form=built["form"], config=config_to_dict(cfg),
+            config_hash=config_hash(cfg), seeds={"run": cfg.seed, "students": derive_seeds(cfg.seed, cfg.n)},
+            dataset={"id": data.dataset_id, "path": str(built["path"]), "hash": data.content_hash,
+                     "rows": {name: len(split) for name, split in built["splits"].items()}},
+            model=model.describe())
+    manifest.set_status("running")
+    manifest.save()
+    metrics = MetricsLog(run.metrics_csv)
+    with run_logger(run.train_log, console=console) as log:
+        trainer = Trainer(cfg, model, built["task"], built["train"], built["valid"], run, metrics, manifest, log,
+                          dev, progress=progress, callbacks=callbacks)
+        try:
+            if resume:
+                trainer.load_state_dict(load_trainer_state(run.trainer_state))
+                log.info("resuming %s after epoch %d (step %d)", run.path, trainer.epoch, trainer.step)
+            else:
+                log.info("training %s: %s", run.path, config_to_dict(cfg))
+            trainer.fit()
+            _finish(cfg, trainer, built, run, manifest, metrics, log)
+        except UserError as exc:
+            log.error("failed: %s", exc)
+            manifest.set_status("failed", str(exc))
+            manifest.save()
+            raise
+        except BaseException as exc:
+            reason = f"interrupted after epoch {trainer.epoch} (step {trainer.step}): {type(exc).__name__} {exc}"
+            log.error("%s; rerun with --resume to continue", reason)
+            manifest.set_status("failed", reason.strip())
+            manifest.save()
+            raise
+    return RunResult(run.path, cfg, manifest.data)
+
+
+def _finish(cfg: TrainConfig, trainer: Any, built: Dict[str, Any], run: RunDir, manifest: Manifest,
+            metrics: MetricsLog, log: Any) -> None:
+    """Restore the best weights, score valid and test, save the probe, complete the manifest."""
+    from collapse_lab.train.evaluation import evaluate, summarize
+    from collapse_lab.train.probe import collect_probe, probe_entry, probe_indices
+
+    model = trainer.model
+    weights, _ = load_weights(run.checkpoint("best"))
+    model.import_state_dict(weights)
+    best_epoch, best_step = trainer.monitor.best_epoch, trainer.monitor.best_step
+    valid = evaluate(model, built["valid"], split="valid")
+    test = evaluate(model, built["test"], split="test")
+    for split, values in (("valid", valid), ("test", test)):
+        for member, scores in values.items():
+            for metric, value in scores.items():
+                metrics.add(best_epoch, best_step, split, member, metric, value)
+    metrics.flush()
+    summary = summarize(test, trainer.transfer)
+    probe = None
+    if cfg.probe_rows > 0:
+        split = built["splits"]["valid"]
+        indices = probe_indices(len(split), cfg.probe_rows, cfg.seed)
+        tensors = collect_probe(model, split, indices, cfg.batch_size, None if trainer.device.type == "cpu"
+                                else trainer.device)
+        sha = save_weights(run.probe, tensors, {"split": "valid", "rows": len(indices), "seed": cfg.seed})
+        probe = probe_entry(run.relative(run.probe), "valid", tensors, sha)
+    manifest.update(probe=probe, results={"best_epoch": best_epoch, "best_step": best_step,
+                                          "epochs_run": trainer.epoch, "steps_run": trainer.step,
+                                          "valid": valid, "test": test, "summary": summary})
+    manifest.set_status("complete")
+    manifest.save()
+    log.info("done: best epoch %d; test ensemble AUC %.5f logloss %.5f; best student %d AUC %.5f; spread %.5f; "
+             "gap %.5f", best_epoch, summary["ensemble_auc"], summary["ensemble_logloss"], summary["best_student"],
+             summary["best_student_auc"], summary["spread"], summary["gap"])
+

@@ -1,0 +1,119 @@
+"""Evaluation of an ensemble: AUC and logloss for every student and for the fused ensemble prediction.
+
+Predictions follow the paper's code (paper.md §2.3, §4.8): the ensemble predicts
+``p_t = sigmoid(fused_logit)`` (mean fusion: ``sigmoid((1/N) sum_k z_k)``) and student k predicts
+``p_k = sigmoid(z_k)``, each scored on its own. Metrics are scikit-learn's ``roc_auc_score`` and ``log_loss``
+on the concatenated float64 predictions of the whole split, as FuxiCTR/BARS report them (style.md §6.13):
+
+    AUC     = P(p_i > p_j | y_i = 1, y_j = 0)       (ties count 1/2)
+    logloss = -(1/R) sum_i [ y_i log p_i + (1 - y_i) log(1 - p_i) ]
+
+The summary adds best/worst student (by AUC), ``spread = best - worst`` and ``gap = ensemble - best`` (paper
+limitations 2 and 3).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Iterable, Mapping, Tuple
+
+import numpy as np
+
+from collapse_lab.errors import UserError
+
+__all__ = ["predict", "score", "score_members", "evaluate", "summarize"]
+
+
+def predict(model: Any, batches: Iterable[Any]) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Run ``model`` in eval mode over ``batches``.
+
+    Returns:
+        ``(labels (R,), student_logits (R, N), fused_logits (R,))``, all float64 numpy arrays.
+    """
+    import torch
+
+    was_training = model.training
+    model.eval()
+    labels, logits, fused = [], [], []
+    try:
+        with torch.no_grad():
+            for batch in batches:
+                out = model(batch.ids, values=batch.values)
+                labels.append(batch.labels.detach().to("cpu", torch.float64))
+                logits.append(out["logits"].detach().to("cpu", torch.float64))  # (B, N)
+                fused.append(out["fused_logit"].detach().to("cpu", torch.float64))  # (B,)
+    finally:
+        model.train(was_training)
+    if not labels:
+        raise UserError("cannot evaluate an empty split")
+    return torch.cat(labels).numpy(), torch.cat(logits).numpy(), torch.cat(fused).numpy()
+
+
+def score(labels: np.ndarray, probs: np.ndarray, split: str = "split") -> Dict[str, float]:
+    """AUC and logloss of float64 probabilities (sklearn).
+
+    Example:
+        >>> score(np.array([0., 1., 1., 0.]), np.array([0.1, 0.8, 0.4, 0.3]))["auc"]
+        1.0
+    """
+    from sklearn.metrics import log_loss, roc_auc_score
+
+    labels = np.asarray(labels, dtype=np.float64)
+    if np.unique(labels).size < 2:
+        raise UserError(f"{split}: the split has only one class (label {labels[0] if labels.size else '?'}); "
+                        "AUC is undefined — use a larger split")
+    probs = np.asarray(probs, dtype=np.float64)
+    if not np.all(np.isfinite(probs)):
+        raise UserError(f"{split}: the model predicts non-finite probabilities (diverged training?)")
+    return {"auc": float(roc_auc_score(labels, probs)), "logloss": float(log_loss(labels, probs, labels=[0, 1]))}
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    from scipy.special import expit
+
+    return expit(z)
+
+
+def score_members(labels: np.ndarray, logits: np.ndarray, fused: np.ndarray,
+                  split: str = "split") -> Dict[str, Dict[str, float]]:
+    """``{"ensemble": {...}, "0": {...}, ..., "N-1": {...}}`` from logits (probabilities = sigmoid)."""
+    metrics = {"ensemble": score(labels, _sigmoid(fused), split)}
+    for k in range(logits.shape[1]):
+        metrics[str(k)] = score(labels, _sigmoid(logits[:, k]), split)
+    return metrics
+
+
+def evaluate(model: Any, batches: Iterable[Any], split: str = "split") -> Dict[str, Dict[str, float]]:
+    """Predict ``batches`` and score the ensemble and every student."""
+    return score_members(*predict(model, batches), split=split)
+
+
+def summarize(metrics: Mapping[str, Mapping[str, float]],
+              transfer: Mapping[str, float | None] | None = None) -> Dict[str, Any]:
+    """Summary of a split's metrics (manifest ``results.summary``).
+
+    Args:
+        metrics: output of :func:`score_members`.
+        transfer: ``lambda_mean, lambda_std, mu_mean, mu_std`` of the last training epoch (None = no EM weights).
+
+    Example:
+        >>> m = {"ensemble": {"auc": 0.8, "logloss": 0.4}, "0": {"auc": 0.7, "logloss": 0.5},
+        ...      "1": {"auc": 0.75, "logloss": 0.45}}
+        >>> s = summarize(m)
+        >>> s["best_student"], s["worst_student"], round(s["spread"], 10), round(s["gap"], 10)
+        (1, 0, 0.05, 0.05)
+    """
+    students = sorted((k for k in metrics if k != "ensemble"), key=int)
+    aucs = [metrics[k]["auc"] for k in students]
+    best, worst = int(np.argmax(aucs)), int(np.argmin(aucs))
+    transfer = dict(transfer or {})
+    return {
+        "ensemble_auc": metrics["ensemble"]["auc"],
+        "ensemble_logloss": metrics["ensemble"]["logloss"],
+        "best_student": int(students[best]),
+        "best_student_auc": aucs[best],
+        "worst_student": int(students[worst]),
+        "worst_student_auc": aucs[worst],
+        "spread": aucs[best] - aucs[worst],
+        "gap": metrics["ensemble"]["auc"] - aucs[best],
+        **{key: transfer.get(key) for key in ("lambda_mean", "lambda_std", "mu_mean", "mu_std")},
+    }
