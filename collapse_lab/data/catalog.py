@@ -9,24 +9,24 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Optional, Union
+from typing import Union
 
 from collapse_lab.errors import UserError
 
 __all__ = ["data_root", "cache_dir", "resolve_processed"]
 
 
-def data_root(root: Optional[Union[str, Path]] = None) -> Path:
+def data_root(root: Union[str, Path] | None = None) -> Path:
     """The directory holding processed datasets (``root``, else ``$COLLAPSE_LAB_DATA``, else ``./data``)."""
     return Path(root or os.environ.get("COLLAPSE_LAB_DATA") or "data")
 
 
-def cache_dir(root: Optional[Union[str, Path]] = None) -> Path:
+def cache_dir(root: Union[str, Path] | None = None) -> Path:
     """The download cache (``<data_root>/.cache``)."""
     return data_root(root) / ".cache"
 
 
-def resolve_processed(name_or_dir: Union[str, Path], root: Optional[Union[str, Path]] = None) -> Path:
+def resolve_processed(name_or_dir: Union[str, Path], root: Union[str, Path] | None = None) -> Path:
     """The processed-dataset directory for a name or a path; a clear error says how to prepare it."""
     candidate = Path(name_or_dir)
     if (candidate / "feature_map.json").exists():

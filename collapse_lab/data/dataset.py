@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Iterator, Optional, Union
+from typing import Any, Dict, Iterator, Union
 
 import numpy as np
 
@@ -38,8 +38,8 @@ class Split:
     name: str
     ids: np.ndarray  # int32 (rows, C)
     labels: np.ndarray  # float32 (rows,)
-    values: Optional[np.ndarray] = None  # float32 (rows, n_numeric)
-    probs: Optional[np.ndarray] = None  # float32 (rows,) true probabilities (synthetic data only)
+    values: np.ndarray | None = None  # float32 (rows, n_numeric)
+    probs: np.ndarray | None = None  # float32 (rows,) true probabilities (synthetic data only)
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
@@ -59,7 +59,7 @@ def _load_array(path: Path, mmap: bool) -> np.ndarray:
 
 
 def write_split(directory: Union[str, Path], name: str, ids: np.ndarray, labels: np.ndarray,
-                values: Optional[np.ndarray] = None, probs: Optional[np.ndarray] = None) -> None:
+                values: np.ndarray | None = None, probs: np.ndarray | None = None) -> None:
     """Write one split's arrays into ``directory/name/`` (the caller makes the whole directory atomic)."""
     out = Path(directory) / name
     out.mkdir(parents=True, exist_ok=True)
@@ -90,7 +90,7 @@ class ProcessedDataset:
         return self.feature_map.dataset_id
 
     @property
-    def content_hash(self) -> Optional[str]:
+    def content_hash(self) -> str | None:
         return self.meta.get("content_hash")
 
     def split(self, name: str) -> Split:
@@ -107,7 +107,7 @@ class ProcessedDataset:
                                        _load_array(d / "labels.npy", self._mmap), **optional)
         return self._splits[name]
 
-    def counts(self, field: str) -> Optional[np.ndarray]:
+    def counts(self, field: str) -> np.ndarray | None:
         """Training-split id frequencies of ``field`` (int64, length vocab_size), if recorded."""
         path = self.root / "counts" / f"{field}.npy"
         return np.load(path, allow_pickle=False) if path.exists() else None
@@ -122,8 +122,10 @@ class Batch:
     values: Any = None
     index: Any = None  # row indices into the split (numpy int64), for probes and debugging
 
-    def to(self, device: Any, non_blocking: bool = False) -> "Batch":
-        move = (lambda t: None if t is None else t.to(device, non_blocking=non_blocking))
+    def to(self, device: Any, non_blocking: bool = False) -> Batch:
+        def move(t: Any) -> Any:
+            return None if t is None else t.to(device, non_blocking=non_blocking)
+
         return Batch(move(self.ids), move(self.labels), move(self.values), self.index)
 
     def __len__(self) -> int:
@@ -166,7 +168,7 @@ class BatchIterator:
         n = len(self.split)
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
-    def _order(self) -> Optional[np.ndarray]:
+    def _order(self) -> np.ndarray | None:
         if not self.shuffle:
             return None
         return np.random.default_rng(self.seed + 1_000_003 * self.epoch).permutation(len(self.split))

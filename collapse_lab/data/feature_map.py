@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Union
+from typing import Any, Dict, List, Union
 
 from collapse_lab.errors import UserError
 
@@ -36,9 +36,9 @@ class FieldInfo:
     column: int  # first column in ``ids`` (categorical/sequence) or the column in ``values`` (numeric)
     width: int = 1  # number of id columns (max_len for sequences; 0 for numeric)
     vocab_size: int = 0  # rows of the embedding table (incl. padding and OOV); 1 for numeric
-    padding_idx: Optional[int] = 0
-    oov_idx: Optional[int] = None
-    max_len: Optional[int] = None
+    padding_idx: int | None = 0
+    oov_idx: int | None = None
+    max_len: int | None = None
     extra: Dict[str, Any] = field(default_factory=dict)  # e.g. preprocessing recipe, source column
 
     def __post_init__(self) -> None:
@@ -87,7 +87,7 @@ class FeatureMap:
         }
 
     @classmethod
-    def from_dict(cls, data: Dict[str, Any], source: str = "feature map") -> "FeatureMap":
+    def from_dict(cls, data: Dict[str, Any], source: str = "feature map") -> FeatureMap:
         try:
             fields = [FieldInfo(**f) for f in data["fields"]]
             return cls(
@@ -105,7 +105,7 @@ class FeatureMap:
         atomic_write_json(path, self.to_dict())
 
     @classmethod
-    def load(cls, path: Union[str, Path]) -> "FeatureMap":
+    def load(cls, path: Union[str, Path]) -> FeatureMap:
         path = Path(path)
         try:
             data = json.loads(path.read_text())

@@ -46,7 +46,7 @@ from collapse_lab.data.meta import build_meta, content_hash, needs_build
 from collapse_lab.errors import UserError
 from collapse_lab.io.atomic import atomic_directory, atomic_write_json
 
-__all__ = ["make_synthetic", "synthetic_params", "planted_logits"]
+__all__ = ["make_synthetic", "synthetic_params", "planted_logits", "build_synthetic"]
 
 _CHUNK_ROWS = 1 << 20
 
@@ -171,15 +171,20 @@ def make_synthetic(out_dir: Union[str, Path], *, rows: int = 20000, fields: int 
     Returns:
         ``out_dir`` as a Path.
     """
+    return build_synthetic(out_dir, rows=rows, fields=fields, vocab_size=vocab_size, zipf=zipf, rank=rank,
+                           first_order=first_order, interaction=interaction, noise=noise, base_rate=base_rate,
+                           bias=bias, seed=seed, split=split, dataset_id=dataset_id, overwrite=overwrite)[0]
+
+
+def build_synthetic(out_dir: Union[str, Path], *, overwrite: bool = False, **params: Any) -> Tuple[Path, bool]:
+    """:func:`make_synthetic` returning ``(out_dir, skipped)``; ``skipped`` when it was already up to date."""
     from sklearn.metrics import log_loss, roc_auc_score
 
-    p = synthetic_params(rows=rows, fields=fields, vocab_size=vocab_size, zipf=zipf, rank=rank,
-                         first_order=first_order, interaction=interaction, noise=noise, base_rate=base_rate,
-                         bias=bias, seed=seed, split=split, dataset_id=dataset_id)
+    p = synthetic_params(**params)
     out_dir = Path(out_dir)
     digest = content_hash({"generator": "synthetic", **p})
     if not needs_build(out_dir, digest, p["dataset_id"], overwrite):
-        return out_dir
+        return out_dir, True
 
     param_seq, id_seq, label_seq = np.random.SeedSequence(p["seed"]).spawn(3)
     weights, factors = _draw_planted(p, np.random.default_rng(param_seq))
@@ -221,4 +226,4 @@ def make_synthetic(out_dir: Union[str, Path], *, rows: int = 20000, fields: int 
         atomic_write_json(tmp / "meta.json", build_meta(
             p["dataset_id"], "synthetic", digest, rows_per, rate, generator=p, oracle=oracle,
             planted={"bias": float(b0), "file": "planted.npz"}))
-    return out_dir
+    return out_dir, False

@@ -1,0 +1,156 @@
+"""Streaming readers for raw CSV and parquet files (bounded memory, with locations for error messages).
+
+CSV files are read with pyarrow's streaming reader in blocks of ``block_bytes`` (every needed column as a
+string; empty cells are missing), parquet files batch by batch. Each chunk comes with the index of its first
+data row so that a bad cell can be reported as ``<file>: line N, column 'X'`` (CSV: physical line, header =
+line 1; parquet: ``row N``, 1-based).
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, List, Sequence
+
+from collapse_lab.errors import UserError
+
+__all__ = ["Chunk", "read_header", "iter_chunks", "location"]
+
+DEFAULT_BLOCK_BYTES = 1 << 24  # 16 MiB of CSV text per chunk
+PARQUET_BATCH_ROWS = 1 << 17
+
+
+@dataclass
+class Chunk:
+    """A block of rows: ``table`` is a pyarrow Table with the requested columns."""
+
+    start: int  # index of the first data row in the file (0-based)
+    table: Any
+
+    @property
+    def num_rows(self) -> int:
+        return int(self.table.num_rows)
+
+
+def location(path: Path, fmt: str, row: int) -> str:
+    """Human location of data row ``row`` (0-based): ``line row+2`` in a CSV with header, else ``row row+1``."""
+    return f"{path}: line {row + 2}" if fmt == "csv" else f"{path}: row {row + 1}"
+
+
+def read_header(path: Path, fmt: str, sep: str = ",") -> List[str]:
+    """Column names of a CSV header line or a parquet schema; missing/empty files raise a UserError."""
+    if not path.exists():
+        raise UserError(f"{path}: file not found")
+    if path.is_dir():
+        raise UserError(f"{path}: is a directory, expected a {fmt} file")
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        try:
+            return list(pq.ParquetFile(path).schema_arrow.names)
+        except Exception as exc:  # pyarrow raises ArrowInvalid/OSError subclasses for non-parquet input
+            raise UserError(f"{path}: not a readable parquet file ({exc})") from None
+    import pyarrow as pa
+
+    first = b""
+    with pa.input_stream(str(path)) as stream:  # transparently decompresses .gz/.bz2/.zst
+        while b"\n" not in first and len(first) < (1 << 24):
+            block = stream.read(1 << 16)
+            if not block:
+                break
+            first += block
+    line = first.split(b"\n")[0].decode("utf-8", errors="replace").rstrip("\r")
+    if not line:
+        raise UserError(f"{path}: line 1: empty file, expected a header line of column names")
+    return next(csv.reader([line], delimiter=sep))
+
+
+def _check_columns(path: Path, header: Sequence[str], columns: Sequence[str]) -> None:
+    for name in columns:
+        if name not in header:
+            shown = ", ".join(header[:50]) + (" ..." if len(header) > 50 else "")
+            raise UserError(f"{path}: line 1: column {name!r} not found; the header has: {shown}")
+
+
+def iter_chunks(path: Path, fmt: str, columns: Sequence[str], sep: str = ",",
+                block_bytes: int = DEFAULT_BLOCK_BYTES, desc: str | None = None,
+                progress: bool | None = None) -> Iterator[Chunk]:
+    """Yield :class:`Chunk` s of ``columns`` from ``path``; CSV cells arrive as strings (empty = null).
+
+    Rows with a wrong number of fields raise ``UserError("<file>: line N: expected K columns, got M")``.
+    ``progress`` follows tqdm's ``disable`` convention inverted: ``None`` shows a bar only on a terminal.
+    """
+    from tqdm.auto import tqdm
+
+    header = read_header(path, fmt, sep)
+    _check_columns(path, header, columns)
+    disable = None if progress is None else not progress
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        pf = pq.ParquetFile(path)
+        start = 0
+        with tqdm(total=pf.metadata.num_rows, desc=desc or path.name, unit="row", unit_scale=True,
+                  disable=disable, leave=False) as bar:
+            for batch in pf.iter_batches(batch_size=PARQUET_BATCH_ROWS, columns=list(columns)):
+                import pyarrow as pa
+
+                table = pa.Table.from_batches([batch])
+                yield Chunk(start, table)
+                start += table.num_rows
+                bar.update(table.num_rows)
+        return
+
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    bad: List[Any] = []
+
+    def on_invalid(row: Any) -> str:
+        bad.append(row)
+        return "error"
+
+    types = {name: pa.string() for name in columns}
+    read_opts = pacsv.ReadOptions(block_size=int(block_bytes), use_threads=False)
+    parse_opts = pacsv.ParseOptions(delimiter=sep, invalid_row_handler=on_invalid)
+    convert_opts = pacsv.ConvertOptions(include_columns=list(columns), column_types=types,
+                                        strings_can_be_null=True, null_values=[""], quoted_strings_can_be_null=True)
+    compressed = path.suffix in (".gz", ".bz2", ".zst", ".lz4")
+    total = None if compressed else path.stat().st_size
+
+    def invalid(exc: Exception) -> UserError:
+        if bad:
+            row = bad[0]
+            line = f"line {row.number}" if row.number is not None else "a line"
+            return UserError(f"{path}: {line}: expected {row.expected_columns} columns, got {row.actual_columns}")
+        return UserError(f"{path}: unreadable CSV ({str(exc).splitlines()[0]})")
+
+    stream = pa.input_stream(str(path))
+    try:
+        with tqdm(total=total, desc=desc or path.name, unit="B", unit_scale=True, disable=disable,
+                  leave=False) as bar:
+            try:
+                reader = pacsv.open_csv(stream, read_options=read_opts, parse_options=parse_opts,
+                                        convert_options=convert_opts)
+            except pa.ArrowInvalid as exc:
+                raise invalid(exc) from None
+            start, done = 0, 0
+            while True:
+                try:
+                    batch = reader.read_next_batch()
+                except StopIteration:
+                    break
+                except pa.ArrowInvalid as exc:
+                    raise invalid(exc) from None
+                if batch.num_rows == 0:
+                    continue
+                table = pa.Table.from_batches([batch])
+                yield Chunk(start, table)
+                start += table.num_rows
+                if total is not None:
+                    pos = min(stream.tell(), total)
+                    bar.update(pos - done)
+                    done = pos
+    finally:
+        stream.close()
