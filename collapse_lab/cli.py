@@ -23,6 +23,7 @@ __all__ = ["main", "cli", "COMMANDS"]
 
 #: command name -> "module:attribute" of its click command (kept in alphabetical order)
 COMMANDS: Dict[str, str] = {
+    "data": "collapse_lab.commands.data:data",
     "train": "collapse_lab.commands.train:train_command",
 }
 
