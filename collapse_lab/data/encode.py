@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from collapse_lab.data.reader import location
-from collapse_lab.data.spec import ColumnSpec
+from collapse_lab.data.spec import STRING_PREPROCESSORS, ColumnSpec
 from collapse_lab.data.vocab import hash_tokens
 from collapse_lab.errors import UserError
 
@@ -133,12 +133,30 @@ def _text(values: np.ndarray, integral: bool) -> np.ndarray:
     return np.array([repr(float(v)) for v in values], dtype=object)
 
 
+def _string_preprocess(arr: Any, col: ColumnSpec, where: Where) -> Any:
+    """FuxiCTR's KKBox hooks: ``extract_country_code`` and ``bucketize_age`` (missing -> "")."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if col.preprocess == "extract_country_code":
+        if isinstance(arr, pa.ChunkedArray):
+            arr = arr.combine_chunks()
+        text = arr if pa.types.is_string(arr.type) else pc.cast(arr, pa.string())
+        return pc.fill_null(pc.utf8_slice_codeunits(text, 0, 2), "")
+    age = parse_numbers(arr, col.name, where)
+    bucket = np.digitize(age, [10, 20, 30, 40, 50, 60], right=True) + 1  # (0,10] -> 1, ..., (60, inf) -> 7
+    valid = (age >= 1) & (age <= 95)
+    return pa.array(np.where(valid, bucket.astype(str), ""), type=pa.string())
+
+
 def column_tokens(arr: Any, col: ColumnSpec, where: Where) -> Tokens:
     """Distinct tokens of a categorical column (raw strings, numbers, or bucketised numbers)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    if col.preprocess or col.dtype in ("int", "float"):
+    if col.preprocess in STRING_PREPROCESSORS:
+        arr = _string_preprocess(arr, col, where)
+    elif col.preprocess or col.dtype in ("int", "float"):
         x = numeric_values(arr, col, where)
         if col.preprocess:
             x = bucketize(x, col.preprocess).astype(np.float64)

@@ -21,7 +21,9 @@ Column semantics follow FuxiCTR: ``fill_na`` (alias ``na_value``) replaces missi
 of the vocabulary; tokens seen fewer than ``min_categr_count`` times (global, or per column) in the training
 split map to the OOV id. ``preprocess: convert_to_bucket`` (alias ``bucketize``) applies FuxiCTR's Criteo
 transform x → ⌊(ln x)²⌋ if x > 2 else int(x); ``bucketize_log2`` applies the BARS README's ⌊log₂ x⌋ if x > 2
-else 1 (``data.md`` §1.2); a bucketised column becomes a categorical field. Sequences are split on
+else 1 (``data.md`` §1.2); FuxiCTR's KKBox hooks ``extract_country_code`` (first two characters, e.g. of an
+ISRC) and ``bucketize_age`` (1–10 → "1", …, 51–60 → "6", 61–95 → "7", anything else missing) are string
+transforms. A preprocessed column is always a categorical field. Sequences are split on
 ``splitter`` (default ``^``), padded/truncated to ``max_len`` (default: the longest training sequence) with
 ``padding: post`` (default; keeps the first ``max_len`` tokens) or ``pre`` (keeps the last ones, FuxiCTR's
 default). Relative paths resolve against ``base_dir`` (the current directory unless given).
@@ -36,14 +38,16 @@ from typing import Any, Dict, List, Union
 from collapse_lab.errors import UserError
 
 __all__ = ["ColumnSpec", "DatasetSpec", "load_spec", "spec_from_dict", "SPEC_KEYS", "COLUMN_KEYS",
-           "PREPROCESSORS"]
+           "PREPROCESSORS", "NUMERIC_BUCKETS", "STRING_PREPROCESSORS"]
 
 SPEC_KEYS = ("dataset_id", "description", "data_root", "data_format", "train_data", "valid_data", "test_data",
              "min_categr_count", "feature_cols", "label_col", "sep")
 COLUMN_KEYS = ("name", "active", "dtype", "type", "fill_na", "na_value", "min_categr_count", "preprocess",
                "splitter", "max_len", "padding", "source")
 LABEL_KEYS = ("name", "dtype")
-PREPROCESSORS = ("convert_to_bucket", "bucketize", "bucketize_log2")
+NUMERIC_BUCKETS = ("convert_to_bucket", "bucketize", "bucketize_log2")
+STRING_PREPROCESSORS = ("extract_country_code", "bucketize_age")
+PREPROCESSORS = NUMERIC_BUCKETS + STRING_PREPROCESSORS
 _DTYPES = {"str": "str", "string": "str", "int": "int", "float": "float"}
 _TYPES = ("categorical", "numeric", "sequence")
 _FORMATS = ("csv", "parquet")
@@ -58,7 +62,7 @@ class ColumnSpec:
     dtype: str = "str"  # str | int | float: how raw cells are read
     fill_na: Any = None  # replacement for missing cells ("" for str, 0 for numbers when None)
     min_categr_count: int | None = None  # per-column override of the spec's min_categr_count
-    preprocess: str | None = None  # convert_to_bucket | bucketize_log2
+    preprocess: str | None = None  # convert_to_bucket | bucketize_log2 | extract_country_code | bucketize_age
     splitter: str = "^"  # sequences only
     max_len: int | None = None  # sequences only; None = longest training sequence
     padding: str = "post"  # sequences only: post | pre
@@ -139,6 +143,8 @@ def _column(entry: Any, name: str, default_type: str, where: str) -> ColumnSpec:
     if mcc is not None and (not isinstance(mcc, int) or mcc < 1):
         raise UserError(f"{where}: min_categr_count must be a positive integer, got {mcc!r}")
     fill = entry.get("fill_na", entry.get("na_value"))
+    if pre in STRING_PREPROCESSORS:
+        dtype = "str"
     if ctype == "numeric" and pre is None and dtype == "str":
         dtype = "float"
     return ColumnSpec(name=str(name), type=ctype, dtype=dtype, fill_na=fill, min_categr_count=mcc,
