@@ -74,11 +74,13 @@ def _check_columns(path: Path, header: Sequence[str], columns: Sequence[str]) ->
 
 
 def iter_chunks(path: Path, fmt: str, columns: Sequence[str], sep: str = ",",
-                block_bytes: int = DEFAULT_BLOCK_BYTES, desc: str | None = None,
+                block_bytes: int | None = None, desc: str | None = None,
                 progress: bool | None = None) -> Iterator[Chunk]:
     """Yield :class:`Chunk` s of ``columns`` from ``path``; CSV cells arrive as strings (empty = null).
 
-    Rows with a wrong number of fields raise ``UserError("<file>: line N: expected K columns, got M")``.
+    ``block_bytes`` defaults to :data:`DEFAULT_BLOCK_BYTES` (CSV) and sets the parquet batch size to
+    ``block_bytes // 128`` rows when given (default :data:`PARQUET_BATCH_ROWS`). Rows with a wrong number of
+    fields raise ``UserError("<file>: line N: expected K columns, got M")``.
     ``progress`` follows tqdm's ``disable`` convention inverted: ``None`` shows a bar only on a terminal.
     """
     from tqdm.auto import tqdm
@@ -93,7 +95,8 @@ def iter_chunks(path: Path, fmt: str, columns: Sequence[str], sep: str = ",",
         start = 0
         with tqdm(total=pf.metadata.num_rows, desc=desc or path.name, unit="row", unit_scale=True,
                   disable=disable, leave=False) as bar:
-            for batch in pf.iter_batches(batch_size=PARQUET_BATCH_ROWS, columns=list(columns)):
+            rows = PARQUET_BATCH_ROWS if block_bytes is None else max(1, int(block_bytes) // 128)
+            for batch in pf.iter_batches(batch_size=rows, columns=list(columns)):
                 import pyarrow as pa
 
                 table = pa.Table.from_batches([batch])
@@ -112,7 +115,7 @@ def iter_chunks(path: Path, fmt: str, columns: Sequence[str], sep: str = ",",
         return "error"
 
     types = {name: pa.string() for name in columns}
-    read_opts = pacsv.ReadOptions(block_size=int(block_bytes), use_threads=False)
+    read_opts = pacsv.ReadOptions(block_size=int(block_bytes or DEFAULT_BLOCK_BYTES), use_threads=False)
     parse_opts = pacsv.ParseOptions(delimiter=sep, invalid_row_handler=on_invalid)
     convert_opts = pacsv.ConvertOptions(include_columns=list(columns), column_types=types,
                                         strings_can_be_null=True, null_values=[""], quoted_strings_can_be_null=True)
