@@ -85,13 +85,14 @@ class SharedEmbedding(nn.Module):
             raise UserError(f"ids must have shape (B, {self.num_id_columns}), got {tuple(ids.shape)}")
         parts: List[Tensor] = []
         for f in self.fields:
-            weight = self.tables[f.name].weight  # (V, D)
+            table = self.tables[f.name]
+            weight = table.weight  # (V, D)
             if f.type == "categorical":
-                parts.append(F.embedding(ids[:, f.column], weight))  # (B, D)
+                parts.append(F.embedding(ids[:, f.column], weight, padding_idx=table.padding_idx))  # (B, D)
             elif f.type == "sequence":
                 # masked sum pooling over the non-padding positions (embedding_bag excludes padding_idx)
                 seq = ids[:, f.column:f.column + f.width]  # (B, L)
-                parts.append(F.embedding_bag(seq, weight, mode="sum", padding_idx=f.padding_idx))  # (B, D)
+                parts.append(F.embedding_bag(seq, weight, mode="sum", padding_idx=table.padding_idx))  # (B, D)
             else:
                 if values is None:
                     raise UserError(f"field {f.name!r} is numeric: pass its values (B, n_numeric)")
