@@ -115,30 +115,40 @@ class ProcessedDataset:
 
 @dataclass
 class Batch:
-    """One mini-batch. ``ids``: int64 (B, C); ``labels``: float32 (B,); ``values``: float32 (B, n_numeric)."""
+    """One mini-batch. ``ids``: int64 (B, C); ``labels``: float32 (B,); ``values``: float32 (B, n_numeric).
+
+    ``masks`` (only when the iterator knows the feature map and it has sequence fields): ``{field: bool
+    (B, max_len)}``, True at real tokens (ids != padding_idx); a row's sequence length is ``mask.sum(1)``.
+    """
 
     ids: Any
     labels: Any
     values: Any = None
     index: Any = None  # row indices into the split (numpy int64), for probes and debugging
+    masks: Any = None  # {sequence field: bool (B, max_len)} or None
 
     def to(self, device: Any, non_blocking: bool = False) -> Batch:
         def move(t: Any) -> Any:
             return None if t is None else t.to(device, non_blocking=non_blocking)
 
-        return Batch(move(self.ids), move(self.labels), move(self.values), self.index)
+        masks = None if self.masks is None else {k: move(v) for k, v in self.masks.items()}
+        return Batch(move(self.ids), move(self.labels), move(self.values), self.index, masks)
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
 
 
+_END = object()
+
+
 class BatchIterator:
     """Iterate over a split in mini-batches of torch tensors.
 
-    Shuffling uses ``numpy.random.default_rng(seed + epoch)``, so epoch ``e`` of a run always sees the same
-    order (resuming at an epoch boundary reproduces an uninterrupted run). Batches are index slices of the
-    memory-mapped arrays; with a CUDA ``device`` they are copied from pinned memory with ``non_blocking``
-    transfers.
+    Shuffling uses ``numpy.random.default_rng(seed + 1_000_003 * epoch)``, so epoch ``e`` of a run always sees
+    the same order (resuming at an epoch boundary reproduces an uninterrupted run). Batches are index slices
+    of the memory-mapped arrays; with a CUDA ``device`` they are copied from pinned memory with
+    ``non_blocking`` transfers. With ``prefetch > 0`` a background thread prepares up to ``prefetch`` batches
+    ahead (the gathers from the memory maps and the host-to-device copies overlap the training step).
 
     Args:
         split: the split to iterate over.
@@ -147,19 +157,27 @@ class BatchIterator:
         seed: base seed of the permutation.
         drop_last: drop the final incomplete batch.
         device: torch device for the tensors (``None`` = CPU).
+        feature_map: when given, batches carry ``masks`` of the sequence fields.
+        prefetch: number of batches prepared ahead in a background thread (0 = none).
     """
 
     def __init__(self, split: Split, batch_size: int, shuffle: bool = False, seed: int = 0,
-                 drop_last: bool = False, device: Any = None) -> None:
+                 drop_last: bool = False, device: Any = None, feature_map: FeatureMap | None = None,
+                 prefetch: int = 0) -> None:
         if batch_size < 1:
             raise UserError(f"batch_size must be >= 1, got {batch_size}")
+        if prefetch < 0:
+            raise UserError(f"prefetch must be >= 0, got {prefetch}")
         self.split = split
         self.batch_size = int(batch_size)
         self.shuffle = shuffle
         self.seed = int(seed)
         self.drop_last = drop_last
         self.device = device
+        self.prefetch = int(prefetch)
         self.epoch = 0
+        self._sequences = [] if feature_map is None else [
+            (f.name, f.column, f.width, f.padding_idx) for f in feature_map.fields if f.type == "sequence"]
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
@@ -186,14 +204,21 @@ class BatchIterator:
             ids, labels = s.ids[index], s.labels[index]
             values = None if s.values is None else s.values[index]
         pin = self.device is not None and torch.device(self.device).type == "cuda"
-        def tensor(a: np.ndarray, dtype: Any) -> Any:
-            t = torch.from_numpy(np.ascontiguousarray(a)).to(dtype)
-            return t.pin_memory() if pin else t
-        batch = Batch(tensor(ids, torch.int64), tensor(labels, torch.float32),
-                      None if values is None else tensor(values, torch.float32), index)
-        return batch.to(self.device, non_blocking=True) if self.device is not None else batch
 
-    def __iter__(self) -> Iterator[Batch]:
+        def tensor(a: np.ndarray, dtype: Any) -> Any:
+            t = torch.from_numpy(np.array(a, dtype=dtype, order="C"))  # a writable copy, never the memory map
+            return t.pin_memory() if pin else t
+
+        batch = Batch(tensor(ids, np.int64), tensor(labels, np.float32),
+                      None if values is None else tensor(values, np.float32), index)
+        if self.device is not None:
+            batch = batch.to(self.device, non_blocking=True)
+        if self._sequences:
+            batch.masks = {name: batch.ids[:, col:col + width] != pad  # (B, max_len)
+                           for name, col, width, pad in self._sequences}
+        return batch
+
+    def _batches(self) -> Iterator[Batch]:
         n = len(self.split)
         order = self._order()
         stop = (n // self.batch_size) * self.batch_size if self.drop_last else n
@@ -203,3 +228,45 @@ class BatchIterator:
             if order is not None:
                 index = np.sort(index)  # sorted gathers are cache friendly; batch content is unchanged
             yield self._make(index)
+
+    def __iter__(self) -> Iterator[Batch]:
+        if self.prefetch == 0:
+            yield from self._batches()
+            return
+        import queue
+        import threading
+
+        q: queue.Queue = queue.Queue(maxsize=self.prefetch)
+        stop = threading.Event()
+
+        def put(item: Any) -> bool:
+            while not stop.is_set():
+                try:
+                    q.put(item, timeout=0.05)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+
+        def work() -> None:
+            try:
+                for batch in self._batches():
+                    if not put(batch):
+                        return
+                put(_END)
+            except BaseException as exc:  # handed to the consumer, re-raised there
+                put(exc)
+
+        thread = threading.Thread(target=work, name="collapse-lab-prefetch", daemon=True)
+        thread.start()
+        try:
+            while True:
+                item = q.get()
+                if item is _END:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            stop.set()
+            thread.join()
