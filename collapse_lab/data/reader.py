@@ -115,7 +115,8 @@ def iter_chunks(path: Path, fmt: str, columns: Sequence[str], sep: str = ",",
         return "error"
 
     types = {name: pa.string() for name in columns}
-    read_opts = pacsv.ReadOptions(block_size=int(block_bytes or DEFAULT_BLOCK_BYTES), use_threads=False)
+    # multithreaded parsing; a malformed row's line number is then found by a serial rescan (error path only)
+    read_opts = pacsv.ReadOptions(block_size=int(block_bytes or DEFAULT_BLOCK_BYTES), use_threads=True)
     parse_opts = pacsv.ParseOptions(delimiter=sep, invalid_row_handler=on_invalid)
     convert_opts = pacsv.ConvertOptions(include_columns=list(columns), column_types=types,
                                         strings_can_be_null=True, null_values=[""], quoted_strings_can_be_null=True)
@@ -125,7 +126,9 @@ def iter_chunks(path: Path, fmt: str, columns: Sequence[str], sep: str = ",",
     def invalid(exc: Exception) -> UserError:
         if bad:
             row = bad[0]
-            line = f"line {row.number}" if row.number is not None else "a line"
+            number = row.number if row.number is not None else _bad_line_number(path, read_opts, parse_opts,
+                                                                                convert_opts)
+            line = f"line {number}" if number is not None else "a line"
             return UserError(f"{path}: {line}: expected {row.expected_columns} columns, got {row.actual_columns}")
         return UserError(f"{path}: unreadable CSV ({str(exc).splitlines()[0]})")
 
@@ -157,3 +160,25 @@ def iter_chunks(path: Path, fmt: str, columns: Sequence[str], sep: str = ",",
                     done = pos
     finally:
         stream.close()
+
+
+def _bad_line_number(path: Path, read_opts: Any, parse_opts: Any, convert_opts: Any) -> int | None:
+    """Line number of the first malformed row (multithreaded parsing does not report it; rescan serially)."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    found: List[Any] = []
+
+    def on_invalid(row: Any) -> str:
+        found.append(row.number)
+        return "error"
+
+    serial = pacsv.ReadOptions(block_size=read_opts.block_size, use_threads=False)
+    strict = pacsv.ParseOptions(delimiter=parse_opts.delimiter, invalid_row_handler=on_invalid)
+    try:
+        with pa.input_stream(str(path)) as stream:
+            for _ in pacsv.open_csv(stream, read_options=serial, parse_options=strict, convert_options=convert_opts):
+                pass
+    except pa.ArrowInvalid:
+        pass
+    return found[0] if found else None
