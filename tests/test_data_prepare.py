@@ -161,3 +161,16 @@ def test_parquet_and_tiny_chunks_give_the_same_arrays(tmp_path, monkeypatch):
             np.testing.assert_array_equal(other.split(s).ids, ref.split(s).ids)
             np.testing.assert_array_equal(other.split(s).labels, ref.split(s).labels)
             np.testing.assert_array_equal(other.split(s).values, ref.split(s).values)
+
+
+def test_gzipped_csv_reads_like_plain(tmp_path):
+    import gzip
+
+    spec = make_spec(tmp_path)
+    ref = ProcessedDataset(prepare_spec(spec, tmp_path / "ref", progress=False).path)
+    data = (tmp_path / "train.csv").read_bytes()
+    (tmp_path / "train.csv.gz").write_bytes(gzip.compress(data))
+    spec.train_data = tmp_path / "train.csv.gz"
+    gz = ProcessedDataset(prepare_spec(spec, tmp_path / "gz", progress=False).path)
+    np.testing.assert_array_equal(gz.split("train").ids, ref.split("train").ids)
+    np.testing.assert_array_equal(gz.split("train").values, ref.split("train").values)
