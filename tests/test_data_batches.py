@@ -99,3 +99,13 @@ def test_bad_arguments_and_splits(syn, tmp_path):
         syn.split("dev")
     with pytest.raises(UserError, match="not a processed dataset"):
         ProcessedDataset(tmp_path)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_batches_with_prefetch(seq):
+    split = seq.split("train")
+    cpu = next(iter(BatchIterator(split, 4, feature_map=seq.feature_map)))
+    gpu = next(iter(BatchIterator(split, 4, feature_map=seq.feature_map, device="cuda", prefetch=2)))
+    assert gpu.ids.is_cuda and gpu.labels.is_cuda and gpu.values.is_cuda and gpu.masks["tags"].is_cuda
+    assert torch.equal(gpu.ids.cpu(), cpu.ids) and torch.equal(gpu.masks["tags"].cpu(), cpu.masks["tags"])
