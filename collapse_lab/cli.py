@@ -24,6 +24,7 @@ __all__ = ["main", "cli", "COMMANDS"]
 #: command name -> "module:attribute" of its click command (kept in alphabetical order)
 COMMANDS: Dict[str, str] = {
     "data": "collapse_lab.commands.data:data",
+    "spectrum": "collapse_lab.commands.spectrum:spectrum",
     "train": "collapse_lab.commands.train:train_command",
 }
 

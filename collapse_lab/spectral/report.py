@@ -1,0 +1,237 @@
+"""``analyze(path)``: every matrix of a run / checkpoint → spectra → one tidy DataFrame (+ files).
+
+One row per (matrix, metric), columns :data:`COLUMNS`::
+
+    source, member, target, name, rows, cols, convention, metric, value, baseline, ratio
+
+``convention`` spells out how the spectrum was taken (``power`` 1 = σ-family, 2 = σ²-family; ``center``;
+``rows`` = uniform | frequency (rows scaled by √count) | trained (rows with count > 0); ``method`` = gram64 |
+tsqr; metric-specific ε, τ or tolerance). ``baseline`` is the same-shape Gaussian expectation
+(:mod:`collapse_lab.spectral.baselines`) and ``ratio = value / baseline``. Bookkeeping rows
+(``attainable_rank``, ``resolution_floor``, ``storage_floor``, ``nonfinite_rows``, ``excluded_rows``) have
+no baseline.
+
+Files (``write_outputs``, each written atomically): ``spectrum.csv`` and ``singular_values.npz`` (one float64
+array of descending σ per matrix, key ``"<target>:<name>"``; read back with :func:`load_singular_values`).
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Sequence, Tuple
+
+import numpy as np
+
+from collapse_lab.errors import UserError
+from collapse_lab.io.atomic import atomic_path, atomic_write_bytes
+from collapse_lab.spectral import functional as F
+from collapse_lab.spectral.accumulator import Spectrum, matrix_spectrum
+from collapse_lab.spectral.baselines import DEFAULT_DRAWS, DEFAULT_SEED, gaussian_baseline
+from collapse_lab.spectral.sources import load_counts
+from collapse_lab.spectral.targets import TARGETS, MatrixSpec, discover
+
+__all__ = ["COLUMNS", "WEIGHTINGS", "SpectralReport", "analyze", "compute_spectra", "write_outputs",
+           "load_singular_values", "default_out_dir", "spectrum_report", "RANKME_EPS"]
+
+COLUMNS = ["source", "member", "target", "name", "rows", "cols", "convention", "metric", "value", "baseline", "ratio"]
+WEIGHTINGS = ("uniform", "frequency", "trained")
+RANKME_EPS = 1e-7
+ALPHA_MIN_RANK = 20  # α-ReQ is reported only for spectra with at least this many singular values
+BOOKKEEPING = ("attainable_rank", "resolution_floor", "storage_floor", "nonfinite_rows", "excluded_rows")
+
+
+@dataclass
+class SpectralReport:
+    """The tidy table, the singular values by ``"<target>:<name>"`` and notes for the summary."""
+
+    frame: Any  # pandas.DataFrame with COLUMNS
+    spectra: Dict[str, np.ndarray]
+    notes: List[str] = field(default_factory=list)
+    path: str = ""
+    kind: str = ""
+
+
+def _metric_functions(target: str, sp: Spectrum, tau: float) -> Dict[str, Tuple[Callable[[np.ndarray], float], str]]:
+    """name → (function of σ, metric-specific convention) for one matrix."""
+    shape = (sp.rows, sp.cols)
+    # σ at or below the larger of the backend's resolution floor and the storage-precision floor are noise
+    floor = max(sp.resolution_floor, sp.storage_floor if np.isfinite(sp.storage_floor) else 0.0)
+    fns: Dict[str, Tuple[Callable[[np.ndarray], float], str]] = {}
+    if target == "weights":
+        fns["knowledge_abundance"] = (functools.partial(F.knowledge_abundance, tau=tau, zero_tol=floor),
+                                      f"tau={tau:g};positive=sv>floor")
+    fns.update({
+        "information_abundance": (F.information_abundance, "power=1"),
+        "effective_rank": (F.effective_rank, "power=1"),
+        "covariance_effective_rank": (F.covariance_effective_rank, "power=2"),
+        "rankme": (functools.partial(F.rankme, eps=RANKME_EPS), f"power=1;eps={RANKME_EPS:g}"),
+        "nuclear_ratio": (F.nuclear_ratio, "power=1"),
+        "participation_ratio": (F.participation_ratio, "power=2"),
+        "stable_rank": (F.stable_rank, "power=2"),
+        "numerical_rank": (functools.partial(F.numerical_rank, shape=shape, atol=floor),
+                           "tol=max(floor|numpy)"),
+    })
+    if sp.sigma.size >= ALPHA_MIN_RANK:
+        fns["alpha_req"] = (F.alpha_req, "power=2;ranks=11-100;weighted=1/i")
+    fns["sv_max"] = (lambda s: float(s[0]) if s.size else 0.0, "")
+    fns["sv_min"] = (lambda s: float(s[-1]) if s.size else 0.0, "")
+    return fns
+
+
+def _rows(spec: MatrixSpec, sp: Spectrum, weighting: str, tau: float, draws: int, seed: int) -> List[Dict]:
+    base = f"center={'yes' if sp.centered else 'no'};rows={weighting};method={sp.method}"
+    fns = _metric_functions(spec.target, sp, tau)
+    values = {name: fn(sp.sigma) for name, (fn, _) in fns.items()}
+    energy = float(np.sum(sp.sigma**2))
+    baseline = gaussian_baseline({n: f for n, (f, _) in fns.items()}, sp.rows, sp.cols, sp.centered, energy,
+                                 draws, seed)
+    common = {"source": spec.source, "member": spec.member, "target": spec.target, "name": spec.name,
+              "rows": sp.rows, "cols": sp.cols}
+    out = []
+    for name, (_, extra) in fns.items():
+        value, ref = float(values[name]), baseline[name]
+        ratio = value / ref if ref and np.isfinite(ref) else float("nan")
+        out.append({**common, "convention": f"{base};{extra}" if extra else base, "metric": name, "value": value,
+                    "baseline": ref, "ratio": ratio})
+    book = {"attainable_rank": sp.attainable_rank, "resolution_floor": sp.resolution_floor,
+            "storage_floor": sp.storage_floor, "nonfinite_rows": sp.nonfinite_rows, "excluded_rows": sp.excluded_rows}
+    for name, value in book.items():
+        out.append({**common, "convention": base, "metric": name, "value": float(value), "baseline": float("nan"),
+                    "ratio": float("nan")})
+    return out
+
+
+def _row_weights(spec: MatrixSpec, weighting: str, counts_dir: Path | None) -> np.ndarray | None:
+    if weighting == "uniform" or spec.target != "embeddings":
+        return None
+    if spec.field is None:
+        raise UserError(f"{spec.name}: weighting {weighting!r} needs the field's training-split counts; this table "
+                        "has no field name (use weighting='uniform' for foreign or field_dims-sliced tables)")
+    counts = load_counts(counts_dir, spec.field, spec.matrix.shape[0])
+    if weighting == "frequency":
+        return np.sqrt(np.clip(counts, 0, None).astype(np.float64))  # diag(√f)·E: the looked-up batch spectrum
+    return (counts > 0).astype(np.float64)
+
+
+def compute_spectra(path: Any, targets: Any = None, tau: float = 4.0, center: bool = True, exact: bool = False,
+                    weighting: str = "uniform", field_dims: Sequence[int] | None = None, checkpoint: str = "best",
+                    progress: bool | None = None, chunk_rows: int | None = None, auto_exact: bool = True,
+                    baseline_draws: int = DEFAULT_DRAWS, seed: int = DEFAULT_SEED) -> SpectralReport:
+    """Discover the matrices at ``path``, compute their spectra and metrics; see :func:`analyze`."""
+    import pandas as pd
+    from tqdm.auto import tqdm
+
+    if weighting not in WEIGHTINGS:
+        raise UserError(f"unknown weighting {weighting!r}; valid: {', '.join(WEIGHTINGS)}")
+    if not tau >= 0:
+        raise UserError(f"tau must be >= 0, got {tau!r}")
+    found = discover(path, targets, field_dims, checkpoint)
+    order = {t: i for i, t in enumerate(TARGETS)}
+    specs = sorted(found.specs, key=lambda s: order[s.target])
+    rows: List[Dict] = []
+    spectra: Dict[str, np.ndarray] = {}
+    notes = list(found.notes)
+    bar = tqdm(specs, desc="spectrum", unit="matrix", disable=None if progress is not False else True)
+    for spec in bar:
+        weights = _row_weights(spec, weighting, found.counts_dir)
+        centered = center and spec.target in ("activations", "input")  # weights and tables are analysed raw
+        sp = matrix_spectrum(spec.matrix, center=centered, exact=exact, auto_exact=auto_exact, weights=weights,
+                             chunk_rows=chunk_rows, progress=progress, desc=spec.name)
+        spectra[f"{spec.target}:{spec.name}"] = sp.sigma
+        rows += _rows(spec, sp, weighting if spec.target == "embeddings" else "uniform", tau, baseline_draws, seed)
+        if sp.nonfinite_rows:
+            notes.append(f"{spec.name}: {sp.nonfinite_rows} row(s) with NaN/Inf excluded")
+    frame = pd.DataFrame(rows, columns=COLUMNS)
+    return SpectralReport(frame, spectra, notes, str(path), found.kind)
+
+
+def write_outputs(report: SpectralReport, out_dir: Any) -> List[Path]:
+    """Write ``spectrum.csv`` and ``singular_values.npz`` into ``out_dir`` (each file atomically)."""
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{out}: exists and is not a directory")
+    csv_path, npz_path = out / "spectrum.csv", out / "singular_values.npz"
+    buf = io.BytesIO()
+    np.savez(buf, **{k: np.asarray(v, dtype=np.float64) for k, v in report.spectra.items()})
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with atomic_path(csv_path) as tmp:
+            report.frame.to_csv(tmp, index=False, float_format="%.10g")
+        atomic_write_bytes(npz_path, buf.getvalue())
+    except OSError as exc:
+        raise UserError(f"{out}: cannot write the spectrum files: {exc.strerror or exc}") from None
+    return [csv_path, npz_path]
+
+
+def load_singular_values(out_dir: Any) -> Dict[str, np.ndarray]:
+    """The singular values written by :func:`analyze`: ``{"<target>:<name>": σ (descending, float64)}``."""
+    path = Path(out_dir)
+    path = path / "singular_values.npz" if path.is_dir() else path
+    if not path.is_file():
+        raise UserError(f"{path}: no such file (run `collapse-lab spectrum` first)")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {k: data[k] for k in data.files}
+    except (ValueError, OSError, EOFError) as exc:
+        raise UserError(f"{path}: not a readable .npz file: {exc}") from None
+
+
+def default_out_dir(path: Any) -> Path:
+    """``<dir>/spectrum`` for a run or checkpoint directory, ``<parent>/<stem>_spectrum`` next to a file."""
+    p = Path(path)
+    return p / "spectrum" if p.is_dir() else p.parent / f"{p.stem}_spectrum"
+
+
+def analyze(path: Any, targets: Any = None, tau: float = 4.0, center: bool = True, exact: bool = False,
+            weighting: str = "uniform", field_dims: Sequence[int] | None = None, checkpoint: str = "best",
+            out_dir: Any = None, progress: bool | None = None, chunk_rows: int | None = None,
+            auto_exact: bool = True, baseline_draws: int = DEFAULT_DRAWS, seed: int = DEFAULT_SEED) -> Any:
+    """Spectral collapse metrics of every matrix in a run directory, checkpoint directory or tensor file.
+
+    Args:
+        path: run directory (``manifest.json``), checkpoint directory, ``.safetensors``, ``.pt/.pth/.bin/.model``
+            (loaded with ``weights_only=True``) or ``.npy`` matrix.
+        targets: subset of ``weights, embeddings, activations, input`` (comma string or sequence); None = all
+            present. Requesting a target that is absent is an error.
+        tau: knowledge-abundance threshold τ (KDEF uses 4).
+        center: center activations and the embedding input (weights and embedding tables are never centered).
+        exact: TSQR for every matrix instead of the float64 Gram.
+        weighting: embedding rows ``uniform`` | ``frequency`` (scaled by √count) | ``trained`` (count > 0);
+            counts come from the run's ``<dataset>/counts/<field>.npy``.
+        field_dims: rows per field of single concatenated tables (foreign checkpoints), to slice per field.
+        checkpoint: manifest checkpoint of a run directory (``best``).
+        out_dir: when given, also write ``spectrum.csv`` and ``singular_values.npz`` there.
+        progress: tqdm bars (None = only on a terminal and, per chunk, for inputs of ≥ 1M rows).
+        chunk_rows: rows per streamed chunk (default ≈ 8 MiB of float64).
+        auto_exact: redo a Gram spectrum with TSQR when σ_min/σ_1 < 1e-6.
+        baseline_draws, seed: Monte-Carlo size and seed of the Gaussian baselines.
+
+    Returns:
+        The tidy pandas DataFrame (:data:`COLUMNS`); ``df.attrs["notes"]`` holds notes (dropped rows, tensors
+        not analysed).
+    """
+    report = compute_spectra(path, targets, tau, center, exact, weighting, field_dims, checkpoint, progress,
+                             chunk_rows, auto_exact, baseline_draws, seed)
+    if out_dir is not None:
+        write_outputs(report, out_dir)
+    report.frame.attrs["notes"] = report.notes
+    report.frame.attrs["kind"] = report.kind
+    return report.frame
+
+
+def spectrum_report(path: Any, out_dir: Any = None, as_json: bool = False, **options: Any) -> str:
+    """Run :func:`analyze` for the CLI, write the files (default :func:`default_out_dir`) and return the text
+    to print: a readable summary, or a JSON object with the output paths, notes and every row."""
+    from collapse_lab.spectral.summary import summarize
+
+    out = Path(out_dir) if out_dir is not None else default_out_dir(path)
+    df = analyze(path, out_dir=out, **options)
+    if as_json:
+        payload = {"path": str(path), "out_dir": str(out), "files": ["spectrum.csv", "singular_values.npz"],
+                   "notes": df.attrs.get("notes", []), "rows": json.loads(df.to_json(orient="records"))}
+        return json.dumps(payload, indent=1)
+    return summarize(df, header=f"spectrum of {path} -> {out}/{{spectrum.csv,singular_values.npz}}")

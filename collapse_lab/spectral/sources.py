@@ -1,0 +1,311 @@
+"""Reading tensors for spectral analysis: safetensors, torch state dicts and ``.npy`` matrices, lazily by rows.
+
+* ``.safetensors`` — opened with ``safetensors.safe_open``; rows are read slice by slice (``get_slice``), so a
+  table never has to fit in memory.
+* ``.pt/.pth/.bin/.model/.ckpt`` — ``torch.load(..., weights_only=True)`` (memory-mapped when the file is a
+  zip checkpoint). A pickle that needs arbitrary code is **refused** with torch's reason; nested checkpoints
+  (``{"state_dict": ...}``, ``{"model": ...}``) are unwrapped and ``module.`` / ``_orig_mod.`` prefixes
+  dropped. FuxiCTR ``.model`` files are such state dicts.
+* ``.npy`` — one matrix, memory-mapped (``np.load(mmap_mode="r")``).
+
+Every failure (missing, truncated, corrupt, refused) is a one-line :class:`~collapse_lab.errors.UserError`
+that names the file.
+"""
+
+from __future__ import annotations
+
+import pickle
+import re
+import warnings
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Mapping, Tuple
+
+import numpy as np
+
+from collapse_lab.errors import UserError
+
+__all__ = [
+    "RowSource",
+    "TensorInfo",
+    "TensorFile",
+    "open_tensor_file",
+    "TORCH_SUFFIXES",
+    "TENSOR_SUFFIXES",
+    "describe_entries",
+    "load_counts",
+]
+
+TORCH_SUFFIXES = (".pt", ".pth", ".bin", ".model", ".ckpt")
+TENSOR_SUFFIXES = (".safetensors", ".npy") + TORCH_SUFFIXES
+#: keys under which checkpoints commonly nest their state dict (unwrapped in this order)
+WRAPPER_KEYS = ("state_dict", "model_state_dict", "model", "module", "net", "network", "params")
+STRIP_PREFIXES = ("module.", "_orig_mod.")
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """Name, shape and dtype of one stored tensor."""
+
+    name: str
+    shape: Tuple[int, ...]
+    dtype: str  # e.g. "float32", "bfloat16", "int64"
+
+    @property
+    def is_float(self) -> bool:
+        return "float" in self.dtype or self.dtype in ("F16", "F32", "F64", "BF16")
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.dtype}{list(self.shape)}"
+
+
+class RowSource:
+    """A 2-D matrix read lazily by rows: ``shape``, ``dtype`` and ``source[a:b]`` (rows a..b−1).
+
+    Example:
+        >>> m = RowSource((4, 2), "float32", lambda a, b: np.arange(8.0).reshape(4, 2)[a:b])
+        >>> m.rows(1, 3)[0:2].tolist()
+        [[2.0, 3.0], [4.0, 5.0]]
+    """
+
+    def __init__(self, shape: Tuple[int, int], dtype: Any, read: Callable[[int, int], Any], offset: int = 0) -> None:
+        self.shape = (int(shape[0]), int(shape[1]))
+        self.dtype = dtype
+        self._read = read
+        self._offset = offset
+
+    def __getitem__(self, item: slice) -> Any:
+        if not isinstance(item, slice) or item.step not in (None, 1):
+            raise TypeError("RowSource supports contiguous row slices only")
+        start, stop, _ = item.indices(self.shape[0])
+        return self._read(self._offset + start, self._offset + max(start, stop))
+
+    def rows(self, start: int, stop: int) -> RowSource:
+        """A view of rows ``start..stop-1`` (e.g. one field of a concatenated table)."""
+        if not 0 <= start <= stop <= self.shape[0]:
+            raise UserError(f"rows {start}:{stop} are outside a matrix with {self.shape[0]} rows")
+        return RowSource((stop - start, self.shape[1]), self.dtype, self._read, self._offset + start)
+
+
+class TensorFile:
+    """A file of named tensors. ``entries`` lists every tensor (any rank); ``matrix(name)`` reads a 2-D one."""
+
+    kind = ""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.entries: Dict[str, TensorInfo] = {}
+        self.other: List[str] = []  # non-tensor entries, e.g. "epoch: int"
+
+    def matrix(self, name: str) -> RowSource:
+        info = self.entries.get(name)
+        if info is None:
+            raise UserError(f"{self.path}: no tensor {name!r}; found: {describe_entries(self.entries.values())}")
+        if len(info.shape) != 2:
+            raise UserError(f"{self.path}: tensor {name!r} has shape {list(info.shape)}, expected 2-D")
+        return self._matrix(info)
+
+    def _matrix(self, info: TensorInfo) -> RowSource:
+        raise NotImplementedError
+
+
+def describe_entries(infos: Any, limit: int = 12) -> str:
+    """A one-line listing of tensor infos, truncated after ``limit``."""
+    infos = list(infos)
+    if not infos:
+        return "nothing"
+    text = ", ".join(str(i) for i in infos[:limit])
+    return text + (f", ... and {len(infos) - limit} more" if len(infos) > limit else "")
+
+
+class SafetensorsFile(TensorFile):
+    kind = "safetensors"
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        from safetensors import SafetensorError, safe_open
+
+        try:
+            self._handle = safe_open(str(path), framework="pt")
+            for name in self._handle.keys():
+                sl = self._handle.get_slice(name)
+                self.entries[name] = TensorInfo(name, tuple(sl.get_shape()), _st_dtype(sl.get_dtype()))
+        except (SafetensorError, OSError, ValueError) as exc:
+            msg = f"{path}: not a readable safetensors file (truncated or corrupt?): {_one_line(exc)}"
+            raise UserError(msg) from None
+
+    def _matrix(self, info: TensorInfo) -> RowSource:
+        sl = self._handle.get_slice(info.name)
+
+        def read(a: int, b: int) -> Any:
+            try:
+                return sl[a:b]
+            except Exception as exc:  # the file changed or is damaged past its header
+                raise UserError(f"{self.path}: cannot read rows {a}:{b} of {info.name!r}: {_one_line(exc)}") from None
+
+        import torch
+
+        return RowSource(info.shape, getattr(torch, info.dtype, info.dtype), read)
+
+
+def _st_dtype(code: str) -> str:
+    table = {"F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16", "I64": "int64",
+             "I32": "int32", "I16": "int16", "I8": "int8", "U8": "uint8", "BOOL": "bool"}
+    return table.get(code, code.lower())
+
+
+class TorchFile(TensorFile):
+    kind = "torch"
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        import torch
+
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # e.g. "Detected pickle protocol 4"
+                obj = torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
+        except pickle.UnpicklingError as exc:
+            raise UserError(_refusal(path, exc)) from None
+        except (RuntimeError, EOFError, OSError, ValueError, KeyError, IndexError, TypeError,
+                AttributeError, zipfile.BadZipFile) as exc:
+            raise UserError(f"{path}: not a readable torch checkpoint (truncated or corrupt?): "
+                            f"{type(exc).__name__}: {_one_line(exc)}") from None
+        if isinstance(obj, torch.Tensor):
+            obj = {path.stem: obj}
+        if not isinstance(obj, Mapping):
+            raise UserError(f"{path}: holds a {type(obj).__name__}, not a state dict of tensors")
+        self._tensors: Dict[str, Any] = {}
+        _flatten(_unwrap(obj), "", self._tensors, self.other)
+        self._tensors = _strip_prefixes(self._tensors)
+        for name, t in self._tensors.items():
+            self.entries[name] = TensorInfo(name, tuple(t.shape), str(t.dtype).replace("torch.", ""))
+
+    def _matrix(self, info: TensorInfo) -> RowSource:
+        t = self._tensors[info.name]
+        return RowSource(info.shape, t.dtype, lambda a, b: t[a:b])
+
+
+def _has_tensor(obj: Any) -> bool:
+    import torch
+
+    if isinstance(obj, torch.Tensor):
+        return True
+    if isinstance(obj, Mapping):
+        return any(_has_tensor(v) for v in obj.values())
+    return False
+
+
+def _unwrap(obj: Mapping) -> Mapping:
+    """Descend into {"state_dict": ...}-style wrappers (also ignores optimizer states next to them)."""
+    while True:
+        inner = next((obj[k] for k in WRAPPER_KEYS if isinstance(obj.get(k), Mapping) and _has_tensor(obj[k])), None)
+        if inner is None:
+            return obj
+        obj = inner
+
+
+def _flatten(obj: Any, prefix: str, out: Dict[str, Any], other: List[str]) -> None:
+    import torch
+
+    if isinstance(obj, torch.Tensor):
+        out[prefix or "tensor"] = obj
+    elif isinstance(obj, Mapping):
+        for k, v in obj.items():
+            _flatten(v, f"{prefix}.{k}" if prefix else str(k), out, other)
+    elif isinstance(obj, (list, tuple)):
+        for i, v in enumerate(obj):
+            _flatten(v, f"{prefix}.{i}" if prefix else str(i), out, other)
+    else:
+        other.append(f"{prefix}: {type(obj).__name__}")
+
+
+def _strip_prefixes(tensors: Dict[str, Any]) -> Dict[str, Any]:
+    for p in STRIP_PREFIXES:
+        if tensors and all(k.startswith(p) for k in tensors):
+            tensors = {k[len(p):]: v for k, v in tensors.items()}
+    return tensors
+
+
+def _refusal(path: Path, exc: Exception) -> str:
+    """One line saying why the weights-only unpickler refused ``path``."""
+    text = str(exc).replace("\n", " ")
+    m = re.search(r"WeightsUnpickler error:\s*(.+?)(?:\.\s+Please|\s+Check the documentation|$)", text)
+    reason = m.group(1).strip() if m else "rejected by the weights-only unpickler"
+    g = re.search(r"Unsupported global: GLOBAL (\S+)", text)
+    if g:
+        return (f"{path}: refused: unpickling it would import and run arbitrary code ({g.group(1)}); "
+                "torch.load(weights_only=True) only reads plain tensor state dicts — re-save the state dict, "
+                "or convert it to safetensors")
+    return (f"{path}: refused by torch.load(weights_only=True) ({reason}): not a plain tensor state dict "
+            "(corrupt, or a pickle that would need arbitrary code)")
+
+
+def _one_line(exc: Exception) -> str:
+    """The first line of an exception message; long ones cut after their first sentence."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    line = lines[0] if lines else type(exc).__name__
+    if len(line) > 160 and ". " in line:
+        line = line[: line.index(". ") + 1]
+    return line[:300]
+
+
+class NpyFile(TensorFile):
+    kind = "numpy"
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        try:
+            self._array = np.load(path, mmap_mode="r", allow_pickle=False)
+        except (ValueError, OSError, EOFError) as exc:
+            raise UserError(f"{path}: not a readable .npy array (truncated or corrupt?): {_one_line(exc)}") from None
+        name = path.stem
+        self.entries[name] = TensorInfo(name, tuple(self._array.shape), str(self._array.dtype))
+
+    def _matrix(self, info: TensorInfo) -> RowSource:
+        arr = self._array
+        return RowSource(info.shape, arr.dtype, lambda a, b: arr[a:b])
+
+
+def open_tensor_file(path: Path) -> TensorFile:
+    """Open a tensor file by its suffix (``.safetensors``, ``.npy`` or a torch checkpoint).
+
+    Raises:
+        UserError: missing, unreadable, corrupt, refused (needs arbitrary code) or of an unknown kind.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"{path}: no such file or directory")
+    if not path.is_file():
+        raise UserError(f"{path}: not a file")
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as exc:
+        raise UserError(f"{path}: cannot be read: {exc.strerror or exc}") from None
+    suffix = path.suffix.lower()
+    if suffix == ".safetensors":
+        return SafetensorsFile(path)
+    if suffix == ".npy":
+        return NpyFile(path)
+    if suffix in TORCH_SUFFIXES:
+        return TorchFile(path)
+    raise UserError(f"{path}: unknown tensor file type {suffix!r}; expected one of {', '.join(TENSOR_SUFFIXES)}")
+
+
+def load_counts(counts_dir: Path | None, field: str, rows: int) -> np.ndarray:
+    """Training-split id frequencies of ``field`` (``<dataset>/counts/<field>.npy``), checked against the table."""
+    if counts_dir is None:
+        raise UserError(f"field {field!r}: frequency/trained weighting needs the training-split counts, but no "
+                        "run manifest with dataset.path was found")
+    path = counts_dir / f"{field}.npy"
+    if not path.exists():
+        raise UserError(f"{path}: no such file (training-split counts of field {field!r})")
+    try:
+        counts = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise UserError(f"{path}: not a readable .npy array: {_one_line(exc)}") from None
+    if counts.shape != (rows,):
+        raise UserError(f"{path}: has shape {list(counts.shape)}, expected [{rows}] (the rows of the table)")
+    return counts
