@@ -147,7 +147,10 @@ class MetricsLog:
 
 @contextlib.contextmanager
 def run_logger(log_file: Path, console: bool = True, name: str = "collapse_lab.train") -> Iterator[logging.Logger]:
-    """A logger writing to ``log_file`` (appended) and, with ``console``, to stderr; handlers removed on exit."""
+    """A logger writing to ``log_file`` (appended) and, with ``console``, to stderr; handlers removed on exit.
+
+    Records logged with ``extra={"file_only": True}`` skip the console (e.g. the error the CLI prints anyway).
+    """
     logger = logging.getLogger(name)
     logger.setLevel(logging.INFO)
     logger.propagate = False
@@ -155,7 +158,9 @@ def run_logger(log_file: Path, console: bool = True, name: str = "collapse_lab.t
     log_file.parent.mkdir(parents=True, exist_ok=True)
     handlers: List[logging.Handler] = [logging.FileHandler(log_file, mode="a", encoding="utf-8")]
     if console:
-        handlers.append(logging.StreamHandler(sys.stderr))
+        stream = logging.StreamHandler(sys.stderr)
+        stream.addFilter(lambda record: not getattr(record, "file_only", False))  # extra={"file_only": True}
+        handlers.append(stream)
     for handler in handlers:
         handler.setFormatter(fmt)
         logger.addHandler(handler)

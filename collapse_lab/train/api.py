@@ -217,18 +217,19 @@ def _run(cfg: TrainConfig, out: Path, resume: bool, overwrite: bool, dev: str, p
                 trainer.load_state_dict(load_trainer_state(run.trainer_state))
                 log.info("resuming %s after epoch %d (step %d)", run.path, trainer.epoch, trainer.step)
             else:
-                log.info("training %s: %s", run.path, config_to_dict(cfg))
+                log.info("training %s", run.path)
+                log.info("config %s", config_to_dict(cfg), extra={"file_only": True})
             trainer.fit()
             _finish(cfg, trainer, built, run, manifest, metrics, log)
         except UserError as exc:
-            log.error("failed: %s", exc)
+            log.error("failed: %s", exc, extra={"file_only": True})  # the CLI prints it as its error line
             manifest.set_status("failed", str(exc))
             manifest.save()
             raise
         except BaseException as exc:
-            reason = f"interrupted after epoch {trainer.epoch} (step {trainer.step}): {type(exc).__name__} {exc}"
-            log.error("%s; rerun with --resume to continue", reason)
-            manifest.set_status("failed", reason.strip())
+            reason = f"stopped after epoch {trainer.epoch} (step {trainer.step}) by {type(exc).__name__}: {exc}"
+            log.error("%s; rerun with --resume to continue from there", reason, extra={"file_only": True})
+            manifest.set_status("failed", reason)
             manifest.save()
             raise
     return RunResult(run.path, cfg, manifest.data)

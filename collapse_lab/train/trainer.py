@@ -17,6 +17,7 @@ restored RNG states).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from typing import Any, Callable, Dict, Mapping, Sequence
@@ -69,7 +70,8 @@ class Trainer:
         logger: the run logger.
         device: torch device of the batches.
         progress: tqdm switch (None = on for terminals only).
-        callbacks: ``fn(event, info)`` called with ``"evaluation"`` and ``"epoch_end"``.
+        callbacks: ``fn(event, info)`` called with ``"evaluation"`` and ``"epoch_end"``; ``info`` holds epoch, step,
+            (valid metrics) and ``trainer`` itself. An exception raised there stops the run like an interruption.
     """
 
     def __init__(self, cfg: TrainConfig, model: Any, task: Any, train_batches: Any, valid_batches: Any,
@@ -130,7 +132,8 @@ class Trainer:
 
         cfg = self.cfg
         disable = None if self.progress is None else not self.progress
-        with logging_redirect_tqdm(loggers=[self.log]):
+        console = any(type(h) is logging.StreamHandler for h in self.log.handlers)
+        with logging_redirect_tqdm(loggers=[self.log]) if console else contextlib.nullcontext():
             while not self.done and self.epoch < cfg.max_epochs:
                 epoch = self.epoch + 1
                 self.train_batches.set_epoch(epoch - 1)
@@ -211,7 +214,8 @@ class Trainer:
                       " | best, saved" if improved else f" | no improvement ({self.monitor.counter}/"
                       f"{self.cfg.patience})" + (", early stop" if self.done else ""))
         for callback in self.callbacks:
-            callback("evaluation", {"epoch": epoch, "step": self.step, "valid": valid, "improved": improved})
+            callback("evaluation", {"epoch": epoch, "step": self.step, "valid": valid, "improved": improved,
+                                    "trainer": self})
 
     def _end_epoch(self, epoch: int) -> None:
         """Persist the resumable state: last weights, trainer state, periodic checkpoints, manifest timing."""
@@ -230,4 +234,4 @@ class Trainer:
         self.manifest.save()
         self.log.info("epoch %d done: %.0f training samples/s", epoch, self.throughput[-1])
         for callback in self.callbacks:
-            callback("epoch_end", {"epoch": epoch, "step": self.step, "done": self.done})
+            callback("epoch_end", {"epoch": epoch, "step": self.step, "done": self.done, "trainer": self})
