@@ -25,6 +25,7 @@ __all__ = ["main", "cli", "COMMANDS"]
 COMMANDS: Dict[str, str] = {
     "data": "collapse_lab.commands.data:data",
     "spectrum": "collapse_lab.commands.spectrum:spectrum",
+    "sweep": "collapse_lab.commands.sweep:sweep_command",
     "train": "collapse_lab.commands.train:train_command",
 }
 

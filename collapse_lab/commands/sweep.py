@@ -1,0 +1,46 @@
+"""``collapse-lab sweep GRID.yaml [key=v1,v2 ...]``: run or resume a grid of training runs
+(library: :func:`collapse_lab.sweep.runner.run_sweep`)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional, Tuple
+
+import click
+
+__all__ = ["sweep_command"]
+
+
+@click.command("sweep", context_settings={"ignore_unknown_options": True})
+@click.argument("grid", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("overrides", nargs=-1, type=click.UNPROCESSED)
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Sweep directory (default: sweeps/<grid name>).")
+@click.option("--jobs", "-j", type=int, default=1, show_default=True, help="Runs at the same time.")
+@click.option("--threads", type=int, default=None, help="Torch threads per run (default: CPU cores // jobs).")
+@click.option("--executor", default="local", show_default=True, help="Where runs execute (registered executors).")
+@click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda, passed to every run.")
+@click.option("--dry-run", is_flag=True, help="List the runs and their status; train nothing.")
+def sweep_command(grid: Path, overrides: Tuple[str, ...], out_dir: Optional[Path], jobs: int,
+                  threads: Optional[int], executor: str, device: str, dry_run: bool) -> None:
+    """Train every point of a grid (YAML axes, or KEY=V1,V2 lists); finished runs are skipped.
+
+    Failed or interrupted runs are trained again when the command is repeated; a failing run is recorded in
+    <sweep>/sweep.json and the others go on (exit code 1 if any failed).
+    """
+    from collapse_lab.sweep.runner import run_sweep
+
+    report = run_sweep(grid, out_dir=out_dir, overrides=overrides, jobs=jobs, executor=executor, device=device,
+                       dry_run=dry_run, threads=threads)
+    if dry_run:
+        for name in report.runs:
+            click.echo(f"{report.statuses[name]:<9} {name}")
+        pending = sum(s != "complete" for s in report.statuses.values())
+        click.echo(f"sweep {report.sweep_id}: {len(report.runs)} runs, {pending} to train -> {report.sweep_dir}")
+        return
+    for name, error in report.failed.items():
+        click.echo(f"failed: {name}: {error}", err=True)
+    click.echo(report.summary_line())
+    if report.failed:
+        sys.exit(1)

@@ -1,0 +1,128 @@
+"""Executors: where the runs of a sweep execute.
+
+The sweep logic (:mod:`collapse_lab.sweep.runner`) only calls :meth:`Executor.run`, which takes a picklable
+module-level function and a list of picklable tasks and yields ``(index, result)`` pairs *as tasks finish*.
+A task that raises, or whose worker dies, yields ``(index, exception)`` instead, so one bad run never stops the
+others. Executors are looked up by name in :data:`EXECUTORS`.
+
+``local`` runs tasks in this process (``jobs=1``) or in ``jobs`` worker processes started with the *spawn*
+method (``concurrent.futures.ProcessPoolExecutor``). Each task runs with ``threads`` torch threads (default
+``cpu_count // jobs``) so K workers do not oversubscribe the cores: on a busy 2-core machine two OpenMP threads
+per process made training ~10x slower than one (measured: 1.3k vs 16–24k samples/s).
+
+A Ray executor slots in without touching the sweep logic: register ``"ray"`` in :data:`EXECUTORS` with a class
+whose ``run`` wraps ``fn`` in ``ray.remote(num_cpus=..., num_gpus=...)``, submits every task, and yields
+``(index, ray.get(ref))`` in ``ray.wait`` order, turning ``ray.exceptions.RayTaskError`` into the yielded
+exception (style.md §6.11).
+"""
+
+from __future__ import annotations
+
+import abc
+import multiprocessing
+import os
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from typing import Any, Callable, Dict, Iterator, Optional, Sequence, Tuple, Union
+
+from collapse_lab.errors import UserError
+from collapse_lab.registry import Registry
+
+__all__ = ["Executor", "LocalExecutor", "EXECUTORS", "make_executor"]
+
+Outcome = Tuple[int, Union[Any, BaseException]]
+
+EXECUTORS = Registry("executor")
+
+
+class Executor(abc.ABC):
+    """Runs ``fn(task)`` for every task and reports each outcome as soon as it is known."""
+
+    #: how many tasks run at the same time (used for progress display and thread budgets)
+    jobs: int = 1
+
+    @abc.abstractmethod
+    def run(self, fn: Callable[[Any], Any], tasks: Sequence[Any]) -> Iterator[Outcome]:
+        """Yield ``(index, result)`` per task in completion order; ``result`` is the exception if it failed."""
+
+    def describe(self) -> Dict[str, Any]:
+        """A JSON-able description recorded in ``sweep.json``."""
+        return {"executor": type(self).__name__, "jobs": self.jobs}
+
+
+def _limit_threads(threads: int) -> None:
+    """Worker initialiser: cap torch/BLAS threads so ``jobs`` workers share the cores."""
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    os.environ["MKL_NUM_THREADS"] = str(threads)
+    try:
+        import torch
+
+        torch.set_num_threads(threads)
+    except ImportError:  # pragma: no cover - torch is a core dependency
+        pass
+
+
+@EXECUTORS.register("local")
+class LocalExecutor(Executor):
+    """Sequential (``jobs=1``) or a pool of ``jobs`` spawned processes on this machine.
+
+    Example:
+        >>> sorted(LocalExecutor(jobs=1).run(abs, [-1, 2, -3]))
+        [(0, 1), (1, 2), (2, 3)]
+    """
+
+    def __init__(self, jobs: int = 1, threads: Optional[int] = None) -> None:
+        if int(jobs) < 1:
+            raise UserError(f"--jobs must be at least 1, got {jobs}")
+        if threads is not None and int(threads) < 1:
+            raise UserError(f"--threads must be at least 1, got {threads}")
+        self.jobs = int(jobs)
+        self.threads = int(threads) if threads is not None else max(1, (os.cpu_count() or 1) // self.jobs)
+
+    def describe(self) -> Dict[str, Any]:
+        return {**super().describe(), "threads": self.threads}
+
+    def run(self, fn: Callable[[Any], Any], tasks: Sequence[Any]) -> Iterator[Outcome]:
+        if self.jobs == 1 or len(tasks) <= 1:
+            yield from self._run_sequential(fn, tasks)
+        else:
+            yield from self._run_pool(fn, tasks)
+
+    def _run_sequential(self, fn: Callable[[Any], Any], tasks: Sequence[Any]) -> Iterator[Outcome]:
+        import torch
+
+        previous = torch.get_num_threads()
+        try:
+            for index, task in enumerate(tasks):
+                torch.set_num_threads(self.threads)
+                try:
+                    result: Any = fn(task)
+                except Exception as exc:  # a failing task is an outcome, not the end of the sweep
+                    result = exc
+                yield index, result
+        finally:
+            torch.set_num_threads(previous)
+
+    def _run_pool(self, fn: Callable[[Any], Any], tasks: Sequence[Any]) -> Iterator[Outcome]:
+        pool = ProcessPoolExecutor(max_workers=self.jobs, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=_limit_threads, initargs=(self.threads,))
+        pending: Dict[Future, int] = {}
+        try:
+            pending = {pool.submit(fn, task): index for index, task in enumerate(tasks)}
+            while pending:
+                done, _ = wait(list(pending), return_when=FIRST_COMPLETED)
+                for future in done:
+                    index = pending.pop(future)
+                    try:
+                        result: Any = future.result()
+                    except Exception as exc:  # includes BrokenProcessPool when a worker dies
+                        result = exc
+                    yield index, result
+        finally:
+            for future in pending:
+                future.cancel()
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+def make_executor(name: str = "local", jobs: int = 1, threads: Optional[int] = None) -> Executor:
+    """Create a registered executor by name (unknown names raise a ``UserError`` listing the valid ones)."""
+    return EXECUTORS.create(name, jobs=jobs, threads=threads)

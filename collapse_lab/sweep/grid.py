@@ -1,0 +1,280 @@
+"""Sweep grids: a YAML file (or ``key=v1,v2`` lists) expanded into a cartesian product of resolved run configs.
+
+A grid file has up to four sections::
+
+    name: quick                  # sweep name (default: the file stem); runs go to sweeps/<name>/runs/
+    base:                        # config keys shared by every run
+      dataset: movielens-100k
+      hidden_units: [128, 128, 128]
+    grid:                        # one axis per key; the sweep is the cartesian product of all axes
+      variant:                   # a *bundle* axis (any name): each value is a mapping of keys set together
+        - {method: vanilla, fusion: mean}
+        - {method: kdef, fusion: mean}
+      n: [1, 2, 4]
+      seed: [2024, 2025]         # a scalar is an axis with one value
+    exclude:                     # drop every point that matches all keys of one entry
+      - {method: kdef, n: 1}
+
+Every key must be a training config key (``collapse_lab.config.CONFIG_KEYS``); each point is resolved with
+``collapse_lab.config.resolve_config`` so defaults are filled and bad values are caught before anything runs.
+Command-line lists (``n=1,2,4``, ``hidden_units=[64,64],[32,32]``) replace or add axes of the same name; each
+right-hand side is read as the YAML flow sequence ``[<rhs>]``.
+
+A run is named ``<method>-<fusion>-n<N>-s<seed>-<hash8>``, where ``hash8`` is the first 8 hex digits of the
+SHA-256 of the canonical JSON (sorted keys, no spaces) of the fully resolved config, so the name is stable
+across machines and invocations and changes whenever any setting changes (FuxiCTR's ``autotuner`` idea).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+
+import yaml
+
+from collapse_lab.errors import UserError
+
+__all__ = [
+    "SweepSpec",
+    "SweepPoint",
+    "load_grid",
+    "parse_grid_overrides",
+    "expand_grid",
+    "config_digest",
+    "run_name",
+    "valid_config_keys",
+]
+
+SECTIONS = ("name", "description", "base", "grid", "exclude")
+
+
+class _Loader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that also reads YAML 1.2 floats such as ``1e-3`` (PyYAML's 1.1 rules need ``1.0e-3``)."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+    |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+    |\.[0-9_]+(?:[eE][-+][0-9]+)?
+    |[-+]?\.(?:inf|Inf|INF)
+    |\.(?:nan|NaN|NAN))$""", re.X),
+    list("-+0123456789."))
+
+
+def _config_api() -> Tuple[Sequence[str], Any, Any]:
+    """``(CONFIG_KEYS, resolve_config, config_to_dict)`` of the training config module."""
+    from collapse_lab.config import CONFIG_KEYS, config_to_dict, resolve_config
+
+    return CONFIG_KEYS, resolve_config, config_to_dict
+
+
+def valid_config_keys() -> List[str]:
+    """The config keys a grid may set (sorted)."""
+    return sorted(_config_api()[0])
+
+
+@dataclass
+class SweepSpec:
+    """A parsed grid: shared keys, axes (key -> values, or bundle name -> list of mappings) and exclusions."""
+
+    name: str
+    base: Dict[str, Any] = field(default_factory=dict)
+    axes: Dict[str, List[Any]] = field(default_factory=dict)
+    exclude: List[Dict[str, Any]] = field(default_factory=list)
+    description: str = ""
+    source: str = "<grid>"
+
+    def to_dict(self) -> Dict[str, Any]:
+        """The spec as the YAML/JSON structure it was read from."""
+        return {"name": self.name, "description": self.description, "base": self.base, "grid": self.axes,
+                "exclude": self.exclude}
+
+
+@dataclass
+class SweepPoint:
+    """One run of a sweep: its stable name, the keys the grid set, and the fully resolved flat config."""
+
+    name: str
+    overrides: Dict[str, Any]
+    config: Dict[str, Any]
+
+
+def _valid_list(keys: Sequence[str]) -> str:
+    return ", ".join(sorted(keys))
+
+
+def _check_keys(keys: Sequence[str], where: str, source: str, valid: Sequence[str]) -> None:
+    for key in keys:
+        if key not in valid:
+            raise UserError(f"{source}: unknown config key {key!r} in {where}; valid keys: {_valid_list(valid)}")
+
+
+def _as_axis(value: Any) -> List[Any]:
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def load_grid(path: Union[str, Path]) -> SweepSpec:
+    """Read and validate a grid YAML file (see the module docstring for the format).
+
+    Raises:
+        UserError: the file is missing or not YAML, has an unknown section, an unknown config key, or no axis.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: grid file not found")
+    try:
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f": line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        raise UserError(f"{path}{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: expected a mapping with sections {', '.join(SECTIONS)}, got {type(data).__name__}")
+    return spec_from_dict(data, source=str(path), default_name=path.stem)
+
+
+def spec_from_dict(data: Mapping[str, Any], source: str = "<grid>", default_name: str = "sweep") -> SweepSpec:
+    """Build and validate a :class:`SweepSpec` from the structure of a grid file."""
+    unknown = [k for k in data if k not in SECTIONS]
+    if unknown:
+        raise UserError(f"{source}: unknown section {unknown[0]!r}; valid sections: {', '.join(SECTIONS)}")
+    valid = valid_config_keys()
+    base = dict(data.get("base") or {})
+    grid = data.get("grid") or {}
+    exclude = data.get("exclude") or []
+    if not isinstance(base, dict):
+        raise UserError(f"{source}: 'base' must be a mapping of config keys to values")
+    if not isinstance(grid, dict):
+        raise UserError(f"{source}: 'grid' must be a mapping of config keys to lists of values")
+    if not isinstance(exclude, list) or not all(isinstance(e, dict) for e in exclude):
+        raise UserError(f"{source}: 'exclude' must be a list of mappings such as {{method: kd, n: 1}}")
+    _check_keys(list(base), "base", source, valid)
+    axes: Dict[str, List[Any]] = {}
+    for key, value in grid.items():
+        values = _as_axis(value)
+        if key not in valid:
+            if values and all(isinstance(v, dict) for v in values):  # a bundle axis
+                for bundle in values:
+                    _check_keys(list(bundle), f"grid axis {key!r}", source, valid)
+            else:
+                raise UserError(f"{source}: unknown config key {key!r} in grid; valid keys: {_valid_list(valid)}")
+        axes[str(key)] = values
+    for entry in exclude:
+        _check_keys(list(entry), "exclude", source, valid)
+    name = str(data.get("name") or default_name)
+    return SweepSpec(name=name, base=base, axes=axes, exclude=[dict(e) for e in exclude],
+                     description=str(data.get("description") or ""), source=source)
+
+
+def parse_grid_overrides(items: Sequence[str]) -> Dict[str, List[Any]]:
+    """Turn ``["n=1,2,4", "method=kd,dml"]`` into axes ``{"n": [1, 2, 4], "method": ["kd", "dml"]}``.
+
+    Example:
+        >>> parse_grid_overrides(["n=1,2,4", "hidden_units=[64,64],[32,32]", "method=kdef"])
+        {'n': [1, 2, 4], 'hidden_units': [[64, 64], [32, 32]], 'method': ['kdef']}
+    """
+    axes: Dict[str, List[Any]] = {}
+    for item in items:
+        key, sep, rhs = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise UserError(f"grid override {item!r}: expected key=value1,value2,...")
+        try:
+            values = yaml.load(f"[{rhs}]", Loader=_Loader)
+        except yaml.YAMLError:
+            raise UserError(f"grid override {item!r}: cannot read {rhs!r} as a comma-separated list") from None
+        if not values:
+            raise UserError(f"grid override {item!r}: no values after '='")
+        axes[key] = list(values)
+    return axes
+
+
+def with_overrides(spec: SweepSpec, overrides: Mapping[str, List[Any]]) -> SweepSpec:
+    """A copy of ``spec`` whose axes are replaced or extended by command-line axes (keys validated)."""
+    valid = valid_config_keys()
+    _check_keys(list(overrides), "the command-line grid", spec.source, valid)
+    axes = dict(spec.axes)
+    base = dict(spec.base)
+    for key, values in overrides.items():
+        base.pop(key, None)
+        axes[key] = list(values)
+    return SweepSpec(name=spec.name, base=base, axes=axes, exclude=spec.exclude, description=spec.description,
+                     source=spec.source)
+
+
+def config_digest(config: Mapping[str, Any]) -> str:
+    """SHA-256 hex digest of the canonical JSON of a flat config (sorted keys, compact separators).
+
+    Example:
+        >>> config_digest({"n": 2, "method": "kd"}) == config_digest({"method": "kd", "n": 2})
+        True
+        >>> config_digest({"n": 2})[:8]
+        '36337974'
+    """
+    text = json.dumps(dict(config), sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def run_name(config: Mapping[str, Any]) -> str:
+    """``<method>-<fusion>-n<N>-s<seed>-<hash8>`` for a resolved config.
+
+    Example:
+        >>> run_name({"method": "kdef", "fusion": "mean", "n": 4, "seed": 2024})
+        'kdef-mean-n4-s2024-fa3886e9'
+    """
+    return (f"{config.get('method')}-{config.get('fusion')}-n{config.get('n')}-s{config.get('seed')}-"
+            f"{config_digest(config)[:8]}")
+
+
+def _matches(point: Mapping[str, Any], rule: Mapping[str, Any]) -> bool:
+    return all(key in point and point[key] == value for key, value in rule.items())
+
+
+def expand_grid(spec: SweepSpec, overrides: Optional[Mapping[str, List[Any]]] = None) -> List[SweepPoint]:
+    """All runs of a sweep: the cartesian product of the axes on top of ``base``, minus excluded points.
+
+    Points are resolved with ``resolve_config`` (defaults filled, values checked) and deduplicated by name,
+    in grid order (the first axis varies slowest).
+
+    Raises:
+        UserError: no axis, an empty axis, every point excluded, or a value the config rejects.
+    """
+    if overrides:
+        spec = with_overrides(spec, overrides)
+    valid = valid_config_keys()
+    if not spec.axes or any(len(v) == 0 for v in spec.axes.values()):
+        raise UserError(f"{spec.source}: the grid is empty; give at least one config key with a list of values "
+                        f"(e.g. `n: [1, 2, 4]`); valid keys: {_valid_list(valid)}")
+    _, resolve_config, config_to_dict = _config_api()
+    points: Dict[str, SweepPoint] = {}
+    keys = list(spec.axes)
+    for combo in itertools.product(*(spec.axes[k] for k in keys)):
+        overrides_point: Dict[str, Any] = dict(spec.base)
+        for key, value in zip(keys, combo, strict=True):
+            if isinstance(value, dict) and key not in valid:
+                overrides_point.update(value)
+            else:
+                overrides_point[key] = value
+        if any(_matches(overrides_point, rule) for rule in spec.exclude):
+            continue
+        try:
+            config = config_to_dict(resolve_config(overrides=dict(overrides_point)))
+        except UserError as exc:
+            shown = ", ".join(f"{k}={v}" for k, v in overrides_point.items() if k not in spec.base)
+            raise UserError(f"{spec.source}: run {{{shown}}}: {exc}") from None
+        if any(_matches(config, rule) for rule in spec.exclude):  # rules may name defaults, e.g. fusion: mean
+            continue
+        name = run_name(config)
+        points.setdefault(name, SweepPoint(name=name, overrides=overrides_point, config=config))
+    if not points:
+        raise UserError(f"{spec.source}: the grid is empty: every point is excluded; valid keys: "
+                        f"{_valid_list(valid)}")
+    return list(points.values())

@@ -1,0 +1,274 @@
+"""Resumable sweeps: expand a grid, skip finished runs, run the rest through an executor, record every outcome.
+
+Layout of a sweep directory::
+
+    <sweep_dir>/sweep.json          # id, spec, executor, and per run: config, status, error, seconds, attempts
+    <sweep_dir>/runs/<run name>/    # one run directory per point (README "Run directory")
+
+A run whose ``manifest.json`` says ``"status": "complete"`` is skipped; a run that failed or was interrupted
+(status ``running``/``failed``, or a directory without a readable manifest) is trained again from scratch
+(``train(..., overwrite=True)``). A run that raises is recorded in ``sweep.json`` with its error and the sweep
+goes on. ``sweep.json`` is rewritten atomically after every finished run, so an interrupted sweep can be
+resumed by running the same command again.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import importlib
+import json
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
+
+from collapse_lab.errors import UserError
+from collapse_lab.io.atomic import atomic_write_json
+from collapse_lab.sweep.executor import Executor, make_executor
+from collapse_lab.sweep.grid import SweepPoint, SweepSpec, expand_grid, load_grid, parse_grid_overrides
+
+__all__ = [
+    "RunTask",
+    "RunOutcome",
+    "SweepReport",
+    "DEFAULT_TRAINER",
+    "SWEEP_SCHEMA_VERSION",
+    "execute_run",
+    "run_status",
+    "sweep_runs_dir",
+    "sweep_id",
+    "plan_sweep",
+    "run_sweep",
+]
+
+SWEEP_SCHEMA_VERSION = 1
+DEFAULT_TRAINER = "collapse_lab.train.api:train"
+
+
+@dataclass
+class RunTask:
+    """What a worker needs to train one run (picklable; sent to worker processes)."""
+
+    name: str
+    config: Dict[str, Any]
+    run_dir: str
+    trainer: str = DEFAULT_TRAINER
+    device: str = "auto"
+
+
+@dataclass
+class RunOutcome:
+    """The result of one training attempt."""
+
+    name: str
+    status: str  # complete | failed
+    seconds: float
+    error: Optional[str] = None
+    traceback: Optional[str] = None
+
+
+@dataclass
+class SweepReport:
+    """What a call to :func:`run_sweep` did."""
+
+    sweep_dir: Path
+    sweep_id: str
+    runs: List[str]
+    skipped: List[str] = field(default_factory=list)
+    completed: List[str] = field(default_factory=list)
+    failed: Dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+    statuses: Dict[str, str] = field(default_factory=dict)  # status of every run before this call
+
+    def summary_line(self) -> str:
+        """One line for the terminal."""
+        return (f"sweep {self.sweep_id}: {len(self.runs)} runs, {len(self.completed)} trained, "
+                f"{len(self.skipped)} already complete, {len(self.failed)} failed ({self.seconds:.1f} s) "
+                f"-> {self.sweep_dir}")
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _import_target(target: str) -> Any:
+    module_name, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module_name), attr)
+
+
+def run_status(run_dir: Union[str, Path]) -> str:
+    """``missing``, ``corrupt`` (no readable manifest), or the manifest's ``status`` (``complete``, ...)."""
+    run_dir = Path(run_dir)
+    manifest = run_dir / "manifest.json"
+    if not manifest.exists():
+        return "missing" if not run_dir.exists() else "corrupt"
+    try:
+        return str(json.loads(manifest.read_text(encoding="utf-8")).get("status", "corrupt"))
+    except (OSError, ValueError, AttributeError):
+        return "corrupt"
+
+
+def execute_run(task: RunTask) -> RunOutcome:
+    """Train one run with ``task.trainer`` (``module:function`` with the signature of ``train``).
+
+    Never raises for a failing run: the error and its traceback come back in the :class:`RunOutcome`.
+    """
+    start = time.perf_counter()
+    try:
+        trainer = _import_target(task.trainer)
+        trainer(dict(task.config), out_dir=task.run_dir, overwrite=True, device=task.device, progress=False,
+                console=False)
+        status = run_status(task.run_dir)
+        if status != "complete":
+            raise RuntimeError(f"training returned but {task.run_dir}/manifest.json has status {status!r}")
+    except Exception as exc:  # recorded in sweep.json; the sweep goes on
+        return RunOutcome(task.name, "failed", time.perf_counter() - start, f"{type(exc).__name__}: {exc}",
+                          "".join(traceback.format_exception(exc))[-4000:])
+    return RunOutcome(task.name, "complete", time.perf_counter() - start)
+
+
+def sweep_runs_dir(sweep_dir: Union[str, Path]) -> Path:
+    """Where the run directories of a sweep live (``<sweep_dir>/runs``)."""
+    return Path(sweep_dir) / "runs"
+
+
+def sweep_id(name: str, run_names: Sequence[str]) -> str:
+    """``<name>-<hash8>``: the sweep name plus a digest of the set of its run names.
+
+    Example:
+        >>> sweep_id("quick", ["b", "a"]) == sweep_id("quick", ["a", "b"])
+        True
+    """
+    digest = hashlib.sha256("\n".join(sorted(run_names)).encode("utf-8")).hexdigest()[:8]
+    return f"{name}-{digest}"
+
+
+def plan_sweep(grid: Union[str, Path, SweepSpec], out_dir: Optional[Union[str, Path]] = None,
+               overrides: Union[Sequence[str], Mapping[str, List[Any]]] = ()) -> tuple:
+    """Parse and expand a grid: ``(spec, points, sweep_dir)`` (default ``sweeps/<name>``); nothing is written."""
+    spec = grid if isinstance(grid, SweepSpec) else load_grid(grid)
+    axes = parse_grid_overrides(list(overrides)) if not isinstance(overrides, Mapping) else dict(overrides)
+    points = expand_grid(spec, axes)
+    sweep_dir = Path(out_dir) if out_dir is not None else Path("sweeps") / spec.name
+    return spec, points, sweep_dir
+
+
+def _load_state(path: Path) -> Dict[str, Any]:
+    if not path.exists():
+        return {}
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise UserError(f"{path}: not valid JSON ({exc}); move it away to start the sweep record afresh") from None
+    if not isinstance(state, dict) or state.get("kind") != "collapse-lab-sweep":
+        raise UserError(f"{path}: not a collapse-lab sweep record (kind != 'collapse-lab-sweep')")
+    return state
+
+
+class _SweepRecord:
+    """``sweep.json``: merged with an existing record so an extended sweep keeps its earlier runs."""
+
+    def __init__(self, sweep_dir: Path, spec: SweepSpec, executor: Executor) -> None:
+        from collapse_lab.utils.provenance import git_info
+
+        self.path = sweep_dir / "sweep.json"
+        old = _load_state(self.path)
+        self.state: Dict[str, Any] = {
+            "schema_version": SWEEP_SCHEMA_VERSION,
+            "kind": "collapse-lab-sweep",
+            "id": None,
+            "name": spec.name,
+            "created": old.get("created", _now()),
+            "updated": _now(),
+            "git": git_info(),
+            "spec": spec.to_dict(),
+            "executor": executor.describe(),
+            "runs": {r["name"]: r for r in old.get("runs", []) if isinstance(r, dict) and "name" in r},
+        }
+
+    def set_run(self, name: str, **fields: Any) -> None:
+        self.state["runs"].setdefault(name, {"name": name}).update(fields)
+
+    def save(self) -> None:
+        runs = self.state["runs"]
+        self.state["id"] = sweep_id(self.state["name"], list(runs))
+        self.state["updated"] = _now()
+        atomic_write_json(self.path, {**self.state, "runs": list(runs.values())})
+
+    @property
+    def id(self) -> str:
+        return sweep_id(self.state["name"], list(self.state["runs"]))
+
+
+def run_sweep(grid: Union[str, Path, SweepSpec], out_dir: Optional[Union[str, Path]] = None,
+              overrides: Union[Sequence[str], Mapping[str, List[Any]]] = (), jobs: int = 1,
+              executor: Union[str, Executor] = "local", device: str = "auto", progress: Optional[bool] = None,
+              trainer: str = DEFAULT_TRAINER, dry_run: bool = False, threads: Optional[int] = None) -> SweepReport:
+    """Run (or resume) a sweep.
+
+    Args:
+        grid: a grid YAML path or a :class:`SweepSpec`.
+        out_dir: the sweep directory (default ``sweeps/<name>``).
+        overrides: command-line axes (``["n=1,2", "seed=1,2,3"]``) replacing or adding axes of the grid.
+        jobs: runs at the same time (``local`` executor).
+        executor: an executor name from :data:`~collapse_lab.sweep.executor.EXECUTORS` or an instance.
+        device: passed to ``train`` (``auto``, ``cpu``, ``cuda``...).
+        progress: tqdm over runs (``None``: only on a terminal).
+        trainer: ``module:function`` with the signature of :func:`collapse_lab.train.api.train`.
+        dry_run: only expand the grid and read the status of every run; write and train nothing.
+        threads: torch threads per run (default: cpu_count // jobs); a run's own ``num_threads`` key wins.
+
+    Returns:
+        A :class:`SweepReport`; failed runs are listed there and in ``sweep.json``, never raised.
+    """
+    from tqdm.auto import tqdm
+
+    spec, points, sweep_dir = plan_sweep(grid, out_dir, overrides)
+    if isinstance(executor, str):
+        executor = make_executor(executor, jobs=jobs, threads=threads)
+    start = time.perf_counter()
+    runs_dir = sweep_runs_dir(sweep_dir)
+    report = SweepReport(sweep_dir=sweep_dir, sweep_id=sweep_id(spec.name, [p.name for p in points]),
+                         runs=[p.name for p in points])
+    report.statuses = {p.name: run_status(runs_dir / p.name) for p in points}
+    if dry_run:
+        return report
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    record = _SweepRecord(sweep_dir, spec, executor)
+    todo: List[SweepPoint] = []
+    for point in points:
+        status = report.statuses[point.name]
+        if status == "complete":
+            report.skipped.append(point.name)
+            record.set_run(point.name, config=point.config, overrides=point.overrides, status="complete")
+        else:
+            todo.append(point)
+            record.set_run(point.name, config=point.config, overrides=point.overrides, status="pending",
+                           previous_status=status)
+    record.save()
+    tasks = [RunTask(p.name, p.config, str(runs_dir / p.name), trainer, device) for p in todo]
+    bar = tqdm(total=len(tasks), desc=f"sweep {spec.name}", unit="run", disable=None if progress is None
+               else not progress)
+    try:
+        for index, outcome in executor.run(execute_run, tasks):
+            name = tasks[index].name
+            if isinstance(outcome, BaseException):  # the worker itself died
+                outcome = RunOutcome(name, "failed", 0.0, f"{type(outcome).__name__}: {outcome}")
+            attempts = int(record.state["runs"][name].get("attempts", 0)) + 1
+            record.set_run(name, status=outcome.status, error=outcome.error, traceback=outcome.traceback,
+                           seconds=round(outcome.seconds, 3), attempts=attempts, finished=_now())
+            if outcome.status == "complete":
+                report.completed.append(name)
+            else:
+                report.failed[name] = outcome.error or "failed"
+            record.save()
+            bar.set_postfix_str(f"{name} {outcome.status}", refresh=False)
+            bar.update(1)
+    finally:
+        bar.close()
+        record.save()
+    report.sweep_id = record.id
+    report.seconds = time.perf_counter() - start
+    return report

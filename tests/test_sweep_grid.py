@@ -1,0 +1,135 @@
+"""Grid expansion, validation and stable run names (collapse_lab.sweep.grid)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from collapse_lab.config import config_hash, config_to_dict, resolve_config
+from collapse_lab.errors import UserError
+from collapse_lab.sweep.grid import (
+    SweepSpec,
+    config_digest,
+    expand_grid,
+    load_grid,
+    parse_grid_overrides,
+    run_name,
+    spec_from_dict,
+)
+
+NAME = re.compile(r"^(vanilla|kd|dml|kdef)-(mean|sum|concat)-n\d+-s\d+-[0-9a-f]{8}$")
+
+
+def _write(tmp_path, text: str):
+    path = tmp_path / "grid.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_cartesian_product_with_base_bundles_and_exclusions(tmp_path):
+    path = _write(tmp_path, """
+name: demo
+base: {hidden_units: [8, 8], max_epochs: 1}
+grid:
+  recipe:
+    - {method: vanilla, fusion: mean}
+    - {method: vanilla, fusion: sum}
+    - {method: kdef}
+  n: [1, 2, 3]
+  seed: [1, 2]
+exclude:
+  - {fusion: sum, n: 1}
+  - {method: kdef, n: 1}
+""")
+    spec = load_grid(path)
+    assert spec.name == "demo"
+    points = expand_grid(spec)
+    # 3 recipes x 3 N x 2 seeds = 18, minus (sum, n=1) x 2 seeds and (kdef, n=1) x 2 seeds
+    assert len(points) == 14
+    combos = {(p.config["method"], p.config["fusion"], p.config["n"], p.config["seed"]) for p in points}
+    assert ("vanilla", "sum", 1, 1) not in combos and ("kdef", "mean", 1, 2) not in combos
+    assert ("kdef", "mean", 3, 2) in combos and ("vanilla", "mean", 1, 1) in combos
+    for p in points:
+        assert p.config["hidden_units"] == [8, 8] and p.config["max_epochs"] == 1
+        assert NAME.match(p.name), p.name
+    # grid order: the first axis varies slowest
+    assert [p.config["method"] for p in points[:5]] == ["vanilla"] * 5
+
+
+def test_exclude_matches_resolved_defaults(tmp_path):
+    # fusion is not set anywhere: the rule applies to the resolved default (mean)
+    spec = spec_from_dict({"grid": {"n": [1, 2]}, "exclude": [{"fusion": "mean", "n": 1}]})
+    assert [p.config["n"] for p in expand_grid(spec)] == [2]
+
+
+def test_run_name_is_the_hash_of_the_resolved_config():
+    spec = spec_from_dict({"base": {"method": "kd"}, "grid": {"n": [2], "seed": [7]}})
+    (point,) = expand_grid(spec)
+    cfg = resolve_config({"method": "kd", "n": 2, "seed": 7})
+    assert point.config == config_to_dict(cfg)
+    assert point.name == f"kd-mean-n2-s7-{config_hash(cfg)[:8]}"
+    assert config_digest(point.config) == config_hash(cfg)
+
+
+def test_run_names_are_stable_and_change_with_any_setting():
+    spec = spec_from_dict({"grid": {"n": [2], "seed": [1]}})
+    first = expand_grid(spec)[0].name
+    assert expand_grid(spec_from_dict({"grid": {"n": [2], "seed": [1]}}))[0].name == first
+    assert expand_grid(spec_from_dict({"grid": {"n": [2], "seed": [1]}, "base": {"lr": 0.002}}))[0].name != first
+    # run_name only reads the config: key order does not matter
+    cfg = expand_grid(spec)[0].config
+    assert run_name(dict(reversed(list(cfg.items())))) == first
+
+
+def test_duplicate_points_are_merged():
+    spec = spec_from_dict({"grid": {"n": [2, 2], "seed": [1]}})
+    assert len(expand_grid(spec)) == 1
+
+
+def test_parse_overrides_reads_yaml_values():
+    axes = parse_grid_overrides(["n=1,2,4", "hidden_units=[64,64],[32]", "method=kdef", "lr=1e-3,0.01"])
+    assert axes == {"n": [1, 2, 4], "hidden_units": [[64, 64], [32]], "method": ["kdef"], "lr": [0.001, 0.01]}
+
+
+def test_overrides_replace_axes_and_base(tmp_path):
+    spec = load_grid(_write(tmp_path, "base: {seed: 5}\ngrid: {n: [1, 2, 3]}\n"))
+    points = expand_grid(spec, parse_grid_overrides(["n=4", "seed=1,2"]))
+    assert sorted((p.config["n"], p.config["seed"]) for p in points) == [(4, 1), (4, 2)]
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ("grid: {nn: [1, 2]}\n", "unknown config key 'nn' in grid; valid keys: batch_norm, batch_size"),
+    ("base: {lrr: 1}\ngrid: {n: [1]}\n", "unknown config key 'lrr' in base; valid keys:"),
+    ("grid: {recipe: [{method: kd, fusionn: sum}]}\n", "unknown config key 'fusionn' in grid axis 'recipe'"),
+    ("grid: {n: [1]}\nexclude: [{methd: kd}]\n", "unknown config key 'methd' in exclude"),
+    ("grids: {n: [1]}\n", "unknown section 'grids'; valid sections: name, description, base, grid, exclude"),
+    ("grid: {n: [1, 2]\n", "line 2, column 1: not valid YAML"),
+])
+def test_bad_grid_files_name_the_problem(tmp_path, text, fragment):
+    with pytest.raises(UserError, match=re.escape(fragment)):
+        expand_grid(load_grid(_write(tmp_path, text)))
+
+
+@pytest.mark.parametrize("data", [{}, {"base": {"n": 2}}, {"grid": {"n": []}},
+                                  {"grid": {"n": [1]}, "exclude": [{"n": 1}]}])
+def test_empty_grid_lists_valid_keys(data):
+    with pytest.raises(UserError, match=r"the grid is empty.*valid keys: batch_norm, batch_size, clip_grad_norm"):
+        expand_grid(spec_from_dict(data))
+
+
+def test_bad_value_names_the_run():
+    spec = SweepSpec(name="x", axes={"n": [2, 0]})
+    with pytest.raises(UserError, match=r"run \{n=0\}: config key 'n': expected an integer >= 1"):
+        expand_grid(spec)
+
+
+def test_unknown_override_key_is_rejected():
+    spec = spec_from_dict({"grid": {"n": [1]}})
+    with pytest.raises(UserError, match="unknown config key 'seeds' in the command-line grid"):
+        expand_grid(spec, parse_grid_overrides(["seeds=1,2"]))
+
+
+def test_missing_grid_file(tmp_path):
+    with pytest.raises(UserError, match="grid file not found"):
+        load_grid(tmp_path / "nope.yaml")

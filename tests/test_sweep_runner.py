@@ -1,0 +1,165 @@
+"""Resumable sweeps: skip finished runs, rerun failed/interrupted ones, record errors, executors, CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+from click.testing import CliRunner
+
+from collapse_lab.cli import cli, main
+from collapse_lab.errors import UserError
+from collapse_lab.sweep.executor import EXECUTORS, LocalExecutor, make_executor
+from collapse_lab.sweep.runner import run_status, run_sweep
+
+FAKE = "sweep_fixtures:fake_train"
+GRID = """
+name: fake
+base: {hidden_units: [8], max_epochs: 1}
+grid:
+  method: [vanilla, kdef]
+  n: [1, 2]
+exclude:
+  - {method: kdef, n: 1}
+"""
+
+
+@pytest.fixture()
+def grid(tmp_path):
+    path = tmp_path / "grid.yaml"
+    path.write_text(GRID)
+    return path
+
+
+def _calls(sweep_dir):
+    path = sweep_dir / "calls.txt"
+    return path.read_text().split() if path.exists() else []
+
+
+def _record(sweep_dir):
+    state = json.loads((sweep_dir / "sweep.json").read_text())
+    return state, {r["name"]: r for r in state["runs"]}
+
+
+def test_sweep_trains_every_point_then_skips_finished_runs(grid, tmp_path):
+    out = tmp_path / "sw"
+    report = run_sweep(grid, out_dir=out, trainer=FAKE, progress=False)
+    assert len(report.runs) == 3 and sorted(report.completed) == sorted(report.runs)
+    assert not report.skipped and not report.failed
+    assert sorted(_calls(out)) == sorted(report.runs)
+    for name in report.runs:
+        assert run_status(out / "runs" / name) == "complete"
+    state, runs = _record(out)
+    assert state["kind"] == "collapse-lab-sweep" and state["id"] == report.sweep_id
+    assert state["id"].startswith("fake-") and {r["status"] for r in runs.values()} == {"complete"}
+    assert all(r["attempts"] == 1 and r["error"] is None for r in runs.values())
+
+    again = run_sweep(grid, out_dir=out, trainer=FAKE, progress=False)
+    assert sorted(again.skipped) == sorted(report.runs) and not again.completed
+    assert len(_calls(out)) == 3  # nothing was trained a second time
+    assert again.sweep_id == report.sweep_id
+
+
+def test_failing_run_is_recorded_and_the_sweep_goes_on(grid, tmp_path):
+    out = tmp_path / "sw"
+    out.mkdir()
+    (out / "fail-kdef-n2").write_text("")
+    report = run_sweep(grid, out_dir=out, trainer=FAKE, progress=False)
+    (failed,) = report.failed
+    assert failed.startswith("kdef-mean-n2-")
+    assert report.failed[failed] == "RuntimeError: planned failure for kdef n=2"
+    assert len(report.completed) == 2
+    _, runs = _record(out)
+    assert runs[failed]["status"] == "failed" and "planned failure" in runs[failed]["traceback"]
+
+    (out / "fail-kdef-n2").unlink()
+    rerun = run_sweep(grid, out_dir=out, trainer=FAKE, progress=False)
+    assert rerun.completed == [failed] and len(rerun.skipped) == 2
+    _, runs = _record(out)
+    assert runs[failed]["status"] == "complete" and runs[failed]["attempts"] == 2 and runs[failed]["error"] is None
+
+
+def test_interrupted_and_corrupt_runs_are_trained_again(grid, tmp_path):
+    out = tmp_path / "sw"
+    first = run_sweep(grid, out_dir=out, trainer=FAKE, progress=False)
+    a, b = first.runs[0], first.runs[1]
+    manifest = out / "runs" / a / "manifest.json"
+    manifest.write_text(json.dumps({**json.loads(manifest.read_text()), "status": "running"}))
+    (out / "runs" / b / "manifest.json").write_text("{not json")
+    assert run_status(out / "runs" / a) == "running" and run_status(out / "runs" / b) == "corrupt"
+    again = run_sweep(grid, out_dir=out, trainer=FAKE, progress=False)
+    assert sorted(again.completed) == sorted([a, b])
+    assert again.statuses[a] == "running" and again.statuses[b] == "corrupt"
+    assert run_status(out / "runs" / a) == "complete"
+
+
+def test_command_line_axes_extend_the_sweep_record(grid, tmp_path):
+    out = tmp_path / "sw"
+    first = run_sweep(grid, out_dir=out, trainer=FAKE, progress=False)
+    more = run_sweep(grid, out_dir=out, overrides=["seed=2024,7"], trainer=FAKE, progress=False)
+    assert len(more.runs) == 6 and len(more.skipped) == 3  # the default seed is 2024: those runs exist
+    state, runs = _record(out)
+    assert set(first.runs) < set(runs) and len(runs) == 6
+    assert state["id"] == more.sweep_id != first.sweep_id
+
+
+def test_dry_run_writes_nothing(grid, tmp_path):
+    out = tmp_path / "sw"
+    report = run_sweep(grid, out_dir=out, trainer=FAKE, dry_run=True)
+    assert set(report.statuses.values()) == {"missing"} and not out.exists()
+
+
+def test_process_pool_executor_runs_tasks_in_spawned_workers(grid, tmp_path):
+    out = tmp_path / "sw"
+    (tmp_path / "sw").mkdir()
+    (out / "fail-vanilla-n1").write_text("")
+    report = run_sweep(grid, out_dir=out, trainer=FAKE, jobs=2, progress=False)
+    assert len(report.completed) == 2 and len(report.failed) == 1
+    state, _ = _record(out)
+    assert state["executor"] == {"executor": "LocalExecutor", "jobs": 2, "threads": max(1, (os.cpu_count() or 1) // 2)}
+
+
+def test_local_executor_reports_exceptions_as_outcomes():
+    outcomes = dict(LocalExecutor(jobs=1).run(int, ["1", "x", "3"]))
+    assert outcomes[0] == 1 and outcomes[2] == 3 and isinstance(outcomes[1], ValueError)
+
+
+def test_executor_registry_and_bad_jobs():
+    assert EXECUTORS.names() == ["local"]
+    with pytest.raises(UserError, match="unknown executor 'ray'; valid: local"):
+        make_executor("ray")
+    with pytest.raises(UserError, match="--jobs must be at least 1, got 0"):
+        make_executor("local", jobs=0)
+
+
+def test_cli_dry_run_lists_runs(grid, tmp_path):
+    result = CliRunner().invoke(cli, ["sweep", str(grid), "--out", str(tmp_path / "sw"), "--dry-run", "n=2"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 3 and lines[0].startswith("missing   vanilla-mean-n2-s2024-")
+    assert lines[-1].startswith("sweep fake-") and "2 runs, 2 to train" in lines[-1]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["n=1,2", "nn=3"], "error: {grid}: unknown config key 'nn' in the command-line grid; valid keys: batch_norm"),
+    (["--jobs", "0"], "error: --jobs must be at least 1, got 0"),
+    (["n="], "error: grid override 'n=': no values after '='"),
+])
+def test_cli_bad_input_is_one_line_exit_2(grid, tmp_path, capsys, argv, message):
+    with pytest.raises(SystemExit) as exc:
+        main(["sweep", str(grid), "--out", str(tmp_path / "sw"), *argv])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith(message.format(grid=grid))
+    assert not (tmp_path / "sw").exists()
+
+
+def test_cli_empty_grid_file(tmp_path, capsys):
+    path = tmp_path / "empty.yaml"
+    path.write_text("name: x\n")
+    with pytest.raises(SystemExit) as exc:
+        main(["sweep", str(path)])
+    assert exc.value.code == 2
+    assert "the grid is empty" in capsys.readouterr().err
