@@ -222,6 +222,8 @@ def test_step_evaluation_periodic_checkpoints_and_step_cap(dataset, tmp_path):
     assert _check_plateau_rule(df, lr0=1e-2) >= 1  # 76 evaluations of a noisy validation AUC do hit plateaus
     names = [c["name"] for c in result.manifest["checkpoints"]]
     assert names == ["best", "epoch_0001", "epoch_0002"] and result.manifest["probe"] is None
+    last = df[(df.split == "valid") & (df.step == 76) & (df.metric == "auc") & (df.member == "ensemble")]["value"]
+    assert result.manifest["checkpoints"][2]["metrics"]["valid"]["ensemble"]["auc"] == last.iloc[0]
     assert not (result.run_dir / "probe.safetensors").exists()
     capped = train(tiny_config(dataset, method="kd", n=2, max_steps=5), tmp_path / "cap", device="cpu",
                    console=False)
@@ -233,3 +235,18 @@ def test_existing_output_directory_is_refused_unless_overwrite(run, dataset):
     with pytest.raises(UserError, match="exists; pass --resume .* or --overwrite"):
         train(tiny_config(dataset, **CFG), run.run_dir, device="cpu", console=False)
     assert (run.run_dir / "manifest.json").read_bytes() == before
+
+
+def test_batched_form_and_the_package_level_entry_point(dataset, tmp_path):
+    import collapse_lab
+    import collapse_lab.train.api  # noqa: F401  (rebinds collapse_lab.train to the package: it stays callable)
+
+    result = collapse_lab.train(tiny_config(dataset, method="kdef", n=3, form="batched", max_steps=3),
+                                out_dir=tmp_path / "batched", device="cpu", console=False)
+    assert result.manifest["form"] == "batched" and result.manifest["status"] == "complete"
+    from safetensors.torch import load_file
+
+    probe = load_file(tmp_path / "batched" / "probe.safetensors")
+    assert probe["students.2.layers.1"].shape == (64, 16)
+    weights, _ = load_weights(tmp_path / "batched" / "checkpoints/best/model.safetensors")
+    assert weights["students.2.layers.0.linear.weight"].shape == (16, 16)  # canonical names in both forms

@@ -181,9 +181,10 @@ def _build(cfg: TrainConfig, dev: str) -> Dict[str, Any]:
     # a last batch of one row would break BatchNorm in train mode; FuxiCTR keeps partial batches otherwise
     drop_last = len(splits["train"]) % cfg.batch_size == 1
     device = None if dev == "cpu" else dev
+    prefetch = 0 if dev == "cpu" else 2  # on a GPU, gather + host-to-device copies overlap the step
     return {"path": path, "data": data, "splits": splits, "model": model, "task": task, "form": form,
             "train": BatchIterator(splits["train"], cfg.batch_size, shuffle=True, seed=cfg.seed, drop_last=drop_last,
-                                   device=device),
+                                   device=device, prefetch=prefetch),
             "valid": BatchIterator(splits["valid"], cfg.batch_size, device=device),
             "test": BatchIterator(splits["test"], cfg.batch_size, device=device)}
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from collapse_lab.data.dataset import BatchIterator, Split
 
-__all__ = ["PROBE_STREAM", "probe_indices", "collect_probe"]
+__all__ = ["PROBE_STREAM", "probe_indices", "collect_probe", "probe_entry"]
 
 #: second entropy word of the probe generator, so the probe never reuses the shuffling stream
 PROBE_STREAM = 0x9E0B

@@ -92,6 +92,7 @@ class Trainer:
         self.done = False  # training loop finished (early stop or a cap reached)
         self.last_eval_step = -1
         self.transfer: Dict[str, float | None] = {}  # lambda/mu statistics of the last interval
+        self.last_valid: Dict[str, Dict[str, float]] | None = None  # metrics of the last evaluation
         self.throughput: list = []  # training samples/s per epoch (not part of the metrics: not deterministic)
         self.check_every = 1 if self.device.type == "cpu" else 25  # host syncs for the NaN check
         self.meta = {"config_hash": config_hash(cfg), "dataset_id": manifest["dataset"]["id"]}
@@ -181,6 +182,7 @@ class Trainer:
     def _evaluate(self, epoch: int) -> None:
         """Score the validation split, log the interval's training statistics, apply the plateau rule."""
         valid = evaluate(self.model, self.valid_batches, split="valid")
+        self.last_valid = valid
         summary = self.stats.summary()
         self.stats.reset()
         self.transfer = {k: summary[k] for k in ("lambda_mean", "lambda_std", "mu_mean", "mu_std")}
@@ -227,7 +229,9 @@ class Trainer:
             name = f"epoch_{epoch:04d}"
             sha = self._save_weights(name, epoch, self.step)
             self.manifest.set_checkpoint({"name": name, "path": self.run.relative(self.run.checkpoint(name)),
-                                          "epoch": epoch, "step": self.step, "sha256": sha, "metrics": None})
+                                          "epoch": epoch, "step": self.step, "sha256": sha,
+                                          "metrics": {"valid": self.last_valid}
+                                          if self.last_eval_step == self.step else None})
         self.metrics.flush()
         save_trainer_state(self.run.trainer_state, self.state_dict())
         self.manifest.update(timing={"train_samples_per_s": list(self.throughput)})
