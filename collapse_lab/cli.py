@@ -24,6 +24,8 @@ __all__ = ["main", "cli", "COMMANDS"]
 #: command name -> "module:attribute" of its click command (kept in alphabetical order)
 COMMANDS: Dict[str, str] = {
     "data": "collapse_lab.commands.data:data",
+    "figures": "collapse_lab.commands.figures:figures_command",
+    "results": "collapse_lab.commands.results:results_command",
     "spectrum": "collapse_lab.commands.spectrum:spectrum",
     "sweep": "collapse_lab.commands.sweep:sweep_command",
     "train": "collapse_lab.commands.train:train_command",

@@ -1,0 +1,32 @@
+"""``collapse-lab figures SWEEP_DIR``: the standard figures of a sweep as PNG + PDF
+(library: :func:`collapse_lab.plotting.figures.render_figures`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import click
+
+__all__ = ["figures_command"]
+
+
+@click.command("figures")
+@click.argument("sweep_dir", type=click.Path(path_type=Path))
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Output directory (default: SWEEP_DIR/figures).")
+@click.option("--tau", type=float, default=4.0, show_default=True, help="Knowledge-abundance threshold in heat maps.")
+@click.option("--only", default=None, help="Comma-separated figures to draw (fig1,...,fig9 or full stems).")
+@click.option("--format", "formats", default="png,pdf", show_default=True, help="Comma-separated file formats.")
+def figures_command(sweep_dir: Path, out_dir: Optional[Path], tau: float, only: Optional[str], formats: str) -> None:
+    """Draw the nine standard figures (degradation, collapse, variance, spectra, KA, IA, EM weights)."""
+    from collapse_lab.plotting.figures import render_figures
+
+    names = [s.strip() for s in only.split(",") if s.strip()] if only else None
+    fmts = tuple(s.strip() for s in formats.split(",") if s.strip())
+    report = render_figures(sweep_dir, out_dir=out_dir, tau=tau, formats=fmts, only=names)
+    for note in report.notes:
+        click.echo(note, err=True)
+    for stem, why in report.skipped.items():
+        click.echo(f"skipped {stem}: {why}", err=True)
+    click.echo(f"sweep {report.sweep_id}: {len(report.written)} figures -> {report.out_dir}")

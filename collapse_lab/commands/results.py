@@ -1,0 +1,35 @@
+"""``collapse-lab results SWEEP_DIR``: tidy results, mean ± 95% CI over seeds, paired tests
+(library: :func:`collapse_lab.results.report.write_results`)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import click
+
+__all__ = ["results_command"]
+
+
+@click.command("results")
+@click.argument("sweep_dir", type=click.Path(path_type=Path))
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where results.csv, summary.csv and paired_tests.csv go (default: SWEEP_DIR).")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary and paired tests as JSON.")
+@click.option("--confidence", type=float, default=0.95, show_default=True, help="Level of the t intervals.")
+def results_command(sweep_dir: Path, out_dir: Optional[Path], as_json: bool, confidence: float) -> None:
+    """Collect the finished runs of a sweep into results.csv, summary.csv and paired_tests.csv."""
+    from collapse_lab.results.report import format_summary, write_results
+
+    report = write_results(sweep_dir, out_dir=out_dir, confidence=confidence)
+    for run, why in report.skipped:
+        click.echo(f"skipped {run}: {why}", err=True)
+    if as_json:
+        click.echo(json.dumps(report.to_json(), indent=1, default=str))
+        return
+    for metric in ("ensemble_auc", "best_student_auc", "gap"):
+        click.echo(format_summary(report.summary, metric))
+        click.echo("")
+    runs = report.collected.runs().shape[0]
+    click.echo(f"{runs} runs ({len(report.skipped)} skipped) -> " + ", ".join(str(p) for p in report.paths.values()))

@@ -1,0 +1,185 @@
+"""Scaling figures: ensemble AUC, student AUC, ensemble − best-student gap and student variance vs N.
+
+These reproduce paper.md §9 Figs. 2(a)/4(a)/6(a)/8(a) (ensemble AUC vs N), 2(b)/4(b)/6(b)/8(b) (best and worst
+sub-network), 5 and 8(c) (gap), with means over seeds and Student-t 95% bands (:func:`collapse_lab.results.stats
+.mean_ci`). Inputs are tidy DataFrames from :mod:`collapse_lab.results.tables`:
+
+* run level (one row per run): ``variant``, ``n``, ``seed`` and the metric column;
+* student level (one row per student of a run): ``run``, ``variant``, ``n``, ``seed``, ``member``, ``test_auc``.
+
+AUC values are fractions in the tables and drawn in percent (``scale=100``), as in the paper.
+"""
+
+from __future__ import annotations
+
+from typing import Any, List, Optional, Sequence, Tuple
+
+import numpy as np
+import pandas as pd
+
+from collapse_lab.plotting.style import new_axes, style_context, variant_style
+from collapse_lab.results.collect import VARIANT_ORDER
+from collapse_lab.results.stats import mean_ci
+
+__all__ = ["plot_metric_vs_n", "plot_ensemble_auc", "plot_gap", "plot_student_auc", "plot_student_variance",
+           "ordered_variants"]
+
+
+def ordered_variants(df: pd.DataFrame, variants: Optional[Sequence[str]] = None) -> List[str]:
+    """The recipes present in ``df`` (or the requested ones that are present) in :data:`VARIANT_ORDER`."""
+    present = list(dict.fromkeys(df["variant"]))
+    if variants is not None:
+        return [v for v in variants if v in present]
+    rank = {v: i for i, v in enumerate(VARIANT_ORDER)}
+    return sorted(present, key=lambda v: (rank.get(v, len(rank)), v))
+
+
+def _band(ax: Any, x: np.ndarray, lo: np.ndarray, hi: np.ndarray, color: str) -> None:
+    ok = np.isfinite(lo) & np.isfinite(hi)
+    if ok.any():
+        ax.fill_between(x[ok], lo[ok], hi[ok], color=color, alpha=0.18, linewidth=0)
+
+
+def _n_axis(ax: Any, ns: Sequence[int]) -> None:
+    ax.set_xticks(sorted(set(int(n) for n in ns)))
+    ax.set_xlabel("number of sub-networks N")
+
+
+def plot_metric_vs_n(df: pd.DataFrame, metric: str, ax: Any = None, variants: Optional[Sequence[str]] = None,
+                     scale: float = 1.0, ylabel: Optional[str] = None, confidence: float = 0.95,
+                     show_runs: bool = True, legend: bool = True, **style: Any) -> Tuple[Any, Any]:
+    """Mean of ``metric`` over seeds vs N, one line per recipe, with a t confidence band and the single runs.
+
+    Args:
+        df: one row per run with columns ``variant``, ``n`` and ``metric``.
+        metric: the column to draw.
+        ax: axes to draw on (default: a new single-column figure).
+        variants: recipes to draw, in this order (default: all present, in the canonical order).
+        scale: multiply values by this (100 for AUC in percent).
+        ylabel: y-axis label (default: the metric name).
+        confidence: level of the band.
+        show_runs: also draw every run as a faint point.
+        legend: draw a legend.
+        **style: passed to ``ax.plot`` for every line.
+    """
+    with style_context():
+        fig, ax = new_axes(ax)
+        for i, variant in enumerate(ordered_variants(df, variants)):
+            sub = df[df["variant"] == variant]
+            st = variant_style(variant, i)
+            ns = np.array(sorted(sub["n"].unique()), dtype=float)
+            stats = np.array([mean_ci(sub.loc[sub["n"] == n, metric].to_numpy(float) * scale, confidence)
+                              for n in ns]).reshape(-1, 4)
+            ax.plot(ns, stats[:, 0], label=variant, color=st["color"], marker=st["marker"], **style)
+            _band(ax, ns, stats[:, 2], stats[:, 3], st["color"])
+            if show_runs:
+                ax.scatter(sub["n"].to_numpy(float), sub[metric].to_numpy(float) * scale, s=6, color=st["color"],
+                           alpha=0.35, linewidths=0, label="_nolegend_")
+        _n_axis(ax, df["n"])
+        ax.set_ylabel(ylabel or metric)
+        if legend:
+            ax.legend()
+    return fig, ax
+
+
+def plot_ensemble_auc(df: pd.DataFrame, ax: Any = None, variants: Optional[Sequence[str]] = None,
+                      **style: Any) -> Tuple[Any, Any]:
+    """Figure 1 (paper Figs. 2a/4a/6a/8a): test AUC (%) of the fused ensemble vs N per recipe."""
+    fig, ax = plot_metric_vs_n(df, "ensemble_auc", ax=ax, variants=variants, scale=100.0,
+                               ylabel="ensemble test AUC (%)", **style)
+    ax.set_title("Ensemble AUC vs number of sub-networks")
+    return fig, ax
+
+
+def plot_gap(df: pd.DataFrame, ax: Any = None, variants: Optional[Sequence[str]] = None,
+             **style: Any) -> Tuple[Any, Any]:
+    """Figure 3 (paper Figs. 5, 8c): ensemble AUC − best student AUC (AUC points) vs N per recipe."""
+    fig, ax = plot_metric_vs_n(df, "gap", ax=ax, variants=variants, scale=100.0,
+                               ylabel="ensemble − best student AUC (points)", **style)
+    ax.axhline(0.0, color="0.5", linewidth=0.6, linestyle=":")
+    ax.set_title("Discrepancy between ensemble and best student")
+    return fig, ax
+
+
+def _best_worst(students: pd.DataFrame) -> pd.DataFrame:
+    per_run = students.groupby(["variant", "run", "n"], sort=False)["test_auc"].agg(["max", "min"])
+    return per_run.reset_index()
+
+
+def plot_student_auc(df: pd.DataFrame, ax: Any = None, variants: Optional[Sequence[str]] = None,
+                     confidence: float = 0.95, **style: Any) -> Tuple[Any, Any]:
+    """Figure 2 (paper Figs. 2b/4b/6b/8b): best (solid) and worst (dashed) student test AUC (%) vs N.
+
+    Best/worst are taken within each run, then averaged over seeds (t band on the best curve); every student of
+    every run is drawn as a point, offset horizontally per recipe, so the variance stays visible.
+
+    Args:
+        df: one row per student: ``run``, ``variant``, ``n``, ``test_auc``.
+    """
+    with style_context():
+        fig, ax = new_axes(ax)
+        order = ordered_variants(df, variants)
+        per_run = _best_worst(df)
+        width = 0.08 * max(1.0, float(np.ptp(df["n"].to_numpy(float))) / 4)
+        for i, variant in enumerate(order):
+            st = variant_style(variant, i)
+            sub = per_run[per_run["variant"] == variant]
+            ns = np.array(sorted(sub["n"].unique()), dtype=float)
+            best = np.array([mean_ci(sub.loc[sub["n"] == n, "max"].to_numpy(float) * 100, confidence)
+                             for n in ns]).reshape(-1, 4)
+            worst = np.array([sub.loc[sub["n"] == n, "min"].mean() * 100 for n in ns])
+            ax.plot(ns, best[:, 0], color=st["color"], marker=st["marker"], label=f"{variant} best", **style)
+            ax.plot(ns, worst, color=st["color"], marker=st["marker"], linestyle="--", markerfacecolor="white",
+                    label=f"{variant} worst", **style)
+            _band(ax, ns, best[:, 2], best[:, 3], st["color"])
+            points = df[df["variant"] == variant]
+            offset = (i - (len(order) - 1) / 2) * width
+            ax.scatter(points["n"].to_numpy(float) + offset, points["test_auc"].to_numpy(float) * 100, s=5,
+                       color=st["color"], alpha=0.4, linewidths=0, label="_nolegend_")
+        _n_axis(ax, df["n"])
+        ax.set_ylabel("student test AUC (%)")
+        ax.set_title("Best and worst sub-network")
+        ax.legend(ncols=2 if len(order) > 2 else 1)
+    return fig, ax
+
+
+def plot_student_variance(df: pd.DataFrame, ax: Any = None, variants: Optional[Sequence[str]] = None,
+                          **style: Any) -> Tuple[Any, Any]:
+    """Figure 4: the distribution of student test AUC (%) at each N per recipe (box + every student).
+
+    Boxes show the quartiles and whiskers 1.5 IQR (``Axes.boxplot``); every student of every seed is drawn on
+    top with a little horizontal jitter (fixed seed, so the figure is reproducible).
+
+    Args:
+        df: one row per student: ``variant``, ``n``, ``test_auc`` (pooled over seeds).
+        **style: passed to ``ax.boxplot``.
+    """
+    rng = np.random.default_rng(0)
+    with style_context():
+        fig, ax = new_axes(ax)
+        order = ordered_variants(df, variants)
+        ns = sorted(int(n) for n in df["n"].unique())
+        width = 0.8 / max(len(order), 1)
+        handles = []
+        for i, variant in enumerate(order):
+            color = variant_style(variant, i)["color"]
+            sub = df[df["variant"] == variant]
+            groups = [(k, sub.loc[sub["n"] == n, "test_auc"].to_numpy(float) * 100) for k, n in enumerate(ns)]
+            groups = [(k, v) for k, v in groups if v.size]
+            positions = [k + (i - (len(order) - 1) / 2) * width for k, _ in groups]
+            box = ax.boxplot([v for _, v in groups], positions=positions, widths=width * 0.85, patch_artist=True,
+                             showfliers=False, manage_ticks=False,
+                             **{"boxprops": {"facecolor": color, "alpha": 0.45, "edgecolor": color},
+                                "medianprops": {"color": color}, "whiskerprops": {"color": color},
+                                "capprops": {"color": color}, **style})
+            box["boxes"][0].set_label(variant)
+            handles.append(box["boxes"][0])
+            for pos, (_, values) in zip(positions, groups, strict=True):
+                jitter = rng.uniform(-0.3, 0.3, values.size) * width
+                ax.scatter(pos + jitter, values, s=5, color=color, linewidths=0, zorder=3, label="_nolegend_")
+        ax.set_xticks(range(len(ns)), [str(n) for n in ns])
+        ax.set_xlabel("number of sub-networks N")
+        ax.set_ylabel("student test AUC (%)")
+        ax.set_title("Spread of student AUC")
+        ax.legend(handles=handles)
+    return fig, ax

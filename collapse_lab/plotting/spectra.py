@@ -1,0 +1,134 @@
+"""Collapse figures: singular-value heat maps with knowledge abundance, KA vs N, normalised spectra.
+
+* :func:`plot_sv_heatmaps` — paper.md §9 Figs. 3 and 9: for each model (panel), one row per hidden layer with
+  its singular values sorted in descending order, the colour clipped to [0, τ], a dashed line after the last
+  σ > τ and KA(W, τ) = #{σ_i > τ}/#{σ_i > 0} written on the row (KDEF's Eqs. 3–4, τ = 4).
+* :func:`plot_ka_vs_n` — KA of each hidden layer of the best student vs N per recipe (claim C3).
+* :func:`plot_normalized_spectra` — σ_i/σ_1 on a log scale for embeddings and activations per recipe; the area
+  under such a curve is the information abundance Σσ/σ_max (metrics.md §1.1).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional, Sequence, Tuple
+
+import numpy as np
+import pandas as pd
+
+from collapse_lab.plotting.degradation import ordered_variants
+from collapse_lab.plotting.style import new_axes, style_context, variant_style
+from collapse_lab.results.stats import mean_ci
+
+__all__ = ["plot_sv_heatmaps", "plot_ka_vs_n", "plot_normalized_spectra"]
+
+
+def plot_sv_heatmaps(df: pd.DataFrame, tau: float = 4.0, ax: Any = None, cmap: str = "cividis",
+                     **style: Any) -> Tuple[Any, Any]:
+    """Singular-value heat maps, one panel per model, one row per hidden layer.
+
+    Args:
+        df: tidy rows ``panel`` (model label, panels in order of appearance), ``layer`` (1-based), ``index``
+            (0-based position in the descending order), ``sigma``, ``ka`` (KA of that layer).
+        tau: the KA threshold; the colour scale is clipped to [0, τ].
+        ax: a sequence of one axes per panel (default: a new double-column figure).
+        cmap: a perceptually uniform, colour-blind-safe colour map.
+        **style: passed to ``imshow``.
+    """
+    panels = list(dict.fromkeys(df["panel"]))
+    layers = sorted(df["layer"].unique())
+    width = int(df["index"].max()) + 1
+    with style_context():
+        fig, axes = new_axes(ax, ncols=len(panels), figsize=(2.4 * len(panels) + 0.6, 0.45 * len(layers) + 1.0),
+                             sharey=True) if ax is None else new_axes(ax, ncols=len(panels))
+        axes = np.atleast_1d(axes)
+        image = None
+        for axis, panel in zip(axes, panels, strict=True):
+            sub = df[df["panel"] == panel]
+            grid = np.full((len(layers), width), np.nan)  # (L, max m): layers of different widths pad with NaN
+            for r, layer in enumerate(layers):
+                rows = sub[sub["layer"] == layer].sort_values("index")
+                grid[r, rows["index"].to_numpy(int)] = rows["sigma"].to_numpy(float)
+                count = int((rows["sigma"].to_numpy(float) > tau).sum())
+                if count:
+                    axis.plot([count - 0.5, count - 0.5], [r - 0.5, r + 0.5], color="#D55E00", linestyle="--",
+                              linewidth=1.5)
+                ka = rows["ka"].iloc[0] if len(rows) else np.nan
+                axis.text(width - 0.5, r, f"KA {100 * ka:.1f}%", ha="right", va="center", fontsize=6.5,
+                          color="white", bbox={"facecolor": "black", "alpha": 0.45, "pad": 1, "linewidth": 0})
+            image = axis.imshow(np.clip(grid, 0, tau), aspect="auto", vmin=0.0, vmax=tau, cmap=cmap,
+                                interpolation="nearest", **style)
+            axis.set_title(str(panel))
+            axis.set_yticks(range(len(layers)), [f"layer {int(v)}" for v in layers])
+            axis.set_xlabel("singular value index (descending)")
+            axis.grid(False)
+        if image is not None:
+            bar = fig.colorbar(image, ax=list(axes), shrink=0.9, pad=0.01)
+            bar.set_label(f"σ (clipped to [0, {tau:g}])")
+    return fig, axes
+
+
+def plot_ka_vs_n(df: pd.DataFrame, ax: Any = None, variants: Optional[Sequence[str]] = None,
+                 confidence: float = 0.95, **style: Any) -> Tuple[Any, Any]:
+    """Knowledge abundance of each hidden layer of the best student vs N, one panel per layer.
+
+    Args:
+        df: rows ``variant``, ``n``, ``layer`` (1-based), ``ka`` (one per run and layer).
+        ax: a sequence of one axes per layer (default: a new figure).
+    """
+    layers = sorted(df["layer"].unique())
+    with style_context():
+        fig, axes = new_axes(ax, ncols=len(layers), figsize=(2.4 * len(layers), 2.4), sharey=True) \
+            if ax is None else new_axes(ax, ncols=len(layers))
+        axes = np.atleast_1d(axes)
+        for axis, layer in zip(axes, layers, strict=True):
+            sub_layer = df[df["layer"] == layer]
+            for i, variant in enumerate(ordered_variants(df, variants)):
+                sub = sub_layer[sub_layer["variant"] == variant]
+                if sub.empty:
+                    continue
+                st = variant_style(variant, i)
+                ns = np.array(sorted(sub["n"].unique()), dtype=float)
+                stats = np.array([mean_ci(sub.loc[sub["n"] == n, "ka"].to_numpy(float) * 100, confidence)
+                                  for n in ns]).reshape(-1, 4)
+                axis.plot(ns, stats[:, 0], color=st["color"], marker=st["marker"], label=variant, **style)
+                ok = np.isfinite(stats[:, 2])
+                if ok.any():
+                    axis.fill_between(ns[ok], stats[ok, 2], stats[ok, 3], color=st["color"], alpha=0.18, linewidth=0)
+            axis.set_title(f"layer {int(layer)}")
+            axis.set_xticks(sorted(set(int(n) for n in df["n"])))
+            axis.set_xlabel("N")
+        axes[0].set_ylabel("KA of best student (%)")
+        axes[0].legend()
+    return fig, axes
+
+
+def plot_normalized_spectra(df: pd.DataFrame, ax: Any = None, variants: Optional[Sequence[str]] = None,
+                            **style: Any) -> Tuple[Any, Any]:
+    """σ_i/σ_1 (log scale) vs i, one panel per kind (``embeddings``, ``activations``), one line per recipe.
+
+    Args:
+        df: rows ``variant``, ``kind``, ``run``, ``index`` (0-based), ``sigma_norm``; several runs of a recipe
+            are averaged per index.
+        ax: a sequence of one axes per kind (default: a new figure).
+    """
+    kinds = list(dict.fromkeys(df["kind"]))
+    with style_context():
+        fig, axes = new_axes(ax, ncols=len(kinds), figsize=(3.0 * len(kinds), 2.5)) if ax is None \
+            else new_axes(ax, ncols=len(kinds))
+        axes = np.atleast_1d(axes)
+        for axis, kind in zip(axes, kinds, strict=True):
+            sub_kind = df[df["kind"] == kind]
+            for i, variant in enumerate(ordered_variants(df, variants)):
+                sub = sub_kind[sub_kind["variant"] == variant]
+                if sub.empty:
+                    continue
+                st = variant_style(variant, i)
+                curve = sub.groupby("index")["sigma_norm"].mean()
+                curve = curve[curve > 0]
+                axis.plot(curve.index.to_numpy() + 1, curve.to_numpy(), color=st["color"], label=variant, **style)
+            axis.set_yscale("log")
+            axis.set_xlabel("index i")
+            axis.set_title(str(kind))
+        axes[0].set_ylabel("σ_i / σ_1")
+        axes[0].legend()
+    return fig, axes

@@ -1,0 +1,145 @@
+"""One figure style for every plot: the packaged ``collapse.mplstyle``, Okabe–Ito colours, atomic PNG + PDF.
+
+The style sheet ships inside the package (found with :mod:`importlib.resources`) and is only ever applied
+through :func:`style_context` (``plt.style.context``), never globally, so importing or calling the plotting code
+does not change a user's matplotlib settings. Colours follow Okabe & Ito (2008), *Color Universal Design*, a
+palette distinguishable under the common colour-vision deficiencies; every recipe also gets its own marker so
+figures read in greyscale. PDF/PS fonts are embedded as TrueType (``pdf.fonttype: 42``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.resources
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
+
+__all__ = [
+    "OKABE_ITO",
+    "VARIANT_STYLES",
+    "SINGLE_COLUMN",
+    "DOUBLE_COLUMN",
+    "style_file",
+    "style_context",
+    "variant_style",
+    "new_axes",
+    "figure_metadata",
+    "save_figure",
+]
+
+#: Okabe–Ito palette (black first: the baseline recipe)
+OKABE_ITO = {"black": "#000000", "orange": "#E69F00", "sky_blue": "#56B4E9", "bluish_green": "#009E73",
+             "yellow": "#F0E442", "blue": "#0072B2", "vermillion": "#D55E00", "reddish_purple": "#CC79A7"}
+#: fixed colour and marker per recipe, so a recipe looks the same in every figure
+VARIANT_STYLES: Dict[str, Dict[str, str]] = {
+    "vanilla-mean": {"color": OKABE_ITO["black"], "marker": "o"},
+    "vanilla-sum": {"color": OKABE_ITO["orange"], "marker": "s"},
+    "vanilla-concat": {"color": OKABE_ITO["sky_blue"], "marker": "^"},
+    "kd": {"color": OKABE_ITO["blue"], "marker": "D"},
+    "dml": {"color": OKABE_ITO["bluish_green"], "marker": "v"},
+    "kdef": {"color": OKABE_ITO["vermillion"], "marker": "P"},
+    "single model": {"color": "#7F7F7F", "marker": "o"},
+}
+_SPARE = [(OKABE_ITO["reddish_purple"], "X"), (OKABE_ITO["yellow"], "*"), ("#999999", "h")]
+#: figure sizes in inches (single and double journal column)
+SINGLE_COLUMN = (3.5, 2.6)
+DOUBLE_COLUMN = (7.2, 2.8)
+STYLE_NAME = "collapse.mplstyle"
+
+
+def style_file() -> importlib.resources.abc.Traversable:
+    """The packaged style sheet (``collapse_lab/plotting/collapse.mplstyle``)."""
+    return importlib.resources.files("collapse_lab.plotting") / STYLE_NAME
+
+
+@contextlib.contextmanager
+def style_context() -> Iterator[None]:
+    """Apply the collapse-lab style inside a ``with`` block only (``plt.style.context``)."""
+    import matplotlib.pyplot as plt
+
+    with importlib.resources.as_file(style_file()) as path, plt.style.context(str(path)):
+        yield
+
+
+def variant_style(variant: str, index: int = 0) -> Dict[str, str]:
+    """``{"color", "marker"}`` of a recipe; unknown recipes get spare palette entries by ``index``.
+
+    Example:
+        >>> variant_style("kdef")
+        {'color': '#D55E00', 'marker': 'P'}
+    """
+    if variant in VARIANT_STYLES:
+        return dict(VARIANT_STYLES[variant])
+    color, marker = _SPARE[index % len(_SPARE)]
+    return {"color": color, "marker": marker}
+
+
+def new_axes(ax: Any = None, ncols: int = 1, nrows: int = 1,
+             figsize: Optional[Tuple[float, float]] = None, **kwargs: Any) -> Tuple[Any, Any]:
+    """``(fig, ax)``: the given axes (and its figure) or a new figure (never pyplot's current figure).
+
+    With ``ncols * nrows > 1`` a given ``ax`` must be a sequence of that many axes; the returned ``ax`` is then
+    a flat numpy array of axes.
+    """
+    import numpy as np
+    from matplotlib.figure import Figure
+
+    count = ncols * nrows
+    if ax is None:
+        fig = Figure(figsize=figsize or (SINGLE_COLUMN if count == 1 else DOUBLE_COLUMN), layout="constrained")
+        axes = fig.subplots(nrows, ncols, squeeze=False, **kwargs)
+        return fig, (axes[0, 0] if count == 1 else axes.ravel())
+    if count == 1:
+        return ax.figure, ax
+    axes = np.asarray(ax, dtype=object).ravel()
+    if axes.size != count:
+        raise ValueError(f"expected {count} axes, got {axes.size}")
+    return axes[0].figure, axes
+
+
+def figure_metadata(sweep_id: str, description: str = "", extra: Optional[Mapping[str, Any]] = None,
+                    git_commit: Optional[str] = None) -> Dict[str, str]:
+    """Provenance stored in every figure file: sweep id, git commit of the plotting code, package version."""
+    from collapse_lab.__about__ import __version__
+    from collapse_lab.utils.provenance import git_info
+
+    commit = git_commit if git_commit is not None else git_info().get("commit")
+    meta = {"sweep_id": str(sweep_id), "git_commit": str(commit), "collapse_lab_version": __version__,
+            "description": description}
+    meta.update({str(k): str(v) for k, v in (extra or {}).items()})
+    return meta
+
+
+def _format_metadata(fmt: str, stem: str, meta: Mapping[str, str]) -> Dict[str, str]:
+    from collapse_lab.__about__ import __version__
+
+    if fmt == "pdf":  # the PDF info dictionary accepts only its standard keys
+        keywords = "; ".join(f"{k}={v}" for k, v in meta.items() if k != "description")
+        return {"Title": stem, "Subject": meta.get("description", ""), "Keywords": keywords,
+                "Creator": f"collapse-lab {__version__}"}
+    if fmt == "png":
+        return {"Title": stem, "Software": f"collapse-lab {__version__}", **meta}
+    return {}
+
+
+def save_figure(fig: Any, stem: str, out_dir: Union[str, Path], metadata: Optional[Mapping[str, str]] = None,
+                formats: Sequence[str] = ("png", "pdf"), dpi: int = 200) -> List[Path]:
+    """Write ``<out_dir>/<stem>.<fmt>`` for every format, atomically, with ``metadata`` embedded.
+
+    PNG files carry each metadata item as a text chunk (``PIL.Image.open(p).text``); PDF files carry them in
+    the ``Keywords`` field of the info dictionary as ``key=value; ...`` and the description as ``Subject``.
+    """
+    from collapse_lab.io.atomic import atomic_path
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    meta = dict(metadata or {})
+    paths = []
+    with style_context():
+        for fmt in formats:
+            path = out_dir / f"{stem}.{fmt}"
+            with atomic_path(path) as tmp:
+                fig.savefig(tmp, format=fmt, dpi=dpi, bbox_inches="tight",
+                            metadata=_format_metadata(fmt, stem, meta) or None)
+            paths.append(path)
+    return paths

@@ -1,0 +1,20 @@
+"""Results of sweeps: tidy tables of finished runs, statistics over seeds, and the claims table."""
+
+from __future__ import annotations
+
+from collapse_lab.results.collect import VARIANT_ORDER, SweepResults, collect_results, variant_name
+from collapse_lab.results.report import ResultsReport, format_summary, write_results
+from collapse_lab.results.stats import mean_ci, paired_tests, summarize
+
+__all__ = [
+    "VARIANT_ORDER",
+    "SweepResults",
+    "collect_results",
+    "variant_name",
+    "ResultsReport",
+    "format_summary",
+    "write_results",
+    "mean_ci",
+    "paired_tests",
+    "summarize",
+]

@@ -1,0 +1,283 @@
+"""Collect finished runs of a sweep into one tidy table (``results.csv``).
+
+One row per run × member (``ensemble`` and every student ``0..N-1``) with the test and validation AUC and
+logloss of that member, and per run (repeated on each of its rows):
+
+* ``ensemble_auc``/``ensemble_logloss`` (test), ``best_student``/``worst_student`` (index of the highest/lowest
+  student test AUC), ``best_student_auc``, ``worst_student_auc``, ``spread`` = best − worst student AUC and
+  ``gap`` = ensemble AUC − best student AUC (paper.md §1, limitations 2 and 3);
+* ``lambda_mean``, ``lambda_std``, ``mu_mean``, ``mu_std`` (examination weights over the last epoch, from the
+  manifest summary; empty when the method has none);
+* from ``spectrum.csv`` when the run has been analysed: ``ka_layer<j>`` = knowledge abundance KA(W, τ) of this
+  member's hidden Linear layer j (1-based: ``students.<k>.layers.<j-1>.linear.weight``), ``best_ka_layer<j>``
+  = the same for the run's best student, ``emb_ia_mean`` / ``emb_ia_ratio_mean`` / ``emb_erank_mean`` = the
+  mean over fields of the embedding tables' information abundance, its ratio to the same-shape Gaussian
+  baseline, and their effective rank.
+
+``dataset`` is the dataset id recorded in the manifest (the config's ``dataset`` when absent). ``variant``
+names the training recipe: ``vanilla-<fusion>``; ``kd``, ``dml``, ``kdef`` (mean fusion), or
+``<method>-<fusion>`` for other fusions. Config keys that vary across the sweep beyond dataset/method/fusion/
+n/seed appear as ``cfg_<key>`` columns, so statistics never pool different settings.
+
+A directory without a readable manifest, a run that is not ``complete`` or has no test results is reported in
+``skipped`` and left out; a run without ``spectrum.csv`` is kept (its spectral columns are empty) and noted.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
+
+import numpy as np
+import pandas as pd
+
+from collapse_lab.errors import UserError
+
+__all__ = [
+    "SweepResults",
+    "collect_results",
+    "find_run_dirs",
+    "find_spectrum",
+    "variant_name",
+    "VARIANT_ORDER",
+    "STANDARD_KEYS",
+]
+
+#: display and comparison order of the recipes (baselines first)
+VARIANT_ORDER = ("vanilla-mean", "vanilla-sum", "vanilla-concat", "kd", "dml", "kdef")
+#: config keys that always get their own column in results.csv
+STANDARD_KEYS = ("dataset", "method", "fusion", "n", "seed")
+#: where a run's spectral outputs may live, relative to the run directory
+SPECTRUM_LOCATIONS = ("spectrum.csv", "spectrum/spectrum.csv")
+#: config keys that never distinguish results (paths, performance knobs)
+_NEUTRAL_KEYS = ("data_root", "form", "num_threads", "deterministic", "save_every", "probe_rows")
+_LAYER = re.compile(r"^students\.(\d+)\.layers\.(\d+)\.linear\.weight$")
+
+
+def variant_name(method: str, fusion: str) -> str:
+    """The recipe label used in tables and figures.
+
+    Example:
+        >>> variant_name("vanilla", "sum"), variant_name("kdef", "mean"), variant_name("kd", "concat")
+        ('vanilla-sum', 'kdef', 'kd-concat')
+    """
+    if method == "vanilla" or fusion != "mean":
+        return f"{method}-{fusion}"
+    return str(method)
+
+
+@dataclass
+class SweepResults:
+    """The tidy results of a sweep plus what was left out."""
+
+    sweep_dir: Path
+    sweep_id: str
+    results: pd.DataFrame
+    run_dirs: Dict[str, Path]
+    skipped: List[Tuple[str, str]] = field(default_factory=list)
+    notes: List[str] = field(default_factory=list)
+
+    def runs(self) -> pd.DataFrame:
+        """One row per run (the ``ensemble`` rows)."""
+        return self.results[self.results["member"] == "ensemble"].reset_index(drop=True)
+
+    def students(self) -> pd.DataFrame:
+        """One row per student of every run."""
+        return self.results[self.results["member"] != "ensemble"].reset_index(drop=True)
+
+
+def find_run_dirs(sweep_dir: Union[str, Path]) -> List[Path]:
+    """Run directories of a sweep: ``<sweep_dir>/runs/*`` if present, else the sub-directories holding a
+    ``manifest.json`` (a plain directory of runs), or ``sweep_dir`` itself when it is a single run."""
+    sweep_dir = Path(sweep_dir)
+    if not sweep_dir.is_dir():
+        raise UserError(f"{sweep_dir}: not a directory")
+    runs_dir = sweep_dir / "runs"
+    if runs_dir.is_dir():
+        return sorted(p for p in runs_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if (sweep_dir / "manifest.json").exists():
+        return [sweep_dir]
+    return sorted(p for p in sweep_dir.iterdir() if p.is_dir() and (p / "manifest.json").exists())
+
+
+def find_spectrum(run_dir: Path) -> Optional[Path]:
+    """The directory holding the run's ``spectrum.csv`` (and ``singular_values.npz``), or None."""
+    for rel in SPECTRUM_LOCATIONS:
+        if (run_dir / rel).is_file():
+            return (run_dir / rel).parent
+    return None
+
+
+def _sweep_id(sweep_dir: Path) -> str:
+    try:
+        return str(json.loads((sweep_dir / "sweep.json").read_text(encoding="utf-8"))["id"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return sweep_dir.resolve().name
+
+
+def _read_manifest(run_dir: Path) -> Tuple[Optional[Dict[str, Any]], str]:
+    path = run_dir / "manifest.json"
+    if not path.exists():
+        return None, "no manifest.json"
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        return None, f"manifest.json unreadable ({exc})"
+    if not isinstance(manifest, dict):
+        return None, "manifest.json is not a JSON object"
+    status = manifest.get("status")
+    if status != "complete":
+        return None, f"status {status!r} (not complete)"
+    test = (manifest.get("results") or {}).get("test") or {}
+    if "ensemble" not in test:
+        return None, "manifest.json has no test results"
+    return manifest, ""
+
+
+def _spectral_columns(spectrum_dir: Optional[Path], n: int) -> Tuple[Dict[str, Dict[str, float]], Dict[str, float]]:
+    """Per-member KA columns and per-run embedding columns from ``spectrum.csv``."""
+    if spectrum_dir is None:
+        return {}, {}
+    spec = pd.read_csv(spectrum_dir / "spectrum.csv", dtype={"member": str})
+    per_member: Dict[str, Dict[str, float]] = {str(k): {} for k in range(n)}
+    ka = spec[(spec["target"] == "weights") & (spec["metric"] == "knowledge_abundance")]
+    for name, value in zip(ka["name"], ka["value"], strict=True):
+        match = _LAYER.match(str(name))
+        if match and match.group(1) in per_member:
+            per_member[match.group(1)][f"ka_layer{int(match.group(2)) + 1}"] = float(value)
+    emb = spec[spec["target"] == "embeddings"]
+    run_cols: Dict[str, float] = {}
+    ia = emb[emb["metric"] == "information_abundance"]
+    erank = emb[emb["metric"] == "effective_rank"]
+    if len(ia):
+        run_cols["emb_ia_mean"] = float(ia["value"].mean())
+        run_cols["emb_ia_ratio_mean"] = float(pd.to_numeric(ia["ratio"], errors="coerce").mean())
+    if len(erank):
+        run_cols["emb_erank_mean"] = float(erank["value"].mean())
+    return per_member, run_cols
+
+
+def _metric(block: Mapping[str, Any], member: str, key: str) -> float:
+    value = (block.get(member) or {}).get(key)
+    return float(value) if value is not None else np.nan
+
+
+def _run_rows(name: str, run_dir: Path, manifest: Dict[str, Any]) -> Tuple[List[Dict[str, Any]], Dict[str, Any]]:
+    config = manifest.get("config") or {}
+    results = manifest["results"]
+    test, valid = results.get("test") or {}, results.get("valid") or {}
+    n = int(config.get("n") or (manifest.get("model") or {}).get("num_students") or 0)
+    members = ["ensemble"] + [str(k) for k in range(n)]
+    student_auc = np.array([_metric(test, str(k), "auc") for k in range(n)], dtype=float)
+    has_students = n > 0 and not np.all(np.isnan(student_auc))
+    best = int(np.nanargmax(student_auc)) if has_students else -1
+    worst = int(np.nanargmin(student_auc)) if has_students else -1
+    summary = results.get("summary") or {}
+    ens_auc = _metric(test, "ensemble", "auc")
+    run: Dict[str, Any] = {
+        "run": name,
+        "variant": variant_name(str(config.get("method")), str(config.get("fusion"))),
+        **{key: config.get(key) for key in STANDARD_KEYS},
+        "dataset": (manifest.get("dataset") or {}).get("id") or config.get("dataset"),
+        "ensemble_auc": ens_auc,
+        "ensemble_logloss": _metric(test, "ensemble", "logloss"),
+        "best_student": best,
+        "worst_student": worst,
+        "best_student_auc": student_auc[best] if has_students else np.nan,
+        "worst_student_auc": student_auc[worst] if has_students else np.nan,
+        "spread": student_auc[best] - student_auc[worst] if has_students else np.nan,
+        "gap": ens_auc - student_auc[best] if has_students else np.nan,
+        "best_epoch": results.get("best_epoch"),
+        "epochs_run": results.get("epochs_run"),
+        **{key: summary.get(key) for key in ("lambda_mean", "lambda_std", "mu_mean", "mu_std")},
+    }
+    spectrum_dir = find_spectrum(run_dir)
+    per_member, run_spec = _spectral_columns(spectrum_dir, n)
+    run.update({f"best_{k}": v for k, v in per_member.get(str(best), {}).items()})
+    run.update(run_spec)
+    run["git_commit"] = (manifest.get("git") or {}).get("commit")
+    run["run_dir"] = str(run_dir)
+    rows = []
+    for member in members:
+        row = {k: run[k] for k in ("run", "variant", *STANDARD_KEYS)}
+        row.update({
+            "member": member,
+            "is_best": member == str(best),
+            "test_auc": _metric(test, member, "auc"),
+            "test_logloss": _metric(test, member, "logloss"),
+            "valid_auc": _metric(valid, member, "auc"),
+            "valid_logloss": _metric(valid, member, "logloss"),
+        })
+        row.update(per_member.get(member, {}))
+        row.update({k: v for k, v in run.items() if k not in row})
+        rows.append(row)
+    return rows, config
+
+
+def _column_order(df: pd.DataFrame) -> List[str]:
+    head = ["run", "variant", *STANDARD_KEYS]
+    head += sorted(c for c in df.columns if c.startswith("cfg_"))
+    head += ["member", "is_best", "test_auc", "test_logloss", "valid_auc", "valid_logloss"]
+    head += sorted((c for c in df.columns if c.startswith("ka_layer")), key=lambda c: int(c[8:]))
+    rest = [c for c in df.columns if c not in head and c not in ("git_commit", "run_dir")]
+    rest = [c for c in rest if not c.startswith("best_ka_layer")] + sorted(
+        (c for c in rest if c.startswith("best_ka_layer")), key=lambda c: int(c[13:]))
+    return head + rest + ["git_commit", "run_dir"]
+
+
+def collect_results(sweep_dir: Union[str, Path], progress: Optional[bool] = None) -> SweepResults:
+    """Read every run of a sweep into a :class:`SweepResults` (see the module docstring for the columns).
+
+    Raises:
+        UserError: ``sweep_dir`` is not a directory or holds no finished run.
+    """
+    from tqdm.auto import tqdm
+
+    sweep_dir = Path(sweep_dir)
+    rows: List[Dict[str, Any]] = []
+    configs: Dict[str, Dict[str, Any]] = {}
+    out = SweepResults(sweep_dir, _sweep_id(sweep_dir), pd.DataFrame(), {})
+    for run_dir in tqdm(find_run_dirs(sweep_dir), desc="collect", unit="run", disable=None if progress is None
+                        else not progress):
+        manifest, reason = _read_manifest(run_dir)
+        if manifest is None:
+            out.skipped.append((run_dir.name, reason))
+            continue
+        try:
+            run_rows, config = _run_rows(run_dir.name, run_dir, manifest)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            out.skipped.append((run_dir.name, f"unreadable results ({type(exc).__name__}: {exc})"))
+            continue
+        if find_spectrum(run_dir) is None:
+            out.notes.append(f"{run_dir.name}: no spectrum.csv (run `collapse-lab spectrum {run_dir}`)")
+        rows.extend(run_rows)
+        configs[run_dir.name] = config
+        out.run_dirs[run_dir.name] = run_dir
+    if not rows:
+        detail = "; ".join(f"{name}: {why}" for name, why in out.skipped[:5])
+        raise UserError(f"{sweep_dir}: no finished runs" + (f" ({detail})" if detail else ""))
+    df = pd.DataFrame(rows)
+    for key in _varying_keys(configs):
+        df[f"cfg_{key}"] = [_hashable(configs[r].get(key)) for r in df["run"]]
+    out.results = df[_column_order(df)].sort_values(["dataset", "variant", "n", "seed", "run"], key=_sort_key,
+                                                     kind="stable").reset_index(drop=True)
+    return out
+
+
+def _hashable(value: Any) -> Any:
+    return json.dumps(value) if isinstance(value, (list, dict)) else value
+
+
+def _varying_keys(configs: Mapping[str, Mapping[str, Any]]) -> List[str]:
+    keys = sorted({k for c in configs.values() for k in c} - set(STANDARD_KEYS) - set(_NEUTRAL_KEYS))
+    return [k for k in keys if len({json.dumps(c.get(k), sort_keys=True) for c in configs.values()}) > 1]
+
+
+def _sort_key(col: pd.Series) -> pd.Series:
+    if col.name == "variant":
+        order = {v: i for i, v in enumerate(VARIANT_ORDER)}
+        return col.map(lambda v: (order.get(v, len(order)), v)).map(lambda t: f"{t[0]:03d}{t[1]}")
+    return col

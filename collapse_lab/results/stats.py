@@ -1,0 +1,157 @@
+"""Statistics over seeds: mean ± confidence interval per setting, and paired tests between recipes.
+
+**Confidence interval** of a mean over n runs (Student t, n − 1 degrees of freedom):
+
+.. math::
+
+    \\bar x \\pm t_{1-\\alpha/2,\\,n-1}\\, s/\\sqrt{n}, \\qquad s^2 = \\tfrac{1}{n-1}\\sum_i (x_i - \\bar x)^2
+
+(``scipy.stats.t.interval``); undefined (NaN) for n < 2.
+
+**Paired tests.** Two recipes at the same (dataset, N) are compared over the seeds both ran: the differences
+d_s = x_s(variant) − x_s(baseline) get a paired t-test (``scipy.stats.ttest_rel``) and a t interval for their
+mean; with at least 6 pairs also the Wilcoxon signed-rank test (``scipy.stats.wilcoxon``), which needs no
+normality assumption (with fewer pairs its smallest attainable two-sided p-value exceeds 0.05).
+Runs sharing a seed share their data order and initial seeds, so pairing removes that part of the noise.
+
+Reference: paper.md §14 (the paper ran one seed per point; differences of 0.05–0.1 AUC points are comparable
+to seed noise on small data).
+"""
+
+from __future__ import annotations
+
+import itertools
+import warnings
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import pandas as pd
+
+from collapse_lab.results.collect import VARIANT_ORDER
+
+__all__ = ["RUN_METRICS", "mean_ci", "group_keys", "summarize", "paired_tests", "MIN_WILCOXON_PAIRS"]
+
+#: per-run quantities summarised by default (those present in the table are used)
+RUN_METRICS = ("ensemble_auc", "ensemble_logloss", "best_student_auc", "worst_student_auc", "spread", "gap",
+               "emb_ia_mean", "emb_erank_mean", "lambda_mean", "lambda_std", "mu_mean", "mu_std")
+MIN_WILCOXON_PAIRS = 6
+
+
+def mean_ci(values: Sequence[float], confidence: float = 0.95) -> Tuple[float, float, float, float]:
+    """``(mean, std, ci_low, ci_high)`` of the finite values (Student t interval; NaN bounds for n < 2).
+
+    Example:
+        >>> m, s, lo, hi = mean_ci([1.0, 2.0, 3.0])
+        >>> round(m, 6), round(s, 6), round(lo, 4), round(hi, 4)
+        (2.0, 1.0, -0.4841, 4.4841)
+    """
+    from scipy import stats
+
+    x = np.asarray(values, dtype=float)
+    x = x[np.isfinite(x)]
+    if x.size == 0:
+        return np.nan, np.nan, np.nan, np.nan
+    mean = float(x.mean())
+    if x.size < 2:
+        return mean, np.nan, np.nan, np.nan
+    std = float(x.std(ddof=1))
+    if std == 0.0:
+        return mean, 0.0, mean, mean
+    lo, hi = stats.t.interval(confidence, df=x.size - 1, loc=mean, scale=std / np.sqrt(x.size))
+    return mean, std, float(lo), float(hi)
+
+
+def group_keys(df: pd.DataFrame) -> List[str]:
+    """The columns that define a setting: dataset, variant, method, fusion, n and any ``cfg_*`` column."""
+    keys = [k for k in ("dataset", "variant", "method", "fusion", "n") if k in df.columns]
+    return keys + sorted(c for c in df.columns if c.startswith("cfg_"))
+
+
+def _run_level(results: pd.DataFrame) -> pd.DataFrame:
+    if "member" in results.columns:
+        return results[results["member"].astype(str) == "ensemble"]
+    return results
+
+
+def _metrics_present(df: pd.DataFrame, metrics: Optional[Sequence[str]]) -> List[str]:
+    if metrics is None:
+        metrics = list(RUN_METRICS) + sorted((c for c in df.columns if c.startswith("best_ka_layer")),
+                                             key=lambda c: int(c[13:]))
+    present = [m for m in metrics if m in df.columns]
+    return [m for m in present if pd.to_numeric(df[m], errors="coerce").notna().any()]
+
+
+def summarize(results: pd.DataFrame, metrics: Optional[Sequence[str]] = None, confidence: float = 0.95,
+              by: Optional[Sequence[str]] = None) -> pd.DataFrame:
+    """Mean ± CI over seeds of every per-run metric, per setting (tidy: one row per setting × metric).
+
+    Args:
+        results: ``results.csv`` (per-member rows; only the ``ensemble`` rows are used) or one row per run.
+        metrics: columns to summarise (default: :data:`RUN_METRICS` and ``best_ka_layer*`` when present).
+        confidence: level of the t interval.
+        by: grouping columns (default :func:`group_keys`).
+
+    Returns:
+        Columns ``*by, metric, runs, mean, std, ci_low, ci_high, ci_half``.
+    """
+    runs = _run_level(results)
+    by = list(by) if by is not None else group_keys(runs)
+    rows: List[Dict[str, object]] = []
+    for key, group in runs.groupby(by, sort=False, dropna=False):
+        key = key if isinstance(key, tuple) else (key,)
+        for metric in _metrics_present(runs, metrics):
+            values = pd.to_numeric(group[metric], errors="coerce").to_numpy(dtype=float)
+            mean, std, lo, hi = mean_ci(values, confidence)
+            rows.append({**dict(zip(by, key, strict=True)), "metric": metric, "runs": int(np.isfinite(values).sum()),
+                         "mean": mean, "std": std, "ci_low": lo, "ci_high": hi, "ci_half": (hi - lo) / 2})
+    return pd.DataFrame(rows, columns=[*by, "metric", "runs", "mean", "std", "ci_low", "ci_high", "ci_half"])
+
+
+def _variant_rank(v: str) -> Tuple[int, str]:
+    return (VARIANT_ORDER.index(v) if v in VARIANT_ORDER else len(VARIANT_ORDER), v)
+
+
+def _paired(a: np.ndarray, b: np.ndarray, confidence: float) -> Dict[str, float]:
+    from scipy import stats
+
+    diff = a - b
+    mean, _, lo, hi = mean_ci(diff, confidence)
+    out = {"mean_diff": mean, "ci_low": lo, "ci_high": hi, "t": np.nan, "p_ttest": np.nan,
+           "wilcoxon_stat": np.nan, "p_wilcoxon": np.nan}
+    if diff.size >= 2 and np.any(diff != diff[0]):
+        res = stats.ttest_rel(a, b)
+        out["t"], out["p_ttest"] = float(res.statistic), float(res.pvalue)
+    if diff.size >= MIN_WILCOXON_PAIRS and np.any(diff != 0):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "exact p-value unavailable with ties"
+            res = stats.wilcoxon(a, b)
+        out["wilcoxon_stat"], out["p_wilcoxon"] = float(res.statistic), float(res.pvalue)
+    return out
+
+
+def paired_tests(results: pd.DataFrame, metrics: Sequence[str] = ("ensemble_auc", "best_student_auc", "gap"),
+                 confidence: float = 0.95) -> pd.DataFrame:
+    """Paired comparisons of every two recipes at each (dataset, N, ``cfg_*``) over their common seeds.
+
+    ``variant`` is the later recipe in :data:`~collapse_lab.results.collect.VARIANT_ORDER` and ``baseline`` the
+    earlier one; ``mean_diff`` is the mean of ``variant − baseline`` over matching seeds, with its t interval,
+    the paired t-test (``t``, ``p_ttest``; NaN with fewer than 2 pairs or constant differences) and, with at
+    least :data:`MIN_WILCOXON_PAIRS` pairs, the Wilcoxon signed-rank test.
+    """
+    runs = _run_level(results)
+    cols = ["dataset", "n", *sorted(c for c in runs.columns if c.startswith("cfg_")), "metric", "variant",
+            "baseline", "pairs", "mean_diff", "ci_low", "ci_high", "t", "p_ttest", "wilcoxon_stat", "p_wilcoxon"]
+    rows: List[Dict[str, object]] = []
+    at = cols[: cols.index("metric")]
+    for key, group in runs.groupby(at, sort=True, dropna=False):
+        key = key if isinstance(key, tuple) else (key,)
+        variants = sorted(group["variant"].unique(), key=_variant_rank)
+        for baseline, variant in itertools.combinations(variants, 2):
+            for metric in _metrics_present(runs, metrics):
+                a = group[group["variant"] == variant].groupby("seed")[metric].mean()
+                b = group[group["variant"] == baseline].groupby("seed")[metric].mean()
+                both = pd.concat([a, b], axis=1, keys=["a", "b"]).dropna()
+                stats_ = _paired(both["a"].to_numpy(float), both["b"].to_numpy(float), confidence)
+                rows.append({**dict(zip(at, key, strict=True)), "metric": metric, "variant": variant,
+                             "baseline": baseline, "pairs": len(both), **stats_})
+    return pd.DataFrame(rows, columns=cols)

@@ -1,0 +1,207 @@
+"""Tidy tables for the figures, built from ``results.csv`` rows and the runs' spectral and metric files.
+
+Every function takes the results table (:attr:`SweepResults.results`, possibly filtered, e.g. to one dataset)
+and returns the DataFrame one ``plot_*`` function draws. The *single model* is the vanilla-mean run with
+N = 1; as in the paper (every curve of Figs. 2–8 starts from the same 1x point), it is the N = 1 point of every
+recipe that has no N = 1 run of its own (rows marked ``single_model``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+import pandas as pd
+
+from collapse_lab.results.collect import find_spectrum
+
+__all__ = [
+    "SINGLE_VARIANT",
+    "read_spectrum",
+    "read_singular_values",
+    "read_metrics",
+    "with_single_model",
+    "run_table",
+    "student_table",
+    "ka_table",
+    "heatmap_table",
+    "field_ia_table",
+    "spectra_table",
+    "exam_table",
+]
+
+SINGLE_VARIANT = "vanilla-mean"
+EXAM_METRICS = ("lambda", "lambda_mean", "lambda_std", "mu_mean", "mu_std")
+
+
+def read_spectrum(run_dir: Path) -> Optional[pd.DataFrame]:
+    """The run's ``spectrum.csv`` (``member`` as text), or None when the run was not analysed."""
+    where = find_spectrum(Path(run_dir))
+    return None if where is None else pd.read_csv(where / "spectrum.csv", dtype={"member": str})
+
+
+def read_singular_values(run_dir: Path) -> Dict[str, np.ndarray]:
+    """``{"<target>:<name>": σ (descending)}`` from the run's ``singular_values.npz`` (empty when absent)."""
+    where = find_spectrum(Path(run_dir))
+    if where is None or not (where / "singular_values.npz").is_file():
+        return {}
+    with np.load(where / "singular_values.npz", allow_pickle=False) as data:
+        return {key: np.asarray(data[key], dtype=float) for key in data.files}
+
+
+def read_metrics(run_dir: Path) -> Optional[pd.DataFrame]:
+    """The run's ``metrics.csv`` (``member`` as text), or None when it is missing."""
+    path = Path(run_dir) / "metrics.csv"
+    return pd.read_csv(path, dtype={"member": str}) if path.is_file() else None
+
+
+def _runs(results: pd.DataFrame) -> pd.DataFrame:
+    return results[results["member"].astype(str) == "ensemble"].reset_index(drop=True)
+
+
+def with_single_model(df: pd.DataFrame, variants: Optional[Sequence[str]] = None) -> pd.DataFrame:
+    """Add the vanilla-mean N = 1 rows as the N = 1 point of every recipe without an N = 1 run of its own."""
+    df = df.assign(single_model=False)
+    single = df[(df["variant"] == SINGLE_VARIANT) & (df["n"] == 1)]
+    if single.empty:
+        return df
+    variants = list(variants) if variants is not None else list(dict.fromkeys(df["variant"]))
+    extra = [single.assign(variant=v, single_model=True) for v in variants
+             if v != SINGLE_VARIANT and not ((df["variant"] == v) & (df["n"] == 1)).any()]
+    return pd.concat([df, *extra], ignore_index=True) if extra else df
+
+
+def run_table(results: pd.DataFrame, single_model: bool = True) -> pd.DataFrame:
+    """One row per run (figures 1 and 3), with the shared single model at N = 1."""
+    runs = _runs(results)
+    return with_single_model(runs) if single_model else runs
+
+
+def student_table(results: pd.DataFrame, exclude: Sequence[str] = ("vanilla-concat",),
+                  single_model: bool = True) -> pd.DataFrame:
+    """One row per student (figures 2 and 4). Concat fusion is left out by default: its students' own heads
+    get no gradient (the fused logit reads their hidden layers), so the paper draws no concat curve."""
+    students = results[results["member"].astype(str) != "ensemble"]
+    students = students[~students["variant"].isin(exclude)].reset_index(drop=True)
+    variants = list(dict.fromkeys(students["variant"]))
+    return with_single_model(students, variants) if single_model else students
+
+
+def ka_table(results: pd.DataFrame, single_model: bool = True) -> pd.DataFrame:
+    """``variant, n, seed, run, layer, ka`` for the best student of every run (figure 6)."""
+    runs = run_table(results, single_model)
+    cols = sorted((c for c in runs.columns if c.startswith("best_ka_layer")), key=lambda c: int(c[13:]))
+    if not cols:
+        return pd.DataFrame(columns=["variant", "n", "seed", "run", "layer", "ka"])
+    long = runs.melt(id_vars=["variant", "n", "seed", "run"], value_vars=cols, var_name="layer", value_name="ka")
+    long["layer"] = long["layer"].str.slice(13).astype(int)
+    return long.dropna(subset=["ka"]).reset_index(drop=True)
+
+
+def _pick(runs: pd.DataFrame, variant: str, n: Optional[int] = None) -> Optional[pd.Series]:
+    """The run of ``variant`` at ``n`` (default: its largest N) with the smallest seed."""
+    sub = runs[runs["variant"] == variant]
+    if sub.empty:
+        return None
+    n = int(sub["n"].max()) if n is None else n
+    sub = sub[sub["n"] == n].sort_values(["seed", "run"])
+    return None if sub.empty else sub.iloc[0]
+
+
+def _panels(runs: pd.DataFrame) -> List[tuple]:
+    """(label, run row) for the single model, vanilla-mean at its largest N and KDEF at its largest N."""
+    panels = []
+    single = _pick(runs, SINGLE_VARIANT, 1)
+    if single is not None:
+        panels.append(("single model (N=1)", single))
+    for variant, label in ((SINGLE_VARIANT, "vanilla-mean"), ("kdef", "KDEF")):
+        row = _pick(runs, variant)
+        if row is not None and int(row["n"]) > 1:
+            panels.append((f"{label} N={int(row['n'])}, best student", row))
+    return panels
+
+
+def heatmap_table(results: pd.DataFrame) -> pd.DataFrame:
+    """``panel, layer, index, sigma, ka`` for figure 5 (weights of the best student of each panel's run)."""
+    frames = []
+    for label, row in _panels(_runs(results)):
+        svs = read_singular_values(Path(row["run_dir"]))
+        best = int(row["best_student"]) if int(row["best_student"]) >= 0 else 0
+        layer = 1
+        while f"weights:students.{best}.layers.{layer - 1}.linear.weight" in svs:
+            sigma = svs[f"weights:students.{best}.layers.{layer - 1}.linear.weight"]
+            frames.append(pd.DataFrame({"panel": label, "layer": layer, "index": np.arange(sigma.size),
+                                        "sigma": sigma, "ka": row.get(f"best_ka_layer{layer}", np.nan)}))
+            layer += 1
+    cols = ["panel", "layer", "index", "sigma", "ka"]
+    return pd.concat(frames, ignore_index=True)[cols] if frames else pd.DataFrame(columns=cols)
+
+
+def _largest_n_runs(runs: pd.DataFrame) -> pd.DataFrame:
+    """The single-model runs (labelled ``single model``) and every run of each recipe at its largest N > 1."""
+    is_single = (runs["variant"] == SINGLE_VARIANT) & (runs["n"] == 1)
+    rest = runs[~is_single]
+    chosen = rest[rest.groupby("variant")["n"].transform("max") == rest["n"]]
+    return pd.concat([runs[is_single].assign(variant="single model"), chosen], ignore_index=True)
+
+
+def field_ia_table(results: pd.DataFrame) -> pd.DataFrame:
+    """``variant, run, field, rows, value, baseline`` of per-field embedding IA (figure 7)."""
+    frames = []
+    for _, row in _largest_n_runs(_runs(results)).iterrows():
+        spec = read_spectrum(Path(row["run_dir"]))
+        if spec is None:
+            continue
+        ia = spec[(spec["target"] == "embeddings") & (spec["metric"] == "information_abundance")]
+        if ia.empty:
+            continue
+        frames.append(pd.DataFrame({
+            "variant": row["variant"], "run": row["run"], "n": row["n"],
+            "field": ia["name"].str.replace(r"^embedding\.tables\.(.*)\.weight$", r"\1", regex=True),
+            "rows": ia["rows"].to_numpy(), "value": ia["value"].to_numpy(float),
+            "baseline": pd.to_numeric(ia["baseline"], errors="coerce").to_numpy(float)}))
+    cols = ["variant", "run", "n", "field", "rows", "value", "baseline"]
+    return pd.concat(frames, ignore_index=True)[cols] if frames else pd.DataFrame(columns=cols)
+
+
+def _embedding_key(svs: Dict[str, np.ndarray]) -> Optional[str]:
+    if "input:input" in svs:
+        return "input:input"
+    tables = [k for k in svs if k.startswith("embeddings:")]
+    return max(tables, key=lambda k: svs[k].size) if tables else None
+
+
+def spectra_table(results: pd.DataFrame) -> pd.DataFrame:
+    """``variant, kind, run, index, sigma_norm`` = σ_i/σ_1 of the embedding input (``input``, else the widest
+    table) and of the best student's last hidden layer activations, for the runs of figure 7 (figure 8)."""
+    frames = []
+    for _, row in _largest_n_runs(_runs(results)).iterrows():
+        svs = read_singular_values(Path(row["run_dir"]))
+        best = max(int(row["best_student"]), 0)
+        acts = sorted((k for k in svs if k.startswith(f"activations:students.{best}.layers.")),
+                      key=lambda k: int(k.rsplit(".", 1)[1]))
+        picks = [("embeddings", _embedding_key(svs)), ("activations (last hidden layer)", acts[-1] if acts else None)]
+        for kind, key in picks:
+            if key is None or svs[key].size == 0 or svs[key][0] <= 0:
+                continue
+            sigma = svs[key]
+            frames.append(pd.DataFrame({"variant": row["variant"], "kind": kind, "run": row["run"],
+                                        "index": np.arange(sigma.size), "sigma_norm": sigma / sigma[0]}))
+    cols = ["variant", "kind", "run", "index", "sigma_norm"]
+    return pd.concat(frames, ignore_index=True)[cols] if frames else pd.DataFrame(columns=cols)
+
+
+def exam_table(results: pd.DataFrame) -> pd.DataFrame:
+    """Training-split λ/μ rows of ``metrics.csv`` for every KDEF run with N > 1 (figure 9)."""
+    frames = []
+    runs = _runs(results)
+    for _, row in runs[(runs["method"] == "kdef") & (runs["n"] > 1)].iterrows():
+        metrics = read_metrics(Path(row["run_dir"]))
+        if metrics is None:
+            continue
+        sub = metrics[(metrics["split"] == "train") & metrics["metric"].isin(EXAM_METRICS)]
+        frames.append(sub.assign(run=row["run"], n=int(row["n"]), seed=row["seed"]))
+    cols = ["run", "n", "seed", "epoch", "member", "metric", "value"]
+    out = pd.concat(frames, ignore_index=True)[cols] if frames else pd.DataFrame(columns=cols)
+    return out.dropna(subset=["value"]).reset_index(drop=True)

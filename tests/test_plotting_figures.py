@@ -1,0 +1,205 @@
+"""Each figure renders from a small fixture: labelled axes, the expected series, values; the figures command."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+from sweep_fixtures import make_fake_sweep
+
+from collapse_lab.cli import cli, main
+from collapse_lab.plotting import (
+    plot_ensemble_auc,
+    plot_exam_weights,
+    plot_field_ia,
+    plot_gap,
+    plot_ka_vs_n,
+    plot_normalized_spectra,
+    plot_student_auc,
+    plot_student_variance,
+    plot_sv_heatmaps,
+    render_figures,
+)
+from collapse_lab.plotting.figures import FIGURES
+from collapse_lab.results import collect_results
+from collapse_lab.results import tables as T
+
+RECIPES = ["vanilla-mean", "kd", "dml", "kdef"]
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    return make_fake_sweep(tmp_path_factory.mktemp("plots") / "sweep", seeds=(0, 1))
+
+
+@pytest.fixture(scope="module")
+def results(sweep):
+    return collect_results(sweep).results
+
+
+def _labels(ax):
+    return [line.get_label() for line in ax.get_lines() if not line.get_label().startswith("_")]
+
+
+def _labelled(ax):
+    assert ax.get_xlabel() and ax.get_ylabel() and ax.get_title()
+
+
+def test_fig1_ensemble_auc_lines_are_seed_means(results):
+    df = T.run_table(results)
+    fig, ax = plot_ensemble_auc(df)
+    _labelled(ax)
+    assert _labels(ax) == RECIPES
+    kd = next(line for line in ax.get_lines() if line.get_label() == "kd")
+    runs = results[results["member"] == "ensemble"]
+    single = runs[(runs["variant"] == "vanilla-mean") & (runs["n"] == 1)]["ensemble_auc"].mean()
+    expected = [single] + [runs[(runs["variant"] == "kd") & (runs["n"] == n)]["ensemble_auc"].mean() for n in (2, 4)]
+    assert kd.get_xdata().tolist() == [1, 2, 4]  # N = 1 is the shared single model
+    assert kd.get_ydata() == pytest.approx(np.array(expected) * 100)
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == RECIPES
+
+
+def test_fig2_student_auc_best_and_worst(results):
+    df = T.student_table(results)
+    fig, ax = plot_student_auc(df)
+    _labelled(ax)
+    assert _labels(ax) == [f"{v} {w}" for v in RECIPES for w in ("best", "worst")]
+    best = next(line for line in ax.get_lines() if line.get_label() == "vanilla-mean best")
+    students = results[(results["member"] != "ensemble") & (results["variant"] == "vanilla-mean")]
+    per_run = students[students["n"] == 4].groupby("run")["test_auc"].max().mean()
+    assert best.get_ydata()[-1] == pytest.approx(per_run * 100)
+    points = sum(len(c.get_offsets()) for c in ax.collections if c.get_label() == "_nolegend_")
+    assert points == len(df)  # every student of every run is drawn
+
+
+def test_fig3_gap(results):
+    fig, ax = plot_gap(T.run_table(results))
+    _labelled(ax)
+    assert _labels(ax) == RECIPES
+
+
+def test_fig4_student_variance(results):
+    fig, ax = plot_student_variance(T.student_table(results))
+    _labelled(ax)
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == RECIPES
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["1", "2", "4"]
+
+
+def test_fig5_heatmaps_clip_and_mark_tau(results):
+    df = T.heatmap_table(results)
+    assert list(dict.fromkeys(df["panel"])) == ["single model (N=1)", "vanilla-mean N=4, best student",
+                                                "KDEF N=4, best student"]
+    fig, axes = plot_sv_heatmaps(df, tau=4.0)
+    assert len(axes) == 3
+    for axis, panel in zip(axes, dict.fromkeys(df["panel"]), strict=True):
+        assert axis.get_title() == panel and axis.get_xlabel()
+        image = axis.get_images()[0]
+        data = image.get_array()
+        assert data.shape == (3, 12) and np.nanmax(data) <= 4.0 and image.get_clim() == (0.0, 4.0)
+        sub = df[df["panel"] == panel]
+        texts = [t.get_text() for t in axis.texts]
+        assert texts == [f"KA {100 * sub[sub['layer'] == j]['ka'].iloc[0]:.1f}%" for j in (1, 2, 3)]
+        # one tau line per layer that has sigma > tau, right after the last such sigma
+        counts = [int((sub[sub["layer"] == j]["sigma"] > 4.0).sum()) for j in (1, 2, 3)]
+        lines = [line.get_xdata()[0] for line in axis.get_lines()]
+        assert lines == [c - 0.5 for c in counts if c]
+
+
+def test_fig6_ka_vs_n(results):
+    df = T.ka_table(results)
+    fig, axes = plot_ka_vs_n(df)
+    assert [a.get_title() for a in axes] == ["layer 1", "layer 2", "layer 3"]
+    assert axes[0].get_ylabel() and all(a.get_xlabel() for a in axes)
+    assert _labels(axes[0]) == RECIPES
+
+
+def test_fig7_field_ia_sorted_by_cardinality(results):
+    df = T.field_ia_table(results)
+    fig, ax = plot_field_ia(df)
+    _labelled(ax)
+    assert [t.get_text().split("\n")[0] for t in ax.get_xticklabels()] == ["genre", "item", "user"]
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend == [*RECIPES, "single model", "random baseline"]
+    assert len(ax.patches) == 3 * 5  # 3 fields x 5 bar series
+
+
+def test_fig8_normalized_spectra(results):
+    df = T.spectra_table(results)
+    fig, axes = plot_normalized_spectra(df)
+    assert [a.get_title() for a in axes] == ["embeddings", "activations (last hidden layer)"]
+    assert axes[0].get_yscale() == "log" and len(_labels(axes[0])) == 5
+    for line in axes[1].get_lines():
+        assert line.get_ydata()[0] == pytest.approx(1.0)  # sigma_1 / sigma_1
+
+
+def test_fig9_exam_weights(results):
+    df = T.exam_table(results)
+    assert set(df["n"]) == {2, 4}
+    fig, axes = plot_exam_weights(df)
+    left, right = axes
+    assert left.get_title() == "KD weights λ_k, N = 4" and len(_labels(left)) == 4
+    assert _labels(right) == ["λ, N = 2", "μ, N = 2", "λ, N = 4", "μ, N = 4"]
+    assert all(a.get_xlabel() and a.get_ylabel() for a in axes)
+    # N * lambda_k averages to 1 per epoch (the lambdas of a run sum to 1)
+    ys = np.array([line.get_ydata() for line in left.get_lines() if not line.get_label().startswith("_")])
+    assert ys.mean(axis=0) == pytest.approx(np.ones(ys.shape[1]))
+
+
+def test_plot_functions_draw_on_given_axes(results):
+    from collapse_lab.plotting.style import new_axes
+
+    fig, ax = new_axes()
+    out_fig, out_ax = plot_gap(T.run_table(results), ax=ax)
+    assert out_fig is fig and out_ax is ax
+
+
+def test_render_figures_writes_all_nine_with_provenance(sweep, tmp_path):
+    report = render_figures(sweep, out_dir=tmp_path / "figs")
+    assert not report.skipped and len(report.written) == 9
+    names = sorted(p.name for p in (tmp_path / "figs").iterdir())
+    assert names == sorted([f"{f.stem}.{ext}" for f in FIGURES for ext in ("png", "pdf")] + ["figures.json"])
+    text = Image.open(tmp_path / "figs" / "fig1_ensemble_auc.png").text
+    assert text["sweep_id"] == "fake-12345678" and text["runs"] == "18"
+    assert text["run_git_commits"] == "0123456789abcdef0123456789abcdef01234567"
+    index = json.loads((tmp_path / "figs" / "figures.json").read_text())
+    assert [f["stem"] for f in index["figures"]] == [f.stem for f in FIGURES] and index["skipped"] == {}
+
+
+def test_figures_without_spectra_are_skipped_with_a_reason(tmp_path):
+    from sweep_fixtures import fake_config, write_fake_run
+
+    write_fake_run(tmp_path / "runs" / "a", fake_config("vanilla", "mean", 2), spectra=False)
+    report = render_figures(tmp_path, only=["fig1", "fig5_sv_heatmaps", "fig9"])
+    assert list(report.written) == ["fig1_ensemble_auc"]
+    assert report.skipped == {"fig5_sv_heatmaps": "needs singular_values.npz (collapse-lab spectrum)",
+                              "fig9_exam_weights": "needs KDEF runs with N > 1 and lambda/mu in metrics.csv"}
+
+
+def test_cli_figures(sweep, tmp_path):
+    result = CliRunner().invoke(cli, ["figures", str(sweep), "--out", str(tmp_path), "--only", "fig1,fig3",
+                                      "--format", "png"])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in tmp_path.glob("*.png")) == ["fig1_ensemble_auc.png", "fig3_gap.png"]
+    assert "fake-12345678: 2 figures" in result.output
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--only", "fig10"], "error: unknown figure 'fig10'; valid: fig1_ensemble_auc"),
+    (["--format", "bmp"], "error: unknown figure format 'bmp'; valid: eps, jpg, pdf, png, svg"),
+])
+def test_cli_figures_bad_input(sweep, tmp_path, capsys, argv, message):
+    with pytest.raises(SystemExit) as exc:
+        main(["figures", str(sweep), "--out", str(tmp_path / "x"), *argv])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(message) and err.count("\n") == 1
+    assert not (tmp_path / "x").exists()
+
+
+def test_cli_figures_no_runs(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["figures", str(tmp_path)])
+    assert exc.value.code == 2 and "no finished runs" in capsys.readouterr().err

@@ -1,0 +1,83 @@
+"""The packaged style, colours and save_figure (PNG + PDF, atomic, provenance metadata)."""
+
+from __future__ import annotations
+
+import importlib.resources
+
+import matplotlib
+import pytest
+from PIL import Image
+
+from collapse_lab.plotting.style import (
+    OKABE_ITO,
+    VARIANT_STYLES,
+    figure_metadata,
+    new_axes,
+    save_figure,
+    style_context,
+    style_file,
+    variant_style,
+)
+
+
+def test_style_sheet_is_package_data():
+    sheet = style_file()
+    assert sheet.is_file() and sheet.name == "collapse.mplstyle"
+    assert importlib.resources.files("collapse_lab.plotting").joinpath("collapse.mplstyle").read_text() \
+        == sheet.read_text()
+    text = sheet.read_text()
+    assert "pdf.fonttype: 42" in text and "ps.fonttype: 42" in text
+
+
+def test_style_applies_only_inside_the_context():
+    before = dict(matplotlib.rcParams)
+    with style_context():
+        assert matplotlib.rcParams["pdf.fonttype"] == 42
+        assert matplotlib.rcParams["axes.spines.top"] is False
+        colors = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
+        assert [c.upper().lstrip("#") for c in colors[:3]] == ["000000", "E69F00", "56B4E9"]
+    assert matplotlib.rcParams["pdf.fonttype"] == before["pdf.fonttype"]
+    assert matplotlib.rcParams["axes.prop_cycle"] == before["axes.prop_cycle"]
+
+
+def test_palette_is_okabe_ito_and_recipes_are_fixed():
+    assert set(OKABE_ITO.values()) == {"#000000", "#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2",
+                                       "#D55E00", "#CC79A7"}
+    recipes = ("vanilla-mean", "vanilla-sum", "vanilla-concat", "kd", "dml", "kdef")
+    assert len({VARIANT_STYLES[v]["color"] for v in recipes}) == 6
+    assert len({VARIANT_STYLES[v]["marker"] for v in recipes}) == 6
+    assert variant_style("other", 0) != variant_style("other", 1)
+
+
+def test_new_axes_never_uses_pyplot_state():
+    import matplotlib.pyplot as plt
+
+    open_before = plt.get_fignums()
+    fig, ax = new_axes()
+    assert ax.figure is fig and plt.get_fignums() == open_before
+    fig2, axes = new_axes(ncols=3)
+    assert len(axes) == 3
+    assert new_axes(ax)[1] is ax
+    with pytest.raises(ValueError, match="expected 3 axes, got 1"):
+        new_axes([ax], ncols=3)
+
+
+def test_save_figure_writes_png_and_pdf_with_metadata(tmp_path):
+    fig, ax = new_axes()
+    ax.plot([1, 2], [3, 4])
+    meta = figure_metadata("quick-abc12345", "a test figure", extra={"runs": 3}, git_commit="deadbeef" * 5)
+    paths = save_figure(fig, "fig0_test", tmp_path / "out", meta)
+    assert [p.name for p in paths] == ["fig0_test.png", "fig0_test.pdf"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["fig0_test.pdf", "fig0_test.png"]  # no temps
+    text = Image.open(paths[0]).text
+    assert text["sweep_id"] == "quick-abc12345" and text["git_commit"] == "deadbeef" * 5
+    assert text["runs"] == "3" and text["Title"] == "fig0_test"
+    pdf = paths[1].read_bytes()
+    assert pdf.startswith(b"%PDF") and b"sweep_id=quick-abc12345" in pdf and b"git_commit=" + b"deadbeef" * 5 in pdf
+    assert b"/FontType 42" not in pdf and b"/Subtype /Type3" not in pdf  # TrueType, not Type 3 fonts
+
+
+def test_metadata_defaults_to_the_repository_commit():
+    from collapse_lab.utils.provenance import git_info
+
+    assert figure_metadata("s")["git_commit"] == str(git_info()["commit"])

@@ -1,0 +1,133 @@
+"""results.csv from run directories: per-member rows, per-run quantities, skipped runs, the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+from sweep_fixtures import fake_config, make_fake_sweep, write_fake_run
+
+from collapse_lab.cli import cli, main
+from collapse_lab.errors import UserError
+from collapse_lab.results import collect_results, variant_name, write_results
+from collapse_lab.results.tables import read_singular_values
+
+
+@pytest.fixture(scope="module")
+def fake_sweep(tmp_path_factory):
+    return make_fake_sweep(tmp_path_factory.mktemp("fake") / "sweep", seeds=(0, 1))
+
+
+def test_rows_per_run_and_member_with_hand_checked_summary(tmp_path):
+    cfg = fake_config("vanilla", "mean", 3, seed=5)
+    write_fake_run(tmp_path / "runs" / "r1", cfg, aucs={"ensemble": 0.80, "0": 0.75, "1": 0.78, "2": 0.70})
+    res = collect_results(tmp_path).results
+    assert list(res["member"]) == ["ensemble", "0", "1", "2"]
+    assert res["test_auc"].tolist() == [0.80, 0.75, 0.78, 0.70]
+    row = res.iloc[0]
+    assert (row["best_student"], row["worst_student"]) == (1, 2)
+    assert row["best_student_auc"] == 0.78 and row["worst_student_auc"] == 0.70
+    assert row["spread"] == pytest.approx(0.08) and row["gap"] == pytest.approx(0.02)
+    assert res["is_best"].tolist() == [False, False, True, False]
+    assert (row["variant"], row["method"], row["fusion"], row["n"], row["seed"]) == ("vanilla-mean", "vanilla",
+                                                                                      "mean", 3, 5)
+    # the fixture's logloss is 0.55 - 0.5 (auc - 0.78); valid = test in the fixture
+    assert res["test_logloss"].tolist() == pytest.approx([0.54, 0.565, 0.55, 0.59])
+    assert res["valid_auc"].tolist() == res["test_auc"].tolist()
+
+
+def test_spectral_columns_come_from_spectrum_csv(tmp_path):
+    cfg = fake_config("kdef", "mean", 2, seed=1)
+    run = write_fake_run(tmp_path / "runs" / "r", cfg, aucs={"ensemble": 0.8, "0": 0.79, "1": 0.795})
+    res = collect_results(tmp_path).results
+    spec = pd.read_csv(run / "spectrum.csv", dtype={"member": str})
+    ka = spec[(spec["metric"] == "knowledge_abundance")].set_index("name")["value"]
+    student1 = res[res["member"] == "1"].iloc[0]
+    for j in (1, 2, 3):
+        assert student1[f"ka_layer{j}"] == ka[f"students.1.layers.{j - 1}.linear.weight"]
+        assert res.iloc[0][f"best_ka_layer{j}"] == ka[f"students.1.layers.{j - 1}.linear.weight"]  # best = 1
+    assert np.isnan(res.iloc[0]["ka_layer1"])  # the ensemble row has no own KA
+    emb = spec[(spec["target"] == "embeddings")]
+    ia = emb[emb["metric"] == "information_abundance"]
+    assert res.iloc[0]["emb_ia_mean"] == pytest.approx(ia["value"].mean())
+    assert res.iloc[0]["emb_ia_ratio_mean"] == pytest.approx((ia["value"] / ia["baseline"]).mean())
+    assert res.iloc[0]["emb_erank_mean"] == pytest.approx(emb[emb["metric"] == "effective_rank"]["value"].mean())
+    # lambda/mu statistics of the last epoch, from the manifest summary
+    summary = json.loads((run / "manifest.json").read_text())["results"]["summary"]
+    assert res.iloc[0]["lambda_std"] == summary["lambda_std"] and res.iloc[0]["mu_mean"] == 1.0
+    # the KA stored in spectrum.csv agrees with the stored singular values (tau = 4)
+    sigma = read_singular_values(run)["weights:students.1.layers.0.linear.weight"]
+    assert student1["ka_layer1"] == pytest.approx(np.mean(sigma > 4.0))
+
+
+def test_missing_files_are_reported_and_skipped(tmp_path):
+    write_fake_run(tmp_path / "runs" / "good", fake_config("vanilla", "mean", 2))
+    write_fake_run(tmp_path / "runs" / "nospec", fake_config("kd", "mean", 2), spectra=False)
+    write_fake_run(tmp_path / "runs" / "failed", fake_config("dml", "mean", 2), status="failed")
+    (tmp_path / "runs" / "empty").mkdir()
+    (tmp_path / "runs" / "broken").mkdir()
+    (tmp_path / "runs" / "broken" / "manifest.json").write_text("{")
+    out = collect_results(tmp_path)
+    assert sorted(out.results["run"].unique()) == ["good", "nospec"]
+    reasons = dict(out.skipped)
+    assert reasons["empty"] == "no manifest.json"
+    assert reasons["failed"] == "status 'failed' (not complete)"
+    assert reasons["broken"].startswith("manifest.json unreadable")
+    assert out.notes == [f"nospec: no spectrum.csv (run `collapse-lab spectrum {tmp_path / 'runs' / 'nospec'}`)"]
+    assert out.results.loc[out.results["run"] == "nospec", "best_ka_layer1"].isna().all()
+
+
+def test_no_finished_runs_is_a_user_error(tmp_path):
+    write_fake_run(tmp_path / "runs" / "failed", fake_config(), status="running")
+    with pytest.raises(UserError, match=r"no finished runs \(failed: status 'running' \(not complete\)\)"):
+        collect_results(tmp_path)
+    with pytest.raises(UserError, match="not a directory"):
+        collect_results(tmp_path / "nope")
+
+
+def test_varying_config_keys_get_their_own_columns(tmp_path):
+    for lr in (0.001, 0.01):
+        write_fake_run(tmp_path / "runs" / f"lr{lr}", fake_config("kd", "mean", 2, lr=lr))
+    res = collect_results(tmp_path).results
+    assert sorted(res["cfg_lr"].unique()) == [0.001, 0.01]
+    assert "cfg_hidden_units" not in res  # constant keys stay out
+
+
+def test_variant_names():
+    assert [variant_name(m, f) for m, f in [("vanilla", "mean"), ("vanilla", "concat"), ("dml", "mean"),
+                                            ("kdef", "sum")]] == ["vanilla-mean", "vanilla-concat", "dml", "kdef-sum"]
+
+
+def test_write_results_files_and_sweep_id(fake_sweep, tmp_path):
+    report = write_results(fake_sweep, out_dir=tmp_path)
+    assert set(report.paths) == {"results", "summary", "paired_tests"}
+    res = pd.read_csv(tmp_path / "results.csv", dtype={"member": str})
+    # 9 settings (vanilla-mean N=1,2,4 and kd/dml/kdef N=2,4) x 2 seeds; 1 + N rows per run
+    runs = res[res["member"] == "ensemble"]
+    assert len(runs) == 18 and len(res) == 2 * ((2 + 3 + 5) + 3 * (3 + 5))
+    assert report.collected.sweep_id == "fake-12345678"
+    assert report.to_json()["runs"] == 18
+
+
+def test_cli_results_prints_tables_and_writes_files(fake_sweep):
+    result = CliRunner().invoke(cli, ["results", str(fake_sweep)])
+    assert result.exit_code == 0, result.output
+    assert "ensemble_auc (test; mean ± 95% CI half-width over seeds, n = runs)" in result.output
+    assert "N=1" in result.output and "N=4" in result.output and "(n=2)" in result.output
+    for name in ("results.csv", "summary.csv", "paired_tests.csv"):
+        assert (fake_sweep / name).is_file()
+    as_json = CliRunner().invoke(cli, ["results", str(fake_sweep), "--json"])
+    data = json.loads(as_json.output)
+    assert data["sweep_id"] == "fake-12345678" and data["skipped"] == []
+    assert {r["metric"] for r in data["summary"]} >= {"ensemble_auc", "gap", "best_ka_layer1"}
+
+
+def test_cli_results_without_runs_is_one_line_exit_2(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["results", str(tmp_path)])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err == f"error: {tmp_path}: no finished runs\n"
