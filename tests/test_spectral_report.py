@@ -202,6 +202,9 @@ def test_bad_inputs_raise_user_errors(tmp_path, run):
     torch.save({"bias": torch.zeros(3), "scale": torch.ones(2, 2, 2), "steps": 5}, tmp_path / "no2d.pt")
     with pytest.raises(UserError, match=r"no 2-D tensor found; found: bias float32\[3\], scale float32\[2, 2, 2\]"):
         analyze(tmp_path / "no2d.pt")
+    torch.save({"optimizer": {"state": {0: {"exp_avg": torch.ones(30, 4)}}}, "epoch": 2}, tmp_path / "trainer.pt")
+    with pytest.raises(UserError, match=r"no analysable matrix \(not analysed: 1 optimizer/trainer state\)"):
+        analyze(tmp_path / "trainer.pt")
 
 
 def test_run_without_probe_notes_it(tmp_path):

@@ -6,7 +6,7 @@
   zip checkpoint). A pickle that needs arbitrary code is **refused** with torch's reason; nested checkpoints
   (``{"state_dict": ...}``, ``{"model": ...}``) are unwrapped and ``module.`` / ``_orig_mod.`` prefixes
   dropped. FuxiCTR ``.model`` files are such state dicts.
-* ``.npy`` — one matrix, memory-mapped (``np.load(mmap_mode="r")``).
+* ``.npy`` — one matrix, read by positioned chunk reads (memory bounded by the chunk).
 
 Every failure (missing, truncated, corrupt, refused) is a one-line :class:`~collapse_lab.errors.UserError`
 that names the file.
@@ -252,20 +252,43 @@ def _one_line(exc: Exception) -> str:
 
 
 class NpyFile(TensorFile):
+    """One ``.npy`` matrix. C-ordered arrays are read by explicit positioned reads (``np.fromfile`` after the
+    header parsed by ``numpy.lib.format``), so memory stays bounded by the chunk even for a 45M-row file
+    (a memory map would keep every page it touched resident); Fortran-ordered ones fall back to a memory map."""
+
     kind = "numpy"
 
     def __init__(self, path: Path) -> None:
         super().__init__(path)
+        fmt = np.lib.format
         try:
-            self._array = np.load(path, mmap_mode="r", allow_pickle=False)
+            with open(path, "rb") as fh:
+                version = fmt.read_magic(fh)
+                shape, fortran, dtype = (fmt.read_array_header_1_0(fh) if version == (1, 0)
+                                         else fmt.read_array_header_2_0(fh))
+                self._offset = fh.tell()
+            if dtype.hasobject:
+                raise ValueError("object arrays are not read (allow_pickle=False)")
+            self._array = np.load(path, mmap_mode="r", allow_pickle=False) if fortran or len(shape) != 2 else None
+            expected = self._offset + int(np.prod(shape)) * dtype.itemsize
+            if path.stat().st_size < expected:
+                raise ValueError(f"file is {path.stat().st_size} bytes, the header needs {expected}")
         except (ValueError, OSError, EOFError) as exc:
             raise UserError(f"{path}: not a readable .npy array (truncated or corrupt?): {_one_line(exc)}") from None
-        name = path.stem
-        self.entries[name] = TensorInfo(name, tuple(self._array.shape), str(self._array.dtype))
+        self._dtype, self._shape = dtype, tuple(int(s) for s in shape)
+        self.entries[path.stem] = TensorInfo(path.stem, self._shape, str(dtype))
 
     def _matrix(self, info: TensorInfo) -> RowSource:
-        arr = self._array
-        return RowSource(info.shape, arr.dtype, lambda a, b: arr[a:b])
+        if self._array is not None:
+            arr = self._array
+            return RowSource(info.shape, arr.dtype, lambda a, b: arr[a:b])
+        cols, dtype, path = self._shape[1], self._dtype, self.path
+
+        def read(a: int, b: int) -> np.ndarray:
+            offset = self._offset + a * cols * dtype.itemsize
+            return np.fromfile(path, dtype=dtype, count=(b - a) * cols, offset=offset).reshape(b - a, cols)
+
+        return RowSource(info.shape, dtype, read)
 
 
 def open_tensor_file(path: Path) -> TensorFile:

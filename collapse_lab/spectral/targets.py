@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Sequence, Tuple
@@ -53,6 +54,8 @@ _HEAD = re.compile(r"(^|\.)(head|fusion\.head|output|out|final|fc_out|classifier
 _MEMBER = re.compile(r"(?:^|\.)(?:students|subnets|sub_networks|subnetworks|members|experts|towers|mlps|dnns|"
                      r"nets|models|learners)\.(\d+)\.")
 _EMB = re.compile(r"emb", re.IGNORECASE)
+_NOT_PARAMETER = re.compile(r"(^|\.)(optimizer|optim|scheduler|lr_scheduler|exp_avg|exp_avg_sq|momentum_buffer|"
+                            r"grad_scaler|scaler|rng_state|rng)(\.|$)")
 
 
 @dataclass
@@ -102,11 +105,15 @@ def classify(info: TensorInfo) -> Tuple[str | None, str, str | None, str]:
         ('weights', '2')
         >>> classify(TensorInfo("students.0.head.weight", (1, 400), "float32"))[0] is None
         True
+        >>> classify(TensorInfo("optimizer.state.0.exp_avg", (944, 16), "float32"))[3]
+        'optimizer/trainer state'
     """
     if len(info.shape) != 2:
         return None, "", None, f"{len(info.shape)}-D"
     if not info.is_float:
         return None, "", None, f"not floating point ({info.dtype})"
+    if _NOT_PARAMETER.search(info.name):
+        return None, "", None, "optimizer/trainer state"
     for pattern, target in _OURS:
         m = pattern.match(info.name)
         if m:
@@ -311,7 +318,10 @@ def discover(path: Any, targets: Any = None, field_dims: Sequence[int] | None = 
                                 f"tensors: {describe_entries(entries)})")
         specs = [s for s in specs if s.target in wanted]
     if not specs:
-        raise UserError(f"{path}: no analysable matrix; found: {describe_entries(entries)}")
+        reasons = Counter(s.rsplit(" (", 1)[-1].rstrip(")") for s in skipped)
+        why = "; ".join(f"{n} {r}" for r, n in reasons.most_common())
+        raise UserError(f"{path}: no analysable matrix" + (f" (not analysed: {why})" if why else "")
+                        + f"; found: {describe_entries(entries)}")
     counts_dir = None
     if manifest is not None and isinstance(manifest.get("dataset"), dict) and manifest["dataset"].get("path"):
         counts_dir = Path(manifest["dataset"]["path"]) / "counts"
