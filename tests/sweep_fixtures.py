@@ -10,6 +10,7 @@ are computed with numpy from the stored singular values, so spectrum.csv and sin
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from pathlib import Path
@@ -19,7 +20,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
-__all__ = ["fake_config", "write_fake_run", "make_fake_sweep", "fake_train", "FIELDS", "HIDDEN", "EMB_DIM"]
+__all__ = ["fake_config", "write_fake_run", "make_fake_sweep", "fake_train", "build_tiny_sweep", "TINY_GRID",
+           "FIELDS", "HIDDEN", "EMB_DIM"]
 
 FIELDS = {"user": 30, "item": 12, "genre": 7}  # name -> vocab_size
 EMB_DIM = 4
@@ -224,3 +226,39 @@ def fake_train(config: Any, out_dir: Any = None, resume: bool = False, overwrite
         fh.write(run_dir.name + "\n")
     write_fake_run(run_dir, dict(config))
     return {"run_dir": run_dir}
+
+
+TINY_GRID = """
+name: tiny
+description: a real sweep on the synthetic dataset, small enough for the test suite
+base: {{dataset: synthetic, data_root: {data_root}, hidden_units: [16, 16], embedding_dim: 4, batch_size: 1024,
+        max_epochs: 2, probe_rows: 128, lr: 0.01}}
+grid:
+  method: [vanilla, kdef]
+  n: [1, 2]
+  seed: [1, 2]
+exclude:
+  - {{method: kdef, n: 1}}
+"""
+
+
+@functools.lru_cache(maxsize=None)
+def build_tiny_sweep(root: Path) -> Dict[str, Any]:
+    """Run ``collapse-lab reproduce`` once per test session on a 6-run grid of real training on the built-in
+    synthetic dataset (prepared by the pipeline), with spectra, results and figures.
+
+    Returns ``{"root", "grid", "sweep", "figures", "output", "exit_code"}``.
+    """
+    from click.testing import CliRunner
+
+    from collapse_lab.cli import cli
+
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    grid = root / "tiny.yaml"
+    grid.write_text(TINY_GRID.format(data_root=root / "data"))
+    sweep, figures = root / "sweep", root / "figures"
+    result = CliRunner().invoke(cli, ["reproduce", "--preset", str(grid), "--out", str(sweep), "--figures",
+                                      str(figures), "--threads", "1"])
+    return {"root": root, "grid": grid, "sweep": sweep, "figures": figures, "output": result.output,
+            "exit_code": result.exit_code, "exception": result.exception}

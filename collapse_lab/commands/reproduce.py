@@ -1,0 +1,42 @@
+"""``collapse-lab reproduce --preset NAME``: data + sweep + spectra + results + figures
+(library: :func:`collapse_lab.sweep.reproduce.reproduce`)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional, Tuple
+
+import click
+
+__all__ = ["reproduce_command"]
+
+
+@click.command("reproduce", context_settings={"ignore_unknown_options": True})
+@click.option("--preset", required=True, help="A preset of configs/sweeps (quick, ml100k, criteo, ...) or a grid file.")
+@click.argument("overrides", nargs=-1, type=click.UNPROCESSED)
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Sweep directory (default: sweeps/<preset>).")
+@click.option("--figures", "figures_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where the figures go (default: <sweep directory>/figures).")
+@click.option("--jobs", "-j", type=int, default=1, show_default=True, help="Runs at the same time.")
+@click.option("--threads", type=int, default=None, help="Torch threads per run (default: CPU cores // jobs).")
+@click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda for training.")
+def reproduce_command(preset: str, overrides: Tuple[str, ...], out_dir: Optional[Path], figures_dir: Optional[Path],
+                      jobs: int, threads: Optional[int], device: str) -> None:
+    """Run a preset end to end; rerunning it resumes (finished runs and analysed spectra are kept).
+
+    Extra KEY=V1,V2 arguments replace or add grid axes (e.g. seed=2024,2025). Exit code 1 if a run or a
+    spectrum failed (the results and figures are still written from the runs that finished).
+    """
+    from collapse_lab.sweep.reproduce import reproduce, summary_lines
+
+    report = reproduce(preset, out_dir=out_dir, overrides=overrides, jobs=jobs, threads=threads,
+                       figures_dir=figures_dir, device=device)
+    out, err = summary_lines(report)
+    for line in err:
+        click.echo(line, err=True)
+    for line in out:
+        click.echo(line)
+    if report.failed:
+        sys.exit(1)
