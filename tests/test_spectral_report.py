@@ -209,7 +209,33 @@ def test_bad_inputs_raise_user_errors(tmp_path, run):
 
 def test_run_without_probe_notes_it(tmp_path):
     run = make_run(tmp_path, probe=False)
-    df = analyze(run, baseline_draws=2)
+    df = analyze(run, targets=("weights", "embeddings", "activations", "input"), baseline_draws=2)  # = all present
     assert set(df["target"]) == {"weights", "embeddings"}
     assert any("no probe" in n for n in df.attrs["notes"])
     assert len(FIELDS) == df.loc[df["target"] == "embeddings", "name"].nunique()
+
+
+def test_too_wide_matrices_are_refused_before_reading():
+    from collapse_lab.spectral.accumulator import matrix_spectrum
+    from collapse_lab.spectral.sources import RowSource
+
+    def never(a, b):
+        raise AssertionError("must not read")
+
+    with pytest.raises(UserError, match="too wide for a dense spectrum"):
+        matrix_spectrum(RowSource((20_000, 20_000), "float32", never))
+
+
+def test_large_inputs_are_not_recomputed_but_flagged(tmp_path, monkeypatch):
+    from collapse_lab.spectral import accumulator
+
+    rng = np.random.default_rng(2)
+    a = np.outer(rng.standard_normal(5000), rng.standard_normal(8)).astype(np.float32)  # rank 1
+    np.save(tmp_path / "rank1.npy", a)
+    small = analyze(tmp_path / "rank1.npy", center=False, baseline_draws=2)
+    assert small["convention"].str.contains("method=tsqr").all()  # auto-escalated: cheap second pass
+    monkeypatch.setattr(accumulator, "AUTO_EXACT_MAX_ENTRIES", 1000)
+    big = analyze(tmp_path / "rank1.npy", center=False, baseline_draws=2)
+    assert big["convention"].str.contains("method=gram64").all()
+    assert any("below the float64 Gram's resolution; rerun with --exact" in n for n in big.attrs["notes"])
+    assert _value(big, "rank1", "effective_rank") < 1.0001

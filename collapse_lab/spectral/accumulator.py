@@ -41,13 +41,16 @@ __all__ = [
     "matrix_spectrum",
     "default_chunk_rows",
     "AUTO_EXACT_RATIO",
+    "below_gram_resolution",
 ]
 
 U64 = np.finfo(np.float64).eps / 2  # unit round-off of float64
 #: in gram64 mode a spectrum whose σ_min/σ_1 falls below this is recomputed with TSQR (metrics.md §8.3 step 5)
 AUTO_EXACT_RATIO = 1e-6
+AUTO_EXACT_MAX_ENTRIES = 1 << 28  # ... but only for matrices up to this size (a second pass; ~1-3 s on 2 cores)
 PROGRESS_MIN_ROWS = 1_000_000  # chunk progress bars only for inputs at least this tall (unless forced)
-WIDE_IN_MEMORY = 1 << 25  # n < d matrices up to this many entries are transposed in memory (n×n Gram)
+WIDE_IN_MEMORY = 1 << 27  # n < d matrices up to this many entries (1 GiB in float64) are transposed in memory
+MAX_GRAM_ENTRIES = 1 << 27  # the K×K float64 Gram/R is refused beyond 1 GiB (K > 11 585)
 
 
 @dataclass(frozen=True)
@@ -300,6 +303,12 @@ class TSQRAccumulator(_Accumulator):
         return sigma, float(max(self.n, self.dim) * np.finfo(np.float64).eps * sigma[0])
 
 
+def below_gram_resolution(spec: Spectrum) -> bool:
+    """Whether a ``gram64`` spectrum has σ_min/σ_1 < :data:`AUTO_EXACT_RATIO` (its tail is round-off there)."""
+    s = spec.sigma
+    return spec.method == "gram64" and s.size >= 2 and s[0] > 0 and s[-1] < AUTO_EXACT_RATIO * s[0]
+
+
 def unit_roundoff(dtype: Any) -> float:
     """Unit round-off of a numpy or torch floating dtype (NaN for other dtypes)."""
     try:
@@ -322,7 +331,8 @@ def matrix_spectrum(matrix: Any, *, center: bool = False, exact: bool = False, a
             tensor, :class:`collapse_lab.spectral.sources.RowSource`); only one chunk is in memory at a time.
         center: subtract the column mean (Chan merge) before taking singular values.
         exact: use TSQR instead of the float64 Gram.
-        auto_exact: in Gram mode, redo the spectrum with TSQR when σ_min/σ_1 < :data:`AUTO_EXACT_RATIO`.
+        auto_exact: in Gram mode, redo the spectrum with TSQR when σ_min/σ_1 < :data:`AUTO_EXACT_RATIO` (a second
+            pass, only for matrices of at most 2²⁸ entries; see :func:`below_gram_resolution`).
         weights: (rows,) row weights; rows of weight 0 are excluded.
         chunk_rows: rows per chunk (default :func:`default_chunk_rows`).
         progress: tqdm over chunks; None = only for inputs of at least 1M rows (and a terminal).
@@ -341,7 +351,10 @@ def matrix_spectrum(matrix: Any, *, center: bool = False, exact: bool = False, a
         raise UserError(f"row weights must have shape ({rows},), got {np.shape(weights)}")
     roundoff = unit_roundoff(getattr(matrix, "dtype", np.float64))
     if 0 < rows < cols and rows * cols <= WIDE_IN_MEMORY:
-        return _wide_spectrum(matrix, center, exact, weights, roundoff)
+        return _wide_spectrum(matrix, center, exact, auto_exact, weights, roundoff)
+    if cols * cols > MAX_GRAM_ENTRIES:
+        raise UserError(f"a {rows}x{cols} matrix is too wide for a dense spectrum: its {cols}x{cols} float64 Gram "
+                        f"would need {cols * cols * 8 / 2**30:.1f} GiB (limit {MAX_GRAM_ENTRIES * 8 / 2**30:.0f} GiB)")
     chunk = int(chunk_rows or default_chunk_rows(cols))
     if chunk < 1:
         raise UserError(f"chunk_rows must be >= 1, got {chunk}")
@@ -357,13 +370,12 @@ def matrix_spectrum(matrix: Any, *, center: bool = False, exact: bool = False, a
         return acc.spectrum(roundoff)
 
     spec = run(TSQRAccumulator if exact else GramAccumulator)
-    s = spec.sigma
-    if not exact and auto_exact and s.size >= 2 and s[0] > 0 and s[-1] < AUTO_EXACT_RATIO * s[0]:
+    if not exact and auto_exact and rows * cols <= AUTO_EXACT_MAX_ENTRIES and below_gram_resolution(spec):
         spec = run(TSQRAccumulator)
     return spec
 
 
-def _wide_spectrum(matrix: Any, center: bool, exact: bool, weights: np.ndarray | None,
+def _wide_spectrum(matrix: Any, center: bool, exact: bool, auto_exact: bool, weights: np.ndarray | None,
                    roundoff: float) -> Spectrum:
     """n < d: the same nonzero σ from the n×n Gram of Aᵀ (metrics.md §4), the matrix held in memory."""
     rows, cols = (int(s) for s in matrix.shape)
@@ -372,12 +384,19 @@ def _wide_spectrum(matrix: Any, center: bool, exact: bool, weights: np.ndarray |
     n = x.shape[0]
     if center and n:
         x = x - x.mean(axis=0)  # (n, d)
-    acc = (TSQRAccumulator if exact else GramAccumulator)(max(n, 1))
-    if n:
-        acc.update(x.T)  # (d, n): σ(Aᵀ) = σ(A)
-    inner = acc.spectrum(roundoff)
     m = attainable_rank(n, cols, center)
-    sigma = inner.sigma[:m] if n else np.zeros(0)
-    energy = math.sqrt(float(np.sum(sigma**2)))
-    return Spectrum(sigma, n, cols, center, inner.method, inner.resolution_floor, n_bad, excluded,
-                    roundoff * energy / math.sqrt(max(m, 1)))
+
+    def run(cls: type) -> Spectrum:
+        acc = cls(max(n, 1))
+        if n:
+            acc.update(x.T)  # (d, n): σ(Aᵀ) = σ(A)
+        inner = acc.spectrum(roundoff)
+        sigma = inner.sigma[:m] if n else np.zeros(0)
+        energy = math.sqrt(float(np.sum(sigma**2)))
+        return Spectrum(sigma, n, cols, center, inner.method, inner.resolution_floor, n_bad, excluded,
+                        roundoff * energy / math.sqrt(max(m, 1)))
+
+    spec = run(TSQRAccumulator if exact else GramAccumulator)
+    if not exact and auto_exact and below_gram_resolution(spec):
+        spec = run(TSQRAccumulator)
+    return spec

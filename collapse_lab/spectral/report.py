@@ -29,7 +29,7 @@ import numpy as np
 from collapse_lab.errors import UserError
 from collapse_lab.io.atomic import atomic_path, atomic_write_bytes
 from collapse_lab.spectral import functional as F
-from collapse_lab.spectral.accumulator import Spectrum, matrix_spectrum
+from collapse_lab.spectral.accumulator import Spectrum, below_gram_resolution, matrix_spectrum
 from collapse_lab.spectral.baselines import DEFAULT_DRAWS, DEFAULT_SEED, gaussian_baseline
 from collapse_lab.spectral.sources import load_counts
 from collapse_lab.spectral.targets import TARGETS, MatrixSpec, discover
@@ -145,6 +145,9 @@ def compute_spectra(path: Any, targets: Any = None, tau: float = 4.0, center: bo
         rows += _rows(spec, sp, weighting if spec.target == "embeddings" else "uniform", tau, baseline_draws, seed)
         if sp.nonfinite_rows:
             notes.append(f"{spec.name}: {sp.nonfinite_rows} row(s) with NaN/Inf excluded")
+        if below_gram_resolution(sp):
+            notes.append(f"{spec.name}: sv_min/sv_max = {sp.sigma[-1] / sp.sigma[0]:.1e} is below the float64 "
+                         "Gram's resolution; rerun with --exact for an exact spectrum tail")
     frame = pd.DataFrame(rows, columns=COLUMNS)
     return SpectralReport(frame, spectra, notes, str(path), found.kind)
 

@@ -211,7 +211,8 @@ def _from_probe(tf: TensorFile, manifest: Dict[str, Any], root: Path, rel: str) 
     return specs
 
 
-def _by_name(tf: TensorFile, rel: str, skipped: List[str], single_npy: bool = False) -> List[MatrixSpec]:
+def _by_name(tf: TensorFile, rel: str, skipped: List[str], by_shape: List[str],
+             single_npy: bool = False) -> List[MatrixSpec]:
     specs = []
     for info in tf.entries.values():
         target, member, fld, reason = classify(info)
@@ -220,6 +221,8 @@ def _by_name(tf: TensorFile, rel: str, skipped: List[str], single_npy: bool = Fa
         if target is None:
             skipped.append(f"{info} ({reason})")
             continue
+        if reason == "shape":
+            by_shape.append(f"{info.name} {list(info.shape)}")
         specs.append(MatrixSpec(target, member, info.name, rel, tf.matrix(info.name), fld))
     return specs
 
@@ -259,9 +262,12 @@ def discover(path: Any, targets: Any = None, field_dims: Sequence[int] | None = 
     """
     path = Path(path)
     wanted = parse_targets(targets)
+    if wanted is not None and set(wanted) == set(TARGETS):
+        wanted = None  # the full set means "every target present" (a checkpoint without a probe is fine)
     if not path.exists():
         raise UserError(f"{path}: no such file or directory")
     skipped: List[str] = []
+    by_shape: List[str] = []
     notes: List[str] = []
     specs: List[MatrixSpec] = []
     entries: List[TensorInfo] = []
@@ -305,7 +311,7 @@ def discover(path: Any, targets: Any = None, field_dims: Sequence[int] | None = 
         for file in files:
             tf = open_tensor_file(file)
             entries += tf.entries.values()
-            specs += _by_name(tf, _rel(file, root), skipped, single_npy=tf.kind == "numpy")
+            specs += _by_name(tf, _rel(file, root), skipped, by_shape, single_npy=tf.kind == "numpy")
     if field_dims:
         specs = _slice_fields(specs, field_dims, path)
     if not any(len(i.shape) == 2 for i in entries):
@@ -325,7 +331,14 @@ def discover(path: Any, targets: Any = None, field_dims: Sequence[int] | None = 
     counts_dir = None
     if manifest is not None and isinstance(manifest.get("dataset"), dict) and manifest["dataset"].get("path"):
         counts_dir = Path(manifest["dataset"]["path"]) / "counts"
-    if skipped:
-        notes.append(f"not analysed: {'; '.join(skipped[:8])}" + (f"; ... {len(skipped) - 8} more" if len(skipped) > 8
-                                                                  else ""))
+    if kind != "run":
+        found_text = ", ".join(f"{n} {t}" for t, n in Counter(s.target for s in specs).items())
+        notes.append(f"tensors classified by name and shape: {found_text}"
+                     + (f"; embedding tables by shape: {', '.join(by_shape)}" if by_shape else ""))
+    flat = [s for s in skipped if not s.endswith(("-D)",))]  # 2-D tensors left out, with the reason
+    if flat or len(skipped) > len(flat):
+        listed = "; ".join(flat[:8]) + (f"; ... {len(flat) - 8} more" if len(flat) > 8 else "")
+        rest = len(skipped) - len(flat)
+        notes.append("not analysed: " + "; ".join(x for x in (listed, f"{rest} tensors that are not 2-D" if rest
+                                                               else "") if x))
     return Discovery(root, kind, specs, manifest, counts_dir, notes, skipped)
