@@ -25,6 +25,7 @@ __all__ = ["main", "cli", "COMMANDS"]
 COMMANDS: Dict[str, str] = {
     "data": "collapse_lab.commands.data:data",
     "figures": "collapse_lab.commands.figures:figures_command",
+    "reproduce": "collapse_lab.commands.reproduce:reproduce_command",
     "results": "collapse_lab.commands.results:results_command",
     "spectrum": "collapse_lab.commands.spectrum:spectrum",
     "sweep": "collapse_lab.commands.sweep:sweep_command",

@@ -242,7 +242,7 @@ exclude:
 """
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def build_tiny_sweep(root: Path) -> Dict[str, Any]:
     """Run ``collapse-lab reproduce`` once per test session on a 6-run grid of real training on the built-in
     synthetic dataset (prepared by the pipeline), with spectra, results and figures.
