@@ -90,6 +90,12 @@ def test_bad_inputs_name_what_to_do(dataset, tmp_path, capsys):
     assert "not prepared" in err and "collapse-lab data prepare no-such-data" in err
     err = _bad(capsys, [*_args(dataset), "--out", str(tmp_path / "nothing"), "--resume"])
     assert "no run to resume" in err
+    err = _bad(capsys, [*_args(dataset), "--out", str(tmp_path / "nothing"), "--resume", "--overwrite"])
+    assert "--resume and --overwrite exclude each other" in err
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "keep.txt").write_text("mine")
+    err = _bad(capsys, [*_args(dataset), "--out", str(tmp_path / "notes"), "--overwrite"])
+    assert "not a collapse-lab run directory" in err and (tmp_path / "notes" / "keep.txt").exists()
     config = tmp_path / "bad.yaml"
     config.write_text("method: kdef\nn: [1,\n")
     err = _bad(capsys, ["train", "--config", str(config), "--out", str(out)])

@@ -168,6 +168,11 @@ def test_run_directory_rules(tmp_path):
         RunDir.prepare(run.path)
     with pytest.raises(UserError, match="no run to resume"):
         RunDir.prepare(run.path, resume=True)
+    with pytest.raises(UserError, match="is not a collapse-lab run directory .* refusing to overwrite"):
+        RunDir.prepare(run.path, overwrite=True)  # e.g. --out . --overwrite must never wipe a folder
+    assert (run.path / "x.txt").exists()
+    (run.path / "manifest.json").write_text("{}")
+    assert RunDir.prepare(run.path, overwrite=True, check_only=True).path.exists()
     assert not (RunDir.prepare(run.path, overwrite=True).path / "x.txt").exists()
     assert run.relative(run.checkpoint("best")) == "checkpoints/best/model.safetensors"
 

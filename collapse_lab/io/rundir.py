@@ -12,7 +12,8 @@ Layout (README "Run directory")::
     <run>/probe.safetensors                   hidden activations on the probe rows
     <run>/trainer_state.pt                    optimizer, schedule, counters, RNG states
 
-An existing non-empty directory is refused unless the caller resumes it or overwrites it.
+An existing non-empty directory is refused unless the caller resumes it or overwrites it; only a directory
+holding a ``manifest.json`` is ever deleted by an overwrite.
 """
 
 from __future__ import annotations
@@ -58,8 +59,9 @@ class RunDir:
         return Path(path).relative_to(self.path).as_posix()
 
     @classmethod
-    def prepare(cls, path: Union[str, Path], resume: bool = False, overwrite: bool = False) -> RunDir:
-        """Create (or reopen with ``resume``) a run directory.
+    def prepare(cls, path: Union[str, Path], resume: bool = False, overwrite: bool = False,
+                check_only: bool = False) -> RunDir:
+        """Create (or reopen with ``resume``) a run directory; ``check_only`` validates without touching disk.
 
         Raises:
             UserError: the directory exists and is not empty (without ``resume``/``overwrite``), or ``resume``
@@ -77,11 +79,17 @@ class RunDir:
             if not overwrite:
                 raise UserError(f"{run.path}: output directory exists; pass --resume to continue it or "
                                 "--overwrite to replace it")
+            if not run.manifest_json.exists():  # never delete a directory that is not a run (e.g. --out .)
+                raise UserError(f"{run.path}: exists and is not a collapse-lab run directory (no manifest.json); "
+                                "refusing to overwrite it — choose another --out")
+            if check_only:
+                return run
             if run.path.is_dir():
                 shutil.rmtree(run.path)
             else:
                 run.path.unlink()
-        run.path.mkdir(parents=True, exist_ok=True)
+        if not check_only:
+            run.path.mkdir(parents=True, exist_ok=True)
         return run
 
 

@@ -105,7 +105,7 @@ def _resume_config(run: Path, config: ConfigLike, config_file: Union[str, Path] 
     return stored
 
 
-def train(config: ConfigLike = None, out_dir: Union[str, Path] | None = None, *, resume: bool = False,
+def train(config: ConfigLike = None, out_dir: Union[str, Path] | None = None, resume: bool = False,
           overwrite: bool = False, device: str | None = "auto", progress: bool | None = None,
           config_file: Union[str, Path] | None = None, console: bool = True,
           callbacks: Sequence[Callable[[str, Dict[str, Any]], None]] = ()) -> RunResult:
@@ -130,6 +130,8 @@ def train(config: ConfigLike = None, out_dir: Union[str, Path] | None = None, *,
     """
     import torch
 
+    if resume and overwrite:
+        raise UserError("--resume and --overwrite exclude each other")
     cfg = resolve_config(config, config_file)
     out = Path(out_dir) if out_dir is not None else default_run_dir(cfg)
     if resume:
@@ -138,8 +140,8 @@ def train(config: ConfigLike = None, out_dir: Union[str, Path] | None = None, *,
         cfg = _resume_config(out, config, config_file)
         if read_manifest(out / "manifest.json").get("status") == "complete":
             return RunResult.from_run_dir(out)
-    elif out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
-        raise UserError(f"{out}: output directory exists; pass --resume to continue it or --overwrite to replace it")
+    elif out.exists() and (not out.is_dir() or any(out.iterdir())):
+        RunDir.prepare(out, overwrite=overwrite, check_only=True)  # fail fast, before the model is built
     dev = resolve_device(device)
     old_threads = torch.get_num_threads()
     try:
