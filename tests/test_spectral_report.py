@@ -239,3 +239,16 @@ def test_large_inputs_are_not_recomputed_but_flagged(tmp_path, monkeypatch):
     assert big["convention"].str.contains("method=gram64").all()
     assert any("below the float64 Gram's resolution; rerun with --exact" in n for n in big.attrs["notes"])
     assert _value(big, "rank1", "effective_rank") < 1.0001
+
+
+def test_half_precision_safetensors_tables(tmp_path):
+    rng = np.random.default_rng(3)
+    a = torch.tensor(rng.standard_normal((300, 8)))
+    save_file({"embedding.tables.b.weight": a.bfloat16(), "embedding.tables.h.weight": a.half()},
+              str(tmp_path / "half.safetensors"))
+    df = analyze(tmp_path / "half.safetensors", baseline_draws=2)
+    for name, dtype, u in (("embedding.tables.b.weight", torch.bfloat16, 2.0**-8),
+                           ("embedding.tables.h.weight", torch.float16, 2.0**-11)):
+        ref = np.linalg.svd(a.to(dtype).double().numpy(), compute_uv=False)
+        assert _value(df, name, "effective_rank") == pytest.approx(F.effective_rank(ref), rel=1e-10)
+        assert _value(df, name, "storage_floor") == pytest.approx(u * np.sqrt(np.sum(ref**2) / 8), rel=1e-9)

@@ -120,23 +120,31 @@ def describe_entries(infos: Any, limit: int = 12) -> str:
 
 
 class SafetensorsFile(TensorFile):
+    """A ``.safetensors`` file read by row slices. numpy-framework slices copy the rows out (about 10× faster than
+    touching the pages of a memory-mapped torch view); bfloat16, which numpy lacks, goes through torch."""
+
     kind = "safetensors"
 
     def __init__(self, path: Path) -> None:
         super().__init__(path)
         from safetensors import SafetensorError, safe_open
 
+        self._open = lambda framework: safe_open(str(path), framework=framework)
+        self._handles: Dict[str, Any] = {}
         try:
-            self._handle = safe_open(str(path), framework="pt")
-            for name in self._handle.keys():
-                sl = self._handle.get_slice(name)
+            self._handles["np"] = self._open("np")
+            for name in self._handles["np"].keys():
+                sl = self._handles["np"].get_slice(name)
                 self.entries[name] = TensorInfo(name, tuple(sl.get_shape()), _st_dtype(sl.get_dtype()))
         except (SafetensorError, OSError, ValueError) as exc:
             msg = f"{path}: not a readable safetensors file (truncated or corrupt?): {_one_line(exc)}"
             raise UserError(msg) from None
 
     def _matrix(self, info: TensorInfo) -> RowSource:
-        sl = self._handle.get_slice(info.name)
+        framework = "pt" if info.dtype == "bfloat16" else "np"
+        if framework not in self._handles:
+            self._handles[framework] = self._open(framework)
+        sl = self._handles[framework].get_slice(info.name)
 
         def read(a: int, b: int) -> Any:
             try:
@@ -144,9 +152,11 @@ class SafetensorsFile(TensorFile):
             except Exception as exc:  # the file changed or is damaged past its header
                 raise UserError(f"{self.path}: cannot read rows {a}:{b} of {info.name!r}: {_one_line(exc)}") from None
 
-        import torch
+        if framework == "pt":
+            import torch
 
-        return RowSource(info.shape, getattr(torch, info.dtype, info.dtype), read)
+            return RowSource(info.shape, torch.bfloat16, read)
+        return RowSource(info.shape, np.dtype(info.dtype), read)
 
 
 def _st_dtype(code: str) -> str:
