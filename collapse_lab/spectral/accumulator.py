@@ -260,7 +260,7 @@ class TSQRAccumulator(_Accumulator):
     """
 
     method = "tsqr"
-    leaf_rows = 1024  # rows per leaf QR inside a chunk (batched)
+    leaf_rows = 4096  # rows per leaf QR inside a chunk (batched; fastest of 256..16384 on 2 cores)
 
     def __init__(self, dim: int, center: bool = False) -> None:
         super().__init__(dim, center)
