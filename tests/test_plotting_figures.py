@@ -108,6 +108,22 @@ def test_fig5_heatmaps_clip_and_mark_tau(results):
         assert lines == [c - 0.5 for c in counts if c]
 
 
+def test_heatmap_ka_matches_spectrum_csv_and_other_tau(results):
+    df = T.heatmap_table(results, tau=4.0)
+    single = results[(results["variant"] == "vanilla-mean") & (results["n"] == 1) & (results["seed"] == 0)]
+    row = single[single["member"] == "ensemble"].iloc[0]
+    first = df[df["panel"] == "single model (N=1)"]
+    for j in (1, 2, 3):
+        assert first[first["layer"] == j]["ka"].iloc[0] == pytest.approx(row[f"best_ka_layer{j}"])
+    at2 = T.heatmap_table(results, tau=2.0)
+    sigma = at2[(at2["panel"] == "single model (N=1)") & (at2["layer"] == 1)]["sigma"].to_numpy()
+    assert at2[(at2["panel"] == "single model (N=1)") & (at2["layer"] == 1)]["ka"].iloc[0] == \
+        pytest.approx(np.mean(sigma > 2.0))
+    ka2 = T.ka_table(results, tau=2.0)
+    assert ka2[(ka2["run"] == row["run"]) & (ka2["layer"] == 1)]["ka"].iloc[0] == pytest.approx(np.mean(sigma > 2.0))
+    assert len(ka2) == len(T.ka_table(results))
+
+
 def test_fig6_ka_vs_n(results):
     df = T.ka_table(results)
     fig, axes = plot_ka_vs_n(df)

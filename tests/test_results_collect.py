@@ -103,7 +103,7 @@ def test_variant_names():
 
 def test_write_results_files_and_sweep_id(fake_sweep, tmp_path):
     report = write_results(fake_sweep, out_dir=tmp_path)
-    assert set(report.paths) == {"results", "summary", "paired_tests"}
+    assert set(report.paths) == {"results", "summary", "paired_tests", "claims"}
     res = pd.read_csv(tmp_path / "results.csv", dtype={"member": str})
     # 9 settings (vanilla-mean N=1,2,4 and kd/dml/kdef N=2,4) x 2 seeds; 1 + N rows per run
     runs = res[res["member"] == "ensemble"]
@@ -117,12 +117,22 @@ def test_cli_results_prints_tables_and_writes_files(fake_sweep):
     assert result.exit_code == 0, result.output
     assert "ensemble_auc (test; mean ± 95% CI half-width over seeds, n = runs)" in result.output
     assert "N=1" in result.output and "N=4" in result.output and "(n=2)" in result.output
-    for name in ("results.csv", "summary.csv", "paired_tests.csv"):
+    for name in ("results.csv", "summary.csv", "paired_tests.csv", "claims.csv"):
         assert (fake_sweep / name).is_file()
     as_json = CliRunner().invoke(cli, ["results", str(fake_sweep), "--json"])
     data = json.loads(as_json.output)
     assert data["sweep_id"] == "fake-12345678" and data["skipped"] == []
     assert {r["metric"] for r in data["summary"]} >= {"ensemble_auc", "gap", "best_ka_layer1"}
+    assert {r["claim"] for r in data["claims"]} == {"C1", "C2", "C3", "C4", "C5", "C6", "C7", "C8"}
+    with_claims = CliRunner().invoke(cli, ["results", str(fake_sweep), "--claims"])
+    assert "claims (paper.md §14) on synthetic:\n| claim | quantity |" in with_claims.output
+
+
+def test_cli_results_bad_confidence(fake_sweep, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["results", str(fake_sweep), "--confidence", "95"])
+    assert exc.value.code == 2
+    assert capsys.readouterr().err == "error: --confidence must be between 0 and 1 (e.g. 0.95), got 95.0\n"
 
 
 def test_cli_results_without_runs_is_one_line_exit_2(tmp_path, capsys):

@@ -18,8 +18,11 @@ __all__ = ["results_command"]
               help="Where results.csv, summary.csv and paired_tests.csv go (default: SWEEP_DIR).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary and paired tests as JSON.")
 @click.option("--confidence", type=float, default=0.95, show_default=True, help="Level of the t intervals.")
-def results_command(sweep_dir: Path, out_dir: Optional[Path], as_json: bool, confidence: float) -> None:
-    """Collect the finished runs of a sweep into results.csv, summary.csv and paired_tests.csv."""
+@click.option("--claims", "show_claims", is_flag=True, help="Also print the claims C1-C8 as a Markdown table.")
+def results_command(sweep_dir: Path, out_dir: Optional[Path], as_json: bool, confidence: float,
+                    show_claims: bool) -> None:
+    """Collect the finished runs of a sweep into results.csv, summary.csv, paired_tests.csv and claims.csv."""
+    from collapse_lab.results.claims import format_claims
     from collapse_lab.results.report import format_summary, write_results
 
     report = write_results(sweep_dir, out_dir=out_dir, confidence=confidence)
@@ -31,5 +34,8 @@ def results_command(sweep_dir: Path, out_dir: Optional[Path], as_json: bool, con
     for metric in ("ensemble_auc", "best_student_auc", "gap"):
         click.echo(format_summary(report.summary, metric))
         click.echo("")
+    if show_claims:
+        for dataset, claims in report.claims.groupby("dataset", sort=False):
+            click.echo(f"claims (paper.md §14) on {dataset}:\n{format_claims(claims)}\n")
     runs = report.collected.runs().shape[0]
     click.echo(f"{runs} runs ({len(report.skipped)} skipped) -> " + ", ".join(str(p) for p in report.paths.values()))

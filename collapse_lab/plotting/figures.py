@@ -26,6 +26,7 @@ from collapse_lab.results.collect import collect_results
 
 __all__ = ["FIGURES", "FORMATS", "FigureSpec", "FigureReport", "render_figures"]
 
+DEFAULT_TAU = 4.0  # the paper's KA threshold; KA at this τ is read from spectrum.csv
 #: file formats a figure can be written in
 FORMATS = ("eps", "jpg", "pdf", "png", "svg")
 
@@ -95,7 +96,7 @@ def _selected(names: Optional[Sequence[str]]) -> List[FigureSpec]:
     return chosen
 
 
-def render_figures(sweep_dir: Union[str, Path], out_dir: Optional[Union[str, Path]] = None, tau: float = 4.0,
+def render_figures(sweep_dir: Union[str, Path], out_dir: Optional[Union[str, Path]] = None, tau: float = DEFAULT_TAU,
                    formats: Sequence[str] = ("png", "pdf"), only: Optional[Sequence[str]] = None,
                    progress: Optional[bool] = None) -> FigureReport:
     """Draw the standard figures of a sweep into ``out_dir`` (default ``<sweep_dir>/figures``).
@@ -105,7 +106,10 @@ def render_figures(sweep_dir: Union[str, Path], out_dir: Optional[Union[str, Pat
     Args:
         sweep_dir: the sweep directory (or a directory of run directories).
         out_dir: where the PNG/PDF files go.
-        tau: the knowledge-abundance threshold drawn in the heat maps (paper: 4).
+        tau: the knowledge-abundance threshold of figures 5 and 6 (paper: 4). KA at τ = 4 is read from
+            ``spectrum.csv``; any other τ is recomputed from ``singular_values.npz``. τ is absolute: on small data
+            where trained weights stay near their initialisation (σ_max ≈ 2 for xavier-initialised square
+            layers), τ = 4 gives KA = 0 everywhere and a smaller τ shows the structure.
         formats: file formats.
         only: figure stems or ``figN`` short names to draw (default: all nine).
         progress: tqdm over figures (``None``: only on a terminal).
@@ -133,11 +137,16 @@ def render_figures(sweep_dir: Union[str, Path], out_dir: Optional[Union[str, Pat
     for spec, dataset in tqdm(jobs, desc="figures", unit="fig", disable=None if progress is None else not progress):
         stem = spec.stem if len(datasets) == 1 else f"{spec.stem}_{dataset}"
         subset = results[results["dataset"].astype(str) == dataset]
-        table = spec.table(subset)
+        if spec.table is tables.heatmap_table:
+            table = spec.table(subset, tau=tau)
+        elif spec.table is tables.ka_table:
+            table = spec.table(subset, tau=None if tau == DEFAULT_TAU else tau)
+        else:
+            table = spec.table(subset)
         if table.empty:
             report.skipped[stem] = f"needs {spec.needs}"
             continue
-        kwargs = {"tau": tau} if spec.plot is plot_sv_heatmaps else {}
+        kwargs = {"tau": tau} if spec.plot in (plot_sv_heatmaps, plot_ka_vs_n) else {}
         fig, _ = spec.plot(table, **kwargs)
         runs = sorted(set(subset["run"]))
         commits = sorted({str(c) for c in subset["git_commit"].dropna()})

@@ -68,12 +68,13 @@ def plot_sv_heatmaps(df: pd.DataFrame, tau: float = 4.0, ax: Any = None, cmap: s
 
 
 def plot_ka_vs_n(df: pd.DataFrame, ax: Any = None, variants: Optional[Sequence[str]] = None,
-                 confidence: float = 0.95, **style: Any) -> Tuple[Any, Any]:
+                 confidence: float = 0.95, tau: float = 4.0, **style: Any) -> Tuple[Any, Any]:
     """Knowledge abundance of each hidden layer of the best student vs N, one panel per layer.
 
     Args:
         df: rows ``variant``, ``n``, ``layer`` (1-based), ``ka`` (one per run and layer).
         ax: a sequence of one axes per layer (default: a new figure).
+        tau: the τ the KA values were computed with (for the axis label).
     """
     layers = sorted(df["layer"].unique())
     with style_context():
@@ -97,7 +98,7 @@ def plot_ka_vs_n(df: pd.DataFrame, ax: Any = None, variants: Optional[Sequence[s
             axis.set_title(f"layer {int(layer)}")
             axis.set_xticks(sorted(set(int(n) for n in df["n"])))
             axis.set_xlabel("N")
-        axes[0].set_ylabel("KA of best student (%)")
+        axes[0].set_ylabel(f"KA(W, τ={tau:g}) of best student (%)")
         axes[0].legend()
     return fig, axes
 

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collapse_lab.results.claims import CLAIMS, evaluate_claims, format_claims
 from collapse_lab.results.collect import VARIANT_ORDER, SweepResults, collect_results, variant_name
 from collapse_lab.results.report import ResultsReport, format_summary, write_results
 from collapse_lab.results.stats import mean_ci, paired_tests, summarize
 
 __all__ = [
+    "CLAIMS",
+    "evaluate_claims",
+    "format_claims",
     "VARIANT_ORDER",
     "SweepResults",
     "collect_results",

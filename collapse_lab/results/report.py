@@ -1,4 +1,5 @@
-"""Write a sweep's result tables (``results.csv``, ``summary.csv``, ``paired_tests.csv``) and format them."""
+"""Write a sweep's result tables (``results.csv``, ``summary.csv``, ``paired_tests.csv``, ``claims.csv``) and
+format them."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 import pandas as pd
 
 from collapse_lab.io.atomic import atomic_write_text
+from collapse_lab.results.claims import evaluate_claims
 from collapse_lab.results.collect import VARIANT_ORDER, SweepResults, collect_results
 from collapse_lab.results.stats import paired_tests, summarize
 
@@ -23,6 +25,7 @@ class ResultsReport:
     collected: SweepResults
     summary: pd.DataFrame
     paired: pd.DataFrame
+    claims: pd.DataFrame
     paths: Dict[str, Path] = field(default_factory=dict)
 
     @property
@@ -39,12 +42,14 @@ class ResultsReport:
                 "runs": int(self.collected.runs().shape[0]),
                 "skipped": [{"run": r, "reason": why} for r, why in self.skipped],
                 "files": {k: str(v) for k, v in self.paths.items()},
-                "summary": records(self.summary), "paired_tests": records(self.paired)}
+                "summary": records(self.summary), "paired_tests": records(self.paired),
+                "claims": records(self.claims)}
 
 
 def write_results(sweep_dir: Union[str, Path], out_dir: Optional[Union[str, Path]] = None,
                   confidence: float = 0.95, progress: Optional[bool] = None) -> ResultsReport:
-    """Collect a sweep and write ``results.csv``, ``summary.csv`` and ``paired_tests.csv`` (atomically).
+    """Collect a sweep and write ``results.csv``, ``summary.csv``, ``paired_tests.csv`` and ``claims.csv``
+    (atomically). ``claims.csv`` holds :func:`~collapse_lab.results.claims.evaluate_claims` per dataset.
 
     Args:
         sweep_dir: the sweep (or a directory of runs).
@@ -55,12 +60,21 @@ def write_results(sweep_dir: Union[str, Path], out_dir: Optional[Union[str, Path
     Raises:
         UserError: no finished run in ``sweep_dir``.
     """
+    if not 0.0 < confidence < 1.0:
+        from collapse_lab.errors import UserError
+
+        raise UserError(f"--confidence must be between 0 and 1 (e.g. 0.95), got {confidence}")
     collected = collect_results(sweep_dir, progress=progress)
     summary = summarize(collected.results, confidence=confidence)
     paired = paired_tests(collected.results, confidence=confidence)
+    per_dataset = [evaluate_claims(df, confidence).assign(dataset=name)
+                   for name, df in collected.results.groupby("dataset", sort=False)]
+    claims = pd.concat(per_dataset, ignore_index=True)
+    claims = claims[["dataset", *[c for c in claims.columns if c != "dataset"]]]
     out = Path(out_dir) if out_dir is not None else Path(sweep_dir)
-    report = ResultsReport(collected, summary, paired)
-    for stem, df in (("results", collected.results), ("summary", summary), ("paired_tests", paired)):
+    report = ResultsReport(collected, summary, paired, claims)
+    for stem, df in (("results", collected.results), ("summary", summary), ("paired_tests", paired),
+                     ("claims", claims)):
         path = out / f"{stem}.csv"
         atomic_write_text(path, df.to_csv(index=False, float_format="%.10g"))
         report.paths[stem] = path

@@ -88,15 +88,42 @@ def student_table(results: pd.DataFrame, exclude: Sequence[str] = ("vanilla-conc
     return with_single_model(students, variants) if single_model else students
 
 
-def ka_table(results: pd.DataFrame, single_model: bool = True) -> pd.DataFrame:
-    """``variant, n, seed, run, layer, ka`` for the best student of every run (figure 6)."""
+def ka_table(results: pd.DataFrame, single_model: bool = True, tau: Optional[float] = None) -> pd.DataFrame:
+    """``variant, n, seed, run, layer, ka`` for the best student of every run (figure 6).
+
+    With ``tau=None`` KA comes from ``spectrum.csv`` (the ``best_ka_layer*`` columns, τ of the analysis, 4 by
+    default); with a number it is recomputed at that τ from ``singular_values.npz``
+    (:func:`collapse_lab.spectral.knowledge_abundance`), e.g. to look below τ = 4 on small data.
+    """
     runs = run_table(results, single_model)
+    if tau is not None:
+        frames = [pd.DataFrame({"variant": row["variant"], "n": row["n"], "seed": row["seed"], "run": row["run"],
+                                "layer": layer, "ka": ka}, index=[0])
+                  for _, row in runs.iterrows() for layer, ka in _best_student_ka(row, tau).items()]
+        cols = ["variant", "n", "seed", "run", "layer", "ka"]
+        return pd.concat(frames, ignore_index=True)[cols] if frames else pd.DataFrame(columns=cols)
     cols = sorted((c for c in runs.columns if c.startswith("best_ka_layer")), key=lambda c: int(c[13:]))
     if not cols:
         return pd.DataFrame(columns=["variant", "n", "seed", "run", "layer", "ka"])
     long = runs.melt(id_vars=["variant", "n", "seed", "run"], value_vars=cols, var_name="layer", value_name="ka")
     long["layer"] = long["layer"].str.slice(13).astype(int)
     return long.dropna(subset=["ka"]).reset_index(drop=True)
+
+
+def _best_student_sigmas(row: pd.Series) -> Dict[int, np.ndarray]:
+    """``{layer (1-based): σ}`` of the hidden Linear weights of the run's best student."""
+    svs = read_singular_values(Path(row["run_dir"]))
+    best = max(int(row["best_student"]), 0)
+    out: Dict[int, np.ndarray] = {}
+    while f"weights:students.{best}.layers.{len(out)}.linear.weight" in svs:
+        out[len(out) + 1] = svs[f"weights:students.{best}.layers.{len(out)}.linear.weight"]
+    return out
+
+
+def _best_student_ka(row: pd.Series, tau: float) -> Dict[int, float]:
+    from collapse_lab.spectral import knowledge_abundance
+
+    return {layer: knowledge_abundance(sigma, tau=tau) for layer, sigma in _best_student_sigmas(row).items()}
 
 
 def _pick(runs: pd.DataFrame, variant: str, n: Optional[int] = None) -> Optional[pd.Series]:
@@ -122,18 +149,17 @@ def _panels(runs: pd.DataFrame) -> List[tuple]:
     return panels
 
 
-def heatmap_table(results: pd.DataFrame) -> pd.DataFrame:
-    """``panel, layer, index, sigma, ka`` for figure 5 (weights of the best student of each panel's run)."""
+def heatmap_table(results: pd.DataFrame, tau: float = 4.0) -> pd.DataFrame:
+    """``panel, layer, index, sigma, ka`` for figure 5: the hidden Linear weights of the best student of each
+    panel's run, with KA(W, τ) recomputed at the drawn ``tau`` (:func:`collapse_lab.spectral.knowledge_abundance`)
+    so the label always matches the τ line."""
+    from collapse_lab.spectral import knowledge_abundance
+
     frames = []
     for label, row in _panels(_runs(results)):
-        svs = read_singular_values(Path(row["run_dir"]))
-        best = int(row["best_student"]) if int(row["best_student"]) >= 0 else 0
-        layer = 1
-        while f"weights:students.{best}.layers.{layer - 1}.linear.weight" in svs:
-            sigma = svs[f"weights:students.{best}.layers.{layer - 1}.linear.weight"]
+        for layer, sigma in _best_student_sigmas(row).items():
             frames.append(pd.DataFrame({"panel": label, "layer": layer, "index": np.arange(sigma.size),
-                                        "sigma": sigma, "ka": row.get(f"best_ka_layer{layer}", np.nan)}))
-            layer += 1
+                                        "sigma": sigma, "ka": knowledge_abundance(sigma, tau=tau)}))
     cols = ["panel", "layer", "index", "sigma", "ka"]
     return pd.concat(frames, ignore_index=True)[cols] if frames else pd.DataFrame(columns=cols)
 

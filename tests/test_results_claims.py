@@ -1,0 +1,83 @@
+"""Claims C1-C8: quantities with Welch/paired intervals and verdicts, on hand-built run tables."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from collapse_lab.results.claims import CLAIMS, evaluate_claims, format_claims, welch_ci
+
+
+def _run(variant, n, seed, auc, **extra):
+    method, _, fusion = variant.partition("-")
+    return {"variant": variant, "method": method, "fusion": fusion or "mean", "n": n, "seed": seed,
+            "member": "ensemble", "ensemble_auc": auc, **extra}
+
+
+def _table():
+    rows = []
+    for seed, base in enumerate([0.780, 0.782, 0.784]):
+        rows.append(_run("vanilla-mean", 1, seed, base, best_student_auc=base, worst_student_auc=base, gap=0.0,
+                         ensemble_logloss=0.50, best_ka_layer1=0.30, best_ka_layer2=0.10))
+        rows.append(_run("vanilla-mean", 4, seed, base - 0.002, best_student_auc=base - 0.03,
+                         worst_student_auc=base - 0.04, gap=0.028, ensemble_logloss=0.50 + 0.001 * seed,
+                         best_ka_layer1=0.25, best_ka_layer2=0.05 + 0.01 * seed))
+        rows.append(_run("kdef", 4, seed, base + 0.003, best_student_auc=base + 0.0025,
+                         worst_student_auc=base + 0.002, gap=0.0005, ensemble_logloss=0.502 + 0.001 * seed,
+                         best_ka_layer1=0.40, best_ka_layer2=0.20 + 0.02 * seed, lambda_mean=0.25,
+                         lambda_std=0.005 + 0.001 * seed))
+    return pd.DataFrame(rows)
+
+
+def test_welch_matches_scipy():
+    a, b = [0.1, 0.4, 0.35, 0.2], [0.0, 0.05, 0.1]
+    d, lo, hi = welch_ci(a, b)
+    ref = stats.ttest_ind(a, b, equal_var=False).confidence_interval(0.95)
+    assert d == pytest.approx(np.mean(a) - np.mean(b)) and (lo, hi) == pytest.approx((ref.low, ref.high))
+    assert math.isnan(welch_ci([1.0], [0.0, 1.0])[1]) and welch_ci([1.0], [0.0, 1.0])[0] == 0.5
+
+
+def test_quantities_and_verdicts():
+    claims = evaluate_claims(_table())
+    by = {(r.claim, r.quantity): r for r in claims.itertuples()}
+    c1 = by[("C1", "ensemble AUC (vanilla-mean, N=4) − single model AUC")]
+    # identical spreads in both groups shifted by -0.002: difference -0.2 AUC points, CI from Welch
+    ref = stats.ttest_ind([0.778, 0.780, 0.782], [0.780, 0.782, 0.784], equal_var=False).confidence_interval()
+    assert c1.estimate == pytest.approx(-0.2) and (c1.ci_low, c1.ci_high) == pytest.approx((100 * ref.low,
+                                                                                              100 * ref.high))
+    assert c1.rule == "< 0.1" and c1.verdict == "inconclusive"  # the interval reaches above +0.1 points
+    c2 = by[("C2", "best student AUC (vanilla-mean, N=4) − single model AUC")]
+    assert c2.estimate == pytest.approx(-3.0) and c2.verdict == "supported"
+    assert by[("C2", "ensemble − best student AUC (vanilla-mean, N=4)")].verdict == "supported"
+    depth = by[("C3", "KA layer 1 − KA layer 2 (single model)")]
+    assert depth.estimate == pytest.approx(20.0) and depth.ci_low == depth.ci_high == pytest.approx(20.0)
+    assert depth.verdict == "supported"
+    kdef_ka = by[("C3", "KA layer 2: best student, kdef − vanilla-mean (N=4)")]
+    d = np.array([0.20, 0.22, 0.24]) - np.array([0.05, 0.06, 0.07])
+    half = stats.t.ppf(0.975, 2) * d.std(ddof=1) / math.sqrt(3)
+    assert kdef_ka.estimate == pytest.approx(100 * d.mean())
+    assert (kdef_ka.ci_low, kdef_ka.ci_high) == pytest.approx((100 * (d.mean() - half), 100 * (d.mean() + half)))
+    assert kdef_ka.verdict == "supported"
+    assert by[("C6", "ensemble − best student AUC (kdef, N=4)")].verdict == "supported"  # 0.05 < 0.1 points
+    c7 = by[("C7", "relative spread std/mean of λ (kdef, N=4)")]
+    assert c7.estimate == pytest.approx(np.mean([0.02, 0.024, 0.028])) and c7.verdict == "supported"
+    c8 = by[("C8", "ensemble logloss, kdef − vanilla-mean (N=4)")]
+    assert c8.estimate == pytest.approx(0.002) and c8.ci_low == pytest.approx(0.002) and c8.verdict == "supported"
+    assert set(claims["statement"]) <= set(CLAIMS.values())
+    assert not any(claims["claim"].isin(["C4", "C5"]))  # no KD or DML runs: those quantities are left out
+
+
+def test_single_runs_are_inconclusive_and_markdown_table():
+    one = _table()[lambda d: d["seed"] == 0]
+    claims = evaluate_claims(one)
+    assert set(claims["verdict"]) <= {"inconclusive", "supported"}
+    c1 = claims[claims["claim"] == "C1"].iloc[0]
+    assert math.isnan(c1["ci_low"]) and c1["verdict"] == "inconclusive" and c1["runs"] == "1 vs 1"
+    text = format_claims(claims)
+    assert text.splitlines()[0].startswith("| claim | quantity |")
+    assert "| C1 | ensemble AUC (vanilla-mean, N=4) − single model AUC (AUC points) | -0.200 | 1 vs 1 | < 0.1 " \
+           "| inconclusive |" in text
