@@ -77,3 +77,22 @@ def test_unknown_preset(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["reproduce", "--preset", "nope"])
     assert exc.value.code == 2 and capsys.readouterr().err.startswith("error: unknown preset 'nope'; valid:")
+
+
+def test_reproduce_when_every_run_fails(tmp_path, capsys):
+    import shutil
+
+    from collapse_lab.data.synthetic import make_synthetic
+
+    data = make_synthetic(tmp_path / "broken", rows=300, fields=2, vocab_size=5)
+    shutil.rmtree(data / "test")  # the dataset resolves, but training cannot read its test split
+    grid = tmp_path / "g.yaml"
+    grid.write_text(f"name: broken\nbase: {{dataset: {data}, hidden_units: [4]}}\ngrid: {{n: [1, 2]}}\n")
+    with pytest.raises(SystemExit) as exc:
+        main(["reproduce", "--preset", str(grid), "--out", str(tmp_path / "sw")])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {tmp_path / 'sw'}: no run finished; 2 failed, the first (kdef-mean-n1-s2024-")
+    assert "every error is in" in err and err.count("\n") == 1
+    state = json.loads((tmp_path / "sw" / "sweep.json").read_text())
+    assert [r["status"] for r in state["runs"]] == ["failed", "failed"] and all(r["error"] for r in state["runs"])

@@ -163,3 +163,14 @@ def test_cli_empty_grid_file(tmp_path, capsys):
         main(["sweep", str(path)])
     assert exc.value.code == 2
     assert "the grid is empty" in capsys.readouterr().err
+
+
+def test_unprepared_dataset_is_caught_before_anything_runs(tmp_path, capsys):
+    grid = tmp_path / "g.yaml"
+    grid.write_text(f"base: {{dataset: nope, data_root: {tmp_path / 'data'}}}\ngrid: {{n: [1, 2]}}\n")
+    with pytest.raises(SystemExit) as exc:
+        main(["sweep", str(grid), "--out", str(tmp_path / "sw")])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: dataset 'nope' is not prepared") and "collapse-lab reproduce" in err
+    assert err.count("\n") == 1 and not (tmp_path / "sw").exists()

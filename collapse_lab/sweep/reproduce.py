@@ -159,6 +159,10 @@ def reproduce(preset: Union[str, Path], out_dir: Optional[Union[str, Path]] = No
     report.sweep = _timed(report, "sweep", run_sweep, spec, out_dir=sweep_dir, overrides=overrides, jobs=jobs,
                           threads=threads, device=device, progress=progress)
     report.spectra = _timed(report, "spectra", analyze_sweep, sweep_dir, progress)
+    if report.sweep.failed and not report.sweep.completed and not report.sweep.skipped:
+        name, error = next(iter(report.sweep.failed.items()))
+        raise UserError(f"{sweep_dir}: no run finished; {len(report.sweep.failed)} failed, the first ({name}) with "
+                        f"{error} (every error is in {sweep_dir / 'sweep.json'})")
     report.results = _timed(report, "results", write_results, sweep_dir, progress=progress)
     report.figures = _timed(report, "figures", render_figures, sweep_dir, out_dir=figures_dir, progress=progress)
     return report

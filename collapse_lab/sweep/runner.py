@@ -36,6 +36,7 @@ __all__ = [
     "DEFAULT_TRAINER",
     "SWEEP_SCHEMA_VERSION",
     "execute_run",
+    "check_datasets",
     "run_status",
     "sweep_runs_dir",
     "sweep_id",
@@ -127,6 +128,18 @@ def execute_run(task: RunTask) -> RunOutcome:
         return RunOutcome(task.name, "failed", time.perf_counter() - start, f"{type(exc).__name__}: {exc}",
                           "".join(traceback.format_exception(exc))[-4000:])
     return RunOutcome(task.name, "complete", time.perf_counter() - start)
+
+
+def check_datasets(configs: Sequence[Mapping[str, Any]]) -> None:
+    """Raise a UserError before anything runs when a dataset the runs need is not prepared (instead of every
+    run failing with the same error)."""
+    from collapse_lab.data.catalog import resolve_processed
+
+    for dataset, root in dict.fromkeys((c.get("dataset"), c.get("data_root")) for c in configs):
+        try:
+            resolve_processed(dataset, root)
+        except UserError as exc:
+            raise UserError(f"{exc} (or run the whole job with `collapse-lab reproduce`, which prepares it)") from None
 
 
 def sweep_runs_dir(sweep_dir: Union[str, Path]) -> Path:
@@ -235,6 +248,8 @@ def run_sweep(grid: Union[str, Path, SweepSpec], out_dir: Optional[Union[str, Pa
     report.statuses = {p.name: run_status(runs_dir / p.name) for p in points}
     if dry_run:
         return report
+    if trainer == DEFAULT_TRAINER and any(s != "complete" for s in report.statuses.values()):
+        check_datasets([p.config for p in points if report.statuses[p.name] != "complete"])
     runs_dir.mkdir(parents=True, exist_ok=True)
     record = _SweepRecord(sweep_dir, spec, executor)
     todo: List[SweepPoint] = []
