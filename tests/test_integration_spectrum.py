@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from safetensors.numpy import load_file
+from train_fixtures import make_dataset, tiny_config
 
 from collapse_lab.cli import main
 from collapse_lab.spectral import analyze, load_singular_values
 from collapse_lab.train.api import train
-from train_fixtures import make_dataset, tiny_config
 
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator, Union
 
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
