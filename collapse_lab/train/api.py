@@ -144,12 +144,15 @@ def train(config: ConfigLike = None, out_dir: Union[str, Path] | None = None, re
         RunDir.prepare(out, overwrite=overwrite, check_only=True)  # fail fast, before the model is built
     dev = resolve_device(device)
     old_threads = torch.get_num_threads()
+    # flush-denormal is process-global CPU state (FTZ/DAZ): restore it so notebooks and other code see IEEE floats
+    old_flush = torch.tensor([1e-40], dtype=torch.float32).item() == 0.0
     try:
         if cfg.num_threads is not None:
             torch.set_num_threads(cfg.num_threads)
         return _run(cfg, out, resume, overwrite, dev, progress, console, callbacks)
     finally:
         torch.set_num_threads(old_threads)
+        torch.set_flush_denormal(old_flush)
 
 
 def _build(cfg: TrainConfig, dev: str) -> Dict[str, Any]:
