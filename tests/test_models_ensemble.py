@@ -16,16 +16,6 @@ from collapse_lab.errors import UserError
 from collapse_lab.models import build_ensemble
 from collapse_lab.utils.seed import derive_seeds
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one intra-op thread avoids barrier stalls on a shared 2-core host (4x faster under load)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 FM = FeatureMap("toy", [FieldInfo("user", "categorical", 0, 1, 7),
                         FieldInfo("genres", "sequence", 1, 3, 6, max_len=3),
                         FieldInfo("age", "numeric", 0, 0, 1, padding_idx=None)])

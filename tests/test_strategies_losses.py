@@ -15,16 +15,6 @@ import torch
 from collapse_lab.errors import UserError
 from collapse_lab.strategies import STRATEGIES, build_strategy
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one intra-op thread avoids barrier stalls on a shared 2-core host (4x faster under load)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 CONS = ("mse", "mae", "huber", "kl", "bce")
 
 

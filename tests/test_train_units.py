@@ -198,9 +198,9 @@ def test_manifest_create_save_and_checks(tmp_path):
 def test_training_restores_the_global_flush_denormal_state(tmp_path):
     """The trainer flushes denormals for speed, but must not leave the process in FTZ mode afterwards."""
     import torch
+    from train_fixtures import make_dataset, tiny_config
 
     from collapse_lab.train.api import train
-    from train_fixtures import make_dataset, tiny_config
 
     torch.set_flush_denormal(False)
     train(tiny_config(make_dataset(tmp_path, rows=1000), max_epochs=1, n=1), out_dir=tmp_path / "run",
