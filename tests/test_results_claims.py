@@ -81,3 +81,25 @@ def test_single_runs_are_inconclusive_and_markdown_table():
     assert text.splitlines()[0].startswith("| claim | quantity |")
     assert "| C1 | ensemble AUC (vanilla-mean, N=4) − single model AUC (AUC points) | -0.200 | 1 vs 1 | < 0.1 " \
            "| inconclusive |" in text
+
+
+def test_mixed_settings_are_refused_instead_of_pooled():
+    """Two runs with the same (recipe, N, seed) but different settings (e.g. exam on/off) must not be pooled."""
+    from collapse_lab.errors import UserError
+
+    table = pd.concat([_table().assign(cfg_exam=True), _table().assign(cfg_exam=False)], ignore_index=True)
+    with pytest.raises(UserError, match="one run per"):
+        evaluate_claims(table)
+
+
+def test_dml_claim_uses_the_worst_student_and_the_spread():
+    rows = [_run("vanilla-mean", 1, s, 0.78, best_student_auc=0.78, worst_student_auc=0.78, gap=0.0)
+            for s in range(3)]
+    # best student within 0.0002 of the ensemble, but the worst one 0.01 (1 AUC point) below
+    rows += [_run("dml", 4, s, 0.79 + 0.0001 * s, best_student_auc=0.7898 + 0.0001 * s,
+                  worst_student_auc=0.78 + 0.0001 * s, gap=0.0002, spread=0.0098) for s in range(3)]
+    c5 = evaluate_claims(pd.DataFrame(rows)).query("claim == 'C5'")
+    worst = c5[c5.quantity.str.contains("worst")].iloc[0]
+    assert worst.estimate == pytest.approx(1.0) and worst.verdict == "contradicted"
+    spread = c5[c5.quantity.str.contains("best − worst")].iloc[0]
+    assert spread.estimate == pytest.approx(0.98) and spread.verdict == "contradicted"

@@ -67,10 +67,15 @@ def write_results(sweep_dir: Union[str, Path], out_dir: Optional[Union[str, Path
     collected = collect_results(sweep_dir, progress=progress)
     summary = summarize(collected.results, confidence=confidence)
     paired = paired_tests(collected.results, confidence=confidence)
-    per_dataset = [evaluate_claims(df, confidence).assign(dataset=name)
-                   for name, df in collected.results.groupby("dataset", sort=False)]
-    claims = pd.concat(per_dataset, ignore_index=True)
-    claims = claims[["dataset", *[c for c in claims.columns if c != "dataset"]]]
+    # claims compare recipes at one setting: evaluate them per dataset and per combination of the other
+    # config keys the sweep varies (cfg_* columns), never pooling e.g. the exam=false ablation with KDEF
+    keys = ["dataset", *sorted(c for c in collected.results.columns if c.startswith("cfg_"))]
+    per_setting = []
+    for values, df in collected.results.groupby(keys, sort=False, dropna=False):
+        values = values if isinstance(values, tuple) else (values,)
+        per_setting.append(evaluate_claims(df, confidence).assign(**dict(zip(keys, values))))
+    claims = pd.concat(per_setting, ignore_index=True)
+    claims = claims[[*keys, *[c for c in claims.columns if c not in keys]]]
     out = Path(out_dir) if out_dir is not None else Path(sweep_dir)
     report = ResultsReport(collected, summary, paired, claims)
     for stem, df in (("results", collected.results), ("summary", summary), ("paired_tests", paired),
