@@ -208,6 +208,11 @@ def validate_config(cfg: TrainConfig) -> TrainConfig:
         value = getattr(cfg, key)
         _check(value in registry, key, f"one of {', '.join(registry.names())}", value)
     _check(cfg.fusion in FUSIONS, "fusion", f"one of {', '.join(FUSIONS)}", cfg.fusion)
+    # dml and kdef put no loss on the fused output (KDEF's teacher is detached), so a concat head would never be
+    # trained and the reported ensemble would be a random readout driving early stopping
+    _check(not (cfg.fusion == "concat" and cfg.method in ("dml", "kdef")), "fusion",
+           "mean or sum with method dml/kdef (they put no loss on the fused output, so a concat head never trains)",
+           cfg.fusion)
     _check(cfg.form in FORMS, "form", f"one of {', '.join(FORMS)}", cfg.form)
     _check(cfg.n >= 1, "n", "an integer >= 1 (number of students)", cfg.n)
     _check(all(h >= 1 for h in cfg.hidden_units), "hidden_units", "a list of positive widths", cfg.hidden_units)

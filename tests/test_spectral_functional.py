@@ -218,3 +218,11 @@ def test_hill_inequality_chain(sigma):
     assert ia <= math.sqrt(r * sr) * (1 + tol)
     for q in (0.5, 1.5, 3.0):  # Hill numbers do not increase with the order
         assert F.hill(sigma, q) <= F.hill(sigma, q - 0.5) * (1 + tol) + tol
+
+
+def test_knowledge_abundance_never_exceeds_one_and_rejects_negative_tau():
+    from collapse_lab.spectral import knowledge_abundance
+
+    assert knowledge_abundance([3.0, 2.0, 1e-20], tau=0.0, zero_tol=1e-10) == 1.0  # was 1.5
+    with pytest.raises(ValueError):
+        knowledge_abundance([1.0, 0.0], tau=-1.0)

@@ -101,3 +101,13 @@ def test_shipped_experiment_configs_resolve():
     assert len(files) >= 4
     for path in files:
         resolve_config(config_file=path)
+
+
+@pytest.mark.parametrize("method", ["dml", "kdef"])
+def test_concat_fusion_is_refused_for_methods_without_a_fused_loss(method):
+    from collapse_lab.config import resolve_config
+    from collapse_lab.errors import UserError
+
+    with pytest.raises(UserError, match="concat head never trains"):
+        resolve_config([f"method={method}", "fusion=concat"])
+    assert resolve_config(["method=kd", "fusion=concat"]).fusion == "concat"  # KD keeps the ensemble BCE

@@ -57,6 +57,8 @@ def save_weights(path: PathLike, tensors: Mapping[str, Any], metadata: Mapping[s
     meta.update({str(k): str(v) for k, v in (metadata or {}).items()})
     with atomic_path(path) as tmp:
         save_file(flat, str(tmp), metadata=meta)
+        with open(tmp, "rb") as fh:  # durable before the rename, like trainer_state.pt
+            os.fsync(fh.fileno())
     return file_sha256(path)
 
 

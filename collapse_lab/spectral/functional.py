@@ -282,11 +282,14 @@ def knowledge_abundance(sigma: Sequence[float], tau: float = 4.0, zero_tol: floa
         >>> knowledge_abundance([0, 0])
         0.0
     """
+    if tau < 0:
+        raise ValueError(f"tau must be >= 0, got {tau}")
     s = as_spectrum(sigma)
-    positive = int(np.count_nonzero(s > max(zero_tol, 0.0)))
+    floor = max(zero_tol, 0.0)
+    positive = int(np.count_nonzero(s > floor))
     if positive == 0:
         return 0.0
-    return float(np.count_nonzero(s > tau)) / positive
+    return float(np.count_nonzero(s > max(tau, floor))) / positive  # numerator ⊆ denominator: KA <= 1
 
 
 def alpha_req(sigma: Sequence[float], power: int = 2, ranks: Tuple[int, int] = (11, 100),

@@ -110,7 +110,12 @@ class Trainer:
         if state.get("version") != TRAINER_STATE_VERSION or state.get("config_hash") != self.meta["config_hash"]:
             raise UserError(f"{self.run.trainer_state}: trainer state does not belong to this config "
                             "(different config hash or version); start over with --overwrite")
-        weights, _ = load_weights(self.run.checkpoint("last"))
+        weights, meta = load_weights(self.run.checkpoint("last"))
+        if (meta.get("epoch"), meta.get("step")) != (str(state["epoch"]), str(state["step"])):
+            # an interruption between writing checkpoints/last and trainer_state.pt leaves them one epoch apart
+            raise UserError(f"{self.run.checkpoint('last')}: weights are from epoch {meta.get('epoch')} step "
+                            f"{meta.get('step')} but {self.run.trainer_state} is from epoch {state['epoch']} step "
+                            f"{state['step']}; cannot resume exactly, start over with --overwrite")
         self.model.import_state_dict(weights)
         self.optimizer.load_state_dict(state["optimizer"])
         self.monitor.load_state_dict(state["monitor"])
@@ -156,6 +161,7 @@ class Trainer:
                                         samples_s=f"{samples / max(elapsed, 1e-9):.0f}")
                     capped = cfg.max_steps is not None and self.step >= cfg.max_steps
                     if cfg.eval_every_steps and self.step % cfg.eval_every_steps == 0 or capped:
+                        self._check_finite(epoch)  # before _evaluate resets the training statistics
                         train_time += time.perf_counter() - tick
                         self._evaluate(epoch)
                         tick = time.perf_counter()
