@@ -73,7 +73,7 @@ def write_results(sweep_dir: Union[str, Path], out_dir: Optional[Union[str, Path
     per_setting = []
     for values, df in collected.results.groupby(keys, sort=False, dropna=False):
         values = values if isinstance(values, tuple) else (values,)
-        per_setting.append(evaluate_claims(df, confidence).assign(**dict(zip(keys, values))))
+        per_setting.append(evaluate_claims(df, confidence).assign(**dict(zip(keys, values, strict=True))))
     claims = pd.concat(per_setting, ignore_index=True)
     claims = claims[[*keys, *[c for c in claims.columns if c not in keys]]]
     out = Path(out_dir) if out_dir is not None else Path(sweep_dir)
