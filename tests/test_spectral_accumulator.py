@@ -162,3 +162,19 @@ def test_bad_shapes_are_user_errors():
         GramAccumulator(3).update(np.ones((2, 4)))
     with pytest.raises(UserError, match="same kind"):
         GramAccumulator(3).merge(TSQRAccumulator(3))
+
+
+@pytest.mark.parametrize("rows", [5000, 8])  # tall (streamed Gram) and wide (n < d) paths
+def test_storage_floor_of_centered_spectra_uses_the_raw_values(rows):
+    """Storage round-off is relative to the stored values: a mean of 300 sets the floor, not the centred spread."""
+    from collapse_lab.spectral import matrix_spectrum
+
+    rng = np.random.default_rng(0)
+    a = (300.0 + rng.standard_normal((rows, 16))).astype(np.float32)
+    spec = matrix_spectrum(a, center=True, chunk_rows=1000)
+    m = min(rows - 1, 16)
+    expected = 2.0**-24 * np.linalg.norm(a.astype(np.float64)) / np.sqrt(m)
+    assert spec.storage_floor == pytest.approx(expected, rel=1e-9)
+    raw = matrix_spectrum(a, center=False, chunk_rows=1000)
+    assert raw.storage_floor == pytest.approx(2.0**-24 * np.linalg.norm(a.astype(np.float64)) / np.sqrt(min(rows, 16)),
+                                              rel=1e-9)

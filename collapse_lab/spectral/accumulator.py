@@ -125,6 +125,7 @@ class _Accumulator:
         self.mean = np.zeros(self.dim)  # (K,) running column mean (centered mode only)
         self.nonfinite_rows = 0
         self.excluded_rows = 0
+        self.raw_sumsq = 0.0  # Σ x² of the (weighted) rows before centering: the storage floor scales with it
 
     def update(self, chunk: Any, weights: np.ndarray | None = None) -> _Accumulator:
         """Add a (rows, K) chunk; ``weights`` (rows,) scale rows, weight-0 rows are excluded."""
@@ -145,6 +146,7 @@ class _Accumulator:
             if stats is None:
                 raise UserError("float64 overflow while accumulating the spectrum (values above ~1e154)")
         self._merge_stats(x.shape[0], *stats)
+        self.raw_sumsq += float(np.einsum("ij,ij->", x, x))
         return self
 
     def merge(self, other: _Accumulator) -> _Accumulator:
@@ -153,6 +155,7 @@ class _Accumulator:
             raise UserError("can only merge accumulators of the same kind, width and centering")
         self.nonfinite_rows += other.nonfinite_rows
         self.excluded_rows += other.excluded_rows
+        self.raw_sumsq += other.raw_sumsq
         if other.n:
             self._merge_stats(other.n, other.mean.copy(), self._factor(other))
         return self
@@ -202,7 +205,9 @@ class _Accumulator:
         else:
             sigma, floor = self._sigma()
             sigma = sigma[:m]
-        energy = math.sqrt(float(np.sum(sigma**2)))  # ‖A‖_F
+        # storage rounding is relative to the stored (raw, uncentered) values: use the raw ‖A‖_F, not Σσ² of the
+        # centered spectrum (a large common mean would otherwise hide the floor)
+        energy = math.sqrt(self.raw_sumsq)
         storage = storage_roundoff * energy / math.sqrt(max(m, 1))
         return Spectrum(sigma, self.n, self.dim, self.center, self.method, floor, self.nonfinite_rows,
                         self.excluded_rows, storage)
@@ -382,6 +387,7 @@ def _wide_spectrum(matrix: Any, center: bool, exact: bool, auto_exact: bool, wei
     x, excluded = _apply_weights(_to_f64(matrix[0:rows]), weights)
     x, n_bad = _finite_rows(x)
     n = x.shape[0]
+    raw_energy = math.sqrt(float(np.einsum("ij,ij->", x, x)))  # storage floor: raw values (see spectrum())
     if center and n:
         x = x - x.mean(axis=0)  # (n, d)
     m = attainable_rank(n, cols, center)
@@ -392,9 +398,8 @@ def _wide_spectrum(matrix: Any, center: bool, exact: bool, auto_exact: bool, wei
             acc.update(x.T)  # (d, n): σ(Aᵀ) = σ(A)
         inner = acc.spectrum(roundoff)
         sigma = inner.sigma[:m] if n else np.zeros(0)
-        energy = math.sqrt(float(np.sum(sigma**2)))
         return Spectrum(sigma, n, cols, center, inner.method, inner.resolution_floor, n_bad, excluded,
-                        roundoff * energy / math.sqrt(max(m, 1)))
+                        roundoff * raw_energy / math.sqrt(max(m, 1)))
 
     spec = run(TSQRAccumulator if exact else GramAccumulator)
     if not exact and auto_exact and below_gram_resolution(spec):
