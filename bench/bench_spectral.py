@@ -102,7 +102,7 @@ def bench_table(args: argparse.Namespace, workdir: Path) -> Dict[str, Any]:
 
     from collapse_lab.spectral import analyze
     from collapse_lab.spectral import functional as F
-    from collapse_lab.spectral.accumulator import matrix_spectrum
+    from collapse_lab.spectral.streaming import matrix_spectrum
 
     n, d = args.table_rows, args.dim
     table = np.random.default_rng(0).standard_normal((n, d), dtype=np.float32)

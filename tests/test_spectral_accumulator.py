@@ -8,7 +8,8 @@ import torch
 
 from collapse_lab.errors import UserError
 from collapse_lab.spectral import functional as F
-from collapse_lab.spectral.accumulator import GramAccumulator, TSQRAccumulator, matrix_spectrum
+from collapse_lab.spectral.accumulator import GramAccumulator, TSQRAccumulator
+from collapse_lab.spectral.streaming import matrix_spectrum
 
 METRICS = (F.information_abundance, F.effective_rank, F.covariance_effective_rank, F.stable_rank,
            F.participation_ratio, F.nuclear_ratio)

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from collapse_lab.spectral import functional as F
-from collapse_lab.spectral.accumulator import matrix_spectrum
 from collapse_lab.spectral.baselines import gaussian_baseline, gaussian_spectra
+from collapse_lab.spectral.streaming import matrix_spectrum
 
 
 @pytest.mark.parametrize("k,d,expected", [(10, 100, 7.86), (16, 1000, 14.30), (64, 100, 33.56), (64, 1000, 51.05),

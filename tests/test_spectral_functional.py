@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from collapse_lab.errors import UserError
 from collapse_lab.spectral import functional as F
-from collapse_lab.spectral.accumulator import matrix_spectrum
+from collapse_lab.spectral.streaming import matrix_spectrum
 
 # metrics.md §5: σ, IA, erank, erank_e, RankMe 1e-7, RankMe 1e-5, srank, PR, nuc, rank
 VECTORS = [

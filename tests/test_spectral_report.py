@@ -216,8 +216,8 @@ def test_run_without_probe_notes_it(tmp_path):
 
 
 def test_too_wide_matrices_are_refused_before_reading():
-    from collapse_lab.spectral.accumulator import matrix_spectrum
     from collapse_lab.spectral.sources import RowSource
+    from collapse_lab.spectral.streaming import matrix_spectrum
 
     def never(a, b):
         raise AssertionError("must not read")
@@ -227,14 +227,14 @@ def test_too_wide_matrices_are_refused_before_reading():
 
 
 def test_large_inputs_are_not_recomputed_but_flagged(tmp_path, monkeypatch):
-    from collapse_lab.spectral import accumulator
+    from collapse_lab.spectral import streaming
 
     rng = np.random.default_rng(2)
     a = np.outer(rng.standard_normal(5000), rng.standard_normal(8)).astype(np.float32)  # rank 1
     np.save(tmp_path / "rank1.npy", a)
     small = analyze(tmp_path / "rank1.npy", center=False, baseline_draws=2)
     assert small["convention"].str.contains("method=tsqr").all()  # auto-escalated: cheap second pass
-    monkeypatch.setattr(accumulator, "AUTO_EXACT_MAX_ENTRIES", 1000)
+    monkeypatch.setattr(streaming, "AUTO_EXACT_MAX_ENTRIES", 1000)
     big = analyze(tmp_path / "rank1.npy", center=False, baseline_draws=2)
     assert big["convention"].str.contains("method=gram64").all()
     assert any("below the float64 Gram's resolution; rerun with --exact" in n for n in big.attrs["notes"])

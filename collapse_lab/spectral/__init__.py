@@ -2,6 +2,7 @@
 
 * :mod:`~collapse_lab.spectral.functional` — the Hill-number core and named metrics (pure functions of σ);
 * :mod:`~collapse_lab.spectral.accumulator` — float64 streaming Gram, Chan-merged centering, TSQR exact mode;
+* :mod:`~collapse_lab.spectral.streaming` — :func:`matrix_spectrum`: backend choice, auto-exact, wide matrices;
 * :mod:`~collapse_lab.spectral.baselines` — same-shape Gaussian baselines (seeded Monte Carlo, cached);
 * :mod:`~collapse_lab.spectral.sources` / :mod:`~collapse_lab.spectral.targets` — reading run directories,
   checkpoints and foreign state dicts, classifying their 2-D tensors;
@@ -50,7 +51,7 @@ __all__ = [
 _LAZY = {
     "analyze": "collapse_lab.spectral.report",
     "load_singular_values": "collapse_lab.spectral.report",
-    "matrix_spectrum": "collapse_lab.spectral.accumulator",
+    "matrix_spectrum": "collapse_lab.spectral.streaming",
 }
 
 

@@ -29,9 +29,10 @@ import numpy as np
 from collapse_lab.errors import UserError
 from collapse_lab.io.atomic import atomic_path, atomic_write_bytes
 from collapse_lab.spectral import functional as F
-from collapse_lab.spectral.accumulator import Spectrum, below_gram_resolution, matrix_spectrum
+from collapse_lab.spectral.accumulator import Spectrum
 from collapse_lab.spectral.baselines import DEFAULT_DRAWS, DEFAULT_SEED, gaussian_baseline
 from collapse_lab.spectral.sources import load_counts
+from collapse_lab.spectral.streaming import below_gram_resolution, matrix_spectrum
 from collapse_lab.spectral.targets import TARGETS, MatrixSpec, discover
 
 __all__ = ["COLUMNS", "WEIGHTINGS", "SpectralReport", "analyze", "compute_spectra", "write_outputs",

@@ -18,6 +18,7 @@ import pickle
 import re
 import warnings
 import zipfile
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Tuple
@@ -88,7 +89,7 @@ class RowSource:
         return RowSource((stop - start, self.shape[1]), self.dtype, self._read, self._offset + start)
 
 
-class TensorFile:
+class TensorFile(ABC):
     """A file of named tensors. ``entries`` lists every tensor (any rank); ``matrix(name)`` reads a 2-D one."""
 
     kind = ""
@@ -106,8 +107,9 @@ class TensorFile:
             raise UserError(f"{self.path}: tensor {name!r} has shape {list(info.shape)}, expected 2-D")
         return self._matrix(info)
 
+    @abstractmethod
     def _matrix(self, info: TensorInfo) -> RowSource:
-        raise NotImplementedError
+        """A row-sliceable view of the 2-D tensor ``info``."""
 
 
 def describe_entries(infos: Any, limit: int = 12) -> str:

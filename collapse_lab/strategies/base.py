@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from abc import ABC, abstractmethod
 from typing import Any, Dict
 
 import torch
@@ -54,7 +55,7 @@ def mutual_terms(cons: Any, probs: Tensor) -> Tensor:
     return cons(student, peer).mean(dim=0)  # (N, N)
 
 
-class Task(nn.Module):
+class Task(nn.Module, ABC):
     """Base class of the methods; subclasses implement :meth:`compute`.
 
     Args:
@@ -92,8 +93,9 @@ class Task(nn.Module):
                             f"got logits of shape {tuple(logits.shape)}")
         return self.compute(logits, out["fused_logit"], labels.to(logits.dtype))
 
+    @abstractmethod
     def compute(self, logits: Tensor, fused_logit: Tensor, labels: Tensor) -> Dict[str, Any]:
-        raise NotImplementedError
+        """The method's loss parts from student logits ``(B, N)``, the fused logit ``(B,)`` and labels ``(B,)``."""
 
     # ---- helpers for subclasses ------------------------------------------------------------------------------
     def weights(self, probs: Tensor, labels: Tensor, default_mu: float) -> tuple:
