@@ -103,3 +103,43 @@ def test_dml_claim_uses_the_worst_student_and_the_spread():
     assert worst.estimate == pytest.approx(1.0) and worst.verdict == "contradicted"
     spread = c5[c5.quantity.str.contains("best − worst")].iloc[0]
     assert spread.estimate == pytest.approx(0.98) and spread.verdict == "contradicted"
+
+
+def test_trends_are_least_squares_slopes_per_doubling_of_n():
+    """Slopes on log2 N over every run, the single model at N = 1 for KDEF; gap trends start at N = 2."""
+    rng = np.random.default_rng(0)
+    rows, xs, ys, gx, gy = [], [], [], [], []
+    for seed in range(3):
+        single = 0.78 + rng.normal(0, 0.002)
+        rows.append(_run("vanilla-mean", 1, seed, single, best_student_auc=single, gap=0.0))
+        xs.append(0.0)
+        ys.append(single)
+        for n in (2, 4, 8):
+            auc = 0.78 + 0.001 * math.log2(n) + rng.normal(0, 0.002)
+            gap = 0.002 * math.log2(n) + rng.normal(0, 0.0005)
+            rows.append(_run("kdef", n, seed, auc, best_student_auc=auc - gap, gap=gap))
+            rows.append(_run("vanilla-mean", n, seed, 0.78, best_student_auc=0.78 - gap, gap=gap))
+            xs.append(math.log2(n))
+            ys.append(auc)
+            gx.append(math.log2(n))
+            gy.append(gap)
+    claims = evaluate_claims(pd.DataFrame(rows))
+    kdef = claims[claims.quantity == "ensemble AUC per doubling of N (kdef, N=1,2,4,8; slope on log2 N)"].iloc[0]
+    ref = stats.linregress(xs, ys)
+    half = stats.t.ppf(0.975, len(xs) - 2) * ref.stderr
+    assert kdef.claim == "C6" and kdef.runs == "12" and kdef.rule == "> 0"
+    assert kdef.estimate == pytest.approx(100 * ref.slope)
+    assert (kdef.ci_low, kdef.ci_high) == pytest.approx((100 * (ref.slope - half), 100 * (ref.slope + half)))
+    gap = claims[claims.quantity.str.startswith("ensemble − best student AUC per doubling of N (vanilla-mean, N=2,4,8")]
+    assert len(gap) == 1 and gap.iloc[0].estimate == pytest.approx(100 * stats.linregress(gx, gy).slope)
+    assert gap.iloc[0].verdict == "supported"
+
+
+def test_slope_ci_edge_cases():
+    from collapse_lab.results.stats import slope_ci
+
+    assert all(math.isnan(v) for v in slope_ci([1.0, 1.0, 1.0], [0.0, 1.0, 2.0])[:3])  # one x: no slope
+    b, lo, hi, k = slope_ci([0.0, 1.0], [0.0, 3.0])  # two points: a slope, no interval
+    assert (b, k) == (3.0, 2) and math.isnan(lo) and math.isnan(hi)
+    b, lo, hi, k = slope_ci([0.0, 1.0, 2.0, np.nan], [1.0, 3.0, 5.0, 9.0])  # exact line, NaN pair dropped
+    assert (b, k) == pytest.approx((2.0, 3)) and (lo, hi) == pytest.approx((2.0, 2.0))

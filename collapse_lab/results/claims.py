@@ -14,6 +14,12 @@ claimed side of the threshold, ``contradicted`` when it lies on the other side, 
 "flat" and "within 0.1 AUC points" use the paper's 0.1-point significance threshold (paper.md §14), and
 "close to uniform" examination weights (C7) means a relative spread std/mean below 10%. AUC quantities are in
 AUC points (×100), KA in percentage points, logloss as is. The single model is vanilla mean fusion at N = 1.
+
+**Trends over N.** "Rises with N", "flat to declining" and "loses AUC as N grows" are also read as the
+least-squares slope per doubling of N, i.e. of the metric on log2 N over every run of the recipe (the single
+model stands at N = 1 for recipes that do not train N = 1 themselves; student-spread and gap trends start at
+N = 2, where they are defined), with the t interval of the slope (``stats.slope_ci``). The largest-N
+comparisons use two settings only; the slopes use all of them, so they resolve a trend the endpoints may not.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 import pandas as pd
 
-from collapse_lab.results.stats import mean_ci
+from collapse_lab.results.stats import mean_ci, slope_ci
 
 __all__ = ["CLAIMS", "evaluate_claims", "format_claims", "welch_ci"]
 
@@ -95,6 +101,16 @@ def _values(runs: pd.DataFrame, variant: str, n: Optional[int], column: str) -> 
         dtype=float)
 
 
+def _trend_points(runs: pd.DataFrame, variant: str, column: str, min_n: int) -> pd.DataFrame:
+    """``(n, value)`` of every run of ``variant`` with N >= min_n; the single model stands in at N = 1."""
+    sub = runs[(runs["variant"] == variant) & (runs["n"] >= min_n)]
+    if min_n <= 1 and not (sub["n"] == 1).any():
+        sub = pd.concat([sub, runs[(runs["variant"] == "vanilla-mean") & (runs["n"] == 1)]])
+    if column not in sub:
+        return pd.DataFrame({"n": [], "value": []})
+    return pd.DataFrame({"n": sub["n"].astype(float), "value": pd.to_numeric(sub[column], errors="coerce")}).dropna()
+
+
 def _paired(a: pd.Series, b: pd.Series, confidence: float) -> tuple:
     both = pd.concat([a, b], axis=1, keys=["a", "b"]).dropna()
     if both.empty:
@@ -145,9 +161,23 @@ def evaluate_claims(results: pd.DataFrame, confidence: float = 0.95) -> pd.DataF
         rows.append(_row(claim, f"{label} ({variant}, N={n})", unit, (mean, lo, hi), str(values.notna().sum()),
                          side, threshold, scale))
 
+    def trend(claim: str, variant: str, column: str, label: str, side: str, threshold: float = 0.0,
+              min_n: int = 1) -> None:
+        points = _trend_points(runs, variant, column, min_n)
+        if points["n"].nunique() < 2:  # a slope needs two settings of N
+            return
+        slope, lo, hi, k = slope_ci(np.log2(points["n"]), points["value"], confidence)
+        ns = sorted(int(v) for v in points["n"].unique())
+        rows.append(_row(claim, f"{label} per doubling of N ({variant}, N={','.join(map(str, ns))}; slope on "
+                                f"log2 N)", "AUC points", (slope, lo, hi), str(k), side, threshold, 100))
+
     vs_single("C1", single, "ensemble_auc", "ensemble AUC", "below", FLAT)
+    trend("C1", single, "ensemble_auc", "ensemble AUC", "below", FLAT)
     vs_single("C2", single, "best_student_auc", "best student AUC", "below")
+    trend("C2", single, "best_student_auc", "best student AUC", "below")
     level("C2", single, "gap", "ensemble − best student AUC", "AUC points", "above", 0.0, 100)
+    trend("C2", single, "gap", "ensemble − best student AUC", "above", min_n=2)
+    trend("C2", single, "spread", "best − worst student AUC", "above", min_n=2)
     ka = sorted((c for c in runs.columns if c.startswith("best_ka_layer")), key=lambda c: int(c[13:]))
     if len(ka) >= 2:
         first, last = _values(runs, single, 1, ka[0]), _values(runs, single, 1, ka[-1])
@@ -169,9 +199,11 @@ def evaluate_claims(results: pd.DataFrame, confidence: float = 0.95) -> pd.DataF
                 rows.append(_row("C3", f"KA layer {len(ka)}: best student, kdef − vanilla-mean (N={n})",
                                  "KA points (%)", (mean, lo, hi), str(k), "above", 0.0, 100))
     vs_single("C4", "kd", "ensemble_auc", "ensemble AUC", "above")
+    trend("C4", "kd", "ensemble_auc", "ensemble AUC", "above")
     level("C5", "dml", "worst_gap", "ensemble − worst student AUC", "AUC points", "below", FLAT, 100)
     level("C5", "dml", "spread", "best − worst student AUC", "AUC points", "below", 0.01, 100)
     vs_single("C6", "kdef", "ensemble_auc", "ensemble AUC", "above")
+    trend("C6", "kdef", "ensemble_auc", "ensemble AUC", "above")
     vs_single("C6", "kdef", "worst_student_auc", "worst student AUC", "above")
     level("C6", "kdef", "gap", "ensemble − best student AUC", "AUC points", "below", FLAT, 100)
     if {"lambda_std", "lambda_mean"} <= set(runs.columns):

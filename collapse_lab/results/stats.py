@@ -29,7 +29,7 @@ import pandas as pd
 
 from collapse_lab.results.collect import VARIANT_ORDER
 
-__all__ = ["RUN_METRICS", "mean_ci", "group_keys", "summarize", "paired_tests", "MIN_WILCOXON_PAIRS"]
+__all__ = ["RUN_METRICS", "mean_ci", "slope_ci", "group_keys", "summarize", "paired_tests", "MIN_WILCOXON_PAIRS"]
 
 #: per-run quantities summarised by default (those present in the table are used)
 RUN_METRICS = ("ensemble_auc", "ensemble_logloss", "best_student_auc", "worst_student_auc", "spread", "gap",
@@ -59,6 +59,39 @@ def mean_ci(values: Sequence[float], confidence: float = 0.95) -> Tuple[float, f
         return mean, 0.0, mean, mean
     lo, hi = stats.t.interval(confidence, df=x.size - 1, loc=mean, scale=std / np.sqrt(x.size))
     return mean, std, float(lo), float(hi)
+
+
+def slope_ci(x: Sequence[float], y: Sequence[float], confidence: float = 0.95) -> Tuple[float, float, float, int]:
+    """``(slope, ci_low, ci_high, k)``: least-squares slope of ``y`` on ``x`` over the k finite pairs.
+
+    .. math::
+
+        \\hat\\beta = \\frac{\\sum_i (x_i - \\bar x)(y_i - \\bar y)}{\\sum_i (x_i - \\bar x)^2}, \\qquad
+        \\hat\\beta \\pm t_{1-\\alpha/2,\\,k-2}\\; \\mathrm{se}(\\hat\\beta)
+
+    (``scipy.stats.linregress`` and its standard error; every point is one independent run). NaN bounds when
+    k < 3 or x takes one value; a zero-width interval when the points lie exactly on a line.
+
+    Example (y = 2x ± 1 at x = 0 and 1: slope 2, se = √2, t_0.975,2 = 4.3027):
+        >>> b, lo, hi, k = slope_ci([0, 0, 1, 1], [1, -1, 3, 1])
+        >>> round(b, 6), round(lo, 4), round(hi, 4), k
+        (2.0, -4.0849, 8.0849, 4)
+    """
+    from scipy import stats
+
+    xs = np.asarray(x, dtype=float)
+    ys = np.asarray(y, dtype=float)
+    keep = np.isfinite(xs) & np.isfinite(ys)
+    xs, ys = xs[keep], ys[keep]
+    k = int(xs.size)
+    if k < 2 or np.ptp(xs) == 0:
+        return np.nan, np.nan, np.nan, k
+    fit = stats.linregress(xs, ys)
+    slope = float(fit.slope)
+    if k < 3:
+        return slope, np.nan, np.nan, k
+    half = float(stats.t.ppf(0.5 + confidence / 2, df=k - 2) * fit.stderr)
+    return slope, slope - half, slope + half, k
 
 
 def group_keys(df: pd.DataFrame) -> List[str]:
