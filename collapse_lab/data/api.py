@@ -22,6 +22,7 @@ from collapse_lab.data.catalog import data_root as _data_root
 from collapse_lab.data.catalog import resolve_processed
 from collapse_lab.data.prepare import PrepareResult
 from collapse_lab.errors import UserError
+from collapse_lab.utils.resources import config_dir, config_names
 
 __all__ = ["Builtin", "BUILTINS", "presets_dir", "preset_names", "list_datasets", "fetch_dataset",
            "prepare_dataset", "dataset_info"]
@@ -86,13 +87,13 @@ BUILTINS: Dict[str, Builtin] = {b.name: b for b in (
 
 
 def presets_dir() -> Path:
-    """``configs/data`` of the repository that holds the package."""
-    return Path(__file__).resolve().parents[2] / "configs" / "data"
+    """``configs/data`` of the source checkout, or its copy inside an installed wheel."""
+    return config_dir("data")
 
 
 def preset_names() -> List[str]:
-    folder = presets_dir()
-    return sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
+    """Names of the presets (``configs/data/*.yaml``)."""
+    return config_names("data")
 
 
 def _preset_description(path: Path) -> str:

@@ -21,20 +21,20 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 from collapse_lab.errors import UserError
+from collapse_lab.utils.resources import config_dir, config_names
 
 __all__ = ["presets_dir", "preset_names", "resolve_preset", "prepare_datasets", "analyze_sweep", "AnalyzeReport",
            "ReproduceReport", "reproduce", "summary_lines"]
 
 
 def presets_dir() -> Path:
-    """``configs/sweeps`` of the repository that holds the package."""
-    return Path(__file__).resolve().parents[2] / "configs" / "sweeps"
+    """``configs/sweeps`` of the source checkout, or its copy inside an installed wheel."""
+    return config_dir("sweeps")
 
 
 def preset_names() -> List[str]:
-    """Names of the sweep presets (``configs/sweeps/*.yaml``)."""
-    folder = presets_dir()
-    return sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
+    """Names of the presets (``configs/sweeps/*.yaml``)."""
+    return config_names("sweeps")
 
 
 def resolve_preset(name_or_path: Union[str, Path]) -> Path:

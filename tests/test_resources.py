@@ -1,0 +1,32 @@
+"""Presets are found in a source checkout and, from the copy the wheel carries, in an installed package."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+from collapse_lab.utils import resources
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_checkout_configs_come_first():
+    assert resources.config_dir("sweeps") == ROOT / "configs" / "sweeps"
+    assert {"quick", "ml100k", "criteo"} <= set(resources.config_names("sweeps"))
+    assert "Criteo_x4" in resources.config_names("data")
+
+
+def test_installed_package_uses_its_bundled_copy(tmp_path, monkeypatch):
+    package = tmp_path / "site-packages" / "collapse_lab"
+    (package / "_configs" / "sweeps").mkdir(parents=True)
+    (package / "_configs" / "sweeps" / "mine.yaml").write_text("grid: {n: [1]}\n")
+    monkeypatch.setattr(resources, "_PACKAGE", package)
+    assert resources.config_dir("sweeps") == package / "_configs" / "sweeps"
+    assert resources.config_names("sweeps") == ["mine"]
+    assert resources.config_names("data") == []  # missing folder: no presets, no error
+
+
+def test_the_wheel_carries_the_configs_where_config_dir_looks():
+    hatch = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["hatch"]["build"]["targets"]
+    assert hatch["wheel"]["force-include"]["configs"] == "collapse_lab/_configs"
+    assert "configs" in hatch["sdist"]["include"]
