@@ -219,3 +219,25 @@ def test_cli_figures_no_runs(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["figures", str(tmp_path)])
     assert exc.value.code == 2 and "no finished runs" in capsys.readouterr().err
+
+
+def test_every_figure_draws_its_text_inside_the_house_style(results):
+    """Titles and labels get the style's sizes (a title set after leaving the style context came out at 12 pt)."""
+    import matplotlib.pyplot as plt
+
+    from collapse_lab.plotting.figures import DEFAULT_TAU
+    from collapse_lab.plotting.style import style_context
+
+    with style_context():
+        title_size = plt.rcParams["axes.titlesize"]
+        label_size = plt.rcParams["axes.labelsize"]
+    for spec in FIGURES:
+        table = spec.table(results, tau=DEFAULT_TAU) if spec.table is T.heatmap_table else spec.table(results)
+        kwargs = {"tau": DEFAULT_TAU} if spec.plot in (plot_sv_heatmaps, plot_ka_vs_n) else {}
+        fig, _ = spec.plot(table, **kwargs)
+        for ax in fig.axes:
+            if ax.get_title():
+                assert ax.title.get_fontsize() == pytest.approx(title_size), (spec.stem, ax.get_title())
+            if ax.get_xlabel():
+                assert ax.xaxis.label.get_fontsize() == pytest.approx(label_size), (spec.stem, ax.get_xlabel())
+        plt.close(fig)

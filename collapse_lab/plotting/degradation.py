@@ -47,7 +47,8 @@ def _n_axis(ax: Any, ns: Sequence[int]) -> None:
 
 def plot_metric_vs_n(df: pd.DataFrame, metric: str, ax: Any = None, variants: Optional[Sequence[str]] = None,
                      scale: float = 1.0, ylabel: Optional[str] = None, confidence: float = 0.95,
-                     show_runs: bool = True, legend: bool = True, **style: Any) -> Tuple[Any, Any]:
+                     show_runs: bool = True, legend: bool = True, title: Optional[str] = None,
+                     reference: Optional[float] = None, **style: Any) -> Tuple[Any, Any]:
     """Mean of ``metric`` over seeds vs N, one line per recipe, with a t confidence band and the single runs.
 
     Args:
@@ -60,6 +61,8 @@ def plot_metric_vs_n(df: pd.DataFrame, metric: str, ax: Any = None, variants: Op
         confidence: level of the band.
         show_runs: also draw every run as a faint point.
         legend: draw a legend.
+        title: axes title (drawn inside the figure style, like every other text).
+        reference: draw a dotted horizontal line at this value (after ``scale``), e.g. 0 for a gap.
         **style: passed to ``ax.plot`` for every line.
     """
     with style_context():
@@ -77,6 +80,10 @@ def plot_metric_vs_n(df: pd.DataFrame, metric: str, ax: Any = None, variants: Op
                            alpha=0.35, linewidths=0, label="_nolegend_")
         _n_axis(ax, df["n"])
         ax.set_ylabel(ylabel or metric)
+        if reference is not None:
+            ax.axhline(reference, color="0.5", linewidth=0.6, linestyle=":")
+        if title:
+            ax.set_title(title)
         if legend:
             ax.legend()
     return fig, ax
@@ -86,8 +93,8 @@ def plot_ensemble_auc(df: pd.DataFrame, ax: Any = None, variants: Optional[Seque
                       **style: Any) -> Tuple[Any, Any]:
     """Figure 1 (paper Figs. 2a/4a/6a/8a): test AUC (%) of the fused ensemble vs N per recipe."""
     fig, ax = plot_metric_vs_n(df, "ensemble_auc", ax=ax, variants=variants, scale=100.0,
-                               ylabel="ensemble test AUC (%)", **style)
-    ax.set_title("Ensemble AUC vs number of sub-networks")
+                               ylabel="ensemble test AUC (%)", title="Ensemble AUC vs number of sub-networks",
+                               **style)
     return fig, ax
 
 
@@ -95,9 +102,8 @@ def plot_gap(df: pd.DataFrame, ax: Any = None, variants: Optional[Sequence[str]]
              **style: Any) -> Tuple[Any, Any]:
     """Figure 3 (paper Figs. 5, 8c): ensemble AUC − best student AUC (AUC points) vs N per recipe."""
     fig, ax = plot_metric_vs_n(df, "gap", ax=ax, variants=variants, scale=100.0,
-                               ylabel="ensemble − best student AUC (points)", **style)
-    ax.axhline(0.0, color="0.5", linewidth=0.6, linestyle=":")
-    ax.set_title("Discrepancy between ensemble and best student")
+                               ylabel="ensemble − best student AUC (points)", reference=0.0,
+                               title="Discrepancy between ensemble and best student", **style)
     return fig, ax
 
 
