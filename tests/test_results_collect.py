@@ -103,7 +103,7 @@ def test_variant_names():
 
 def test_write_results_files_and_sweep_id(fake_sweep, tmp_path):
     report = write_results(fake_sweep, out_dir=tmp_path)
-    assert set(report.paths) == {"results", "summary", "paired_tests", "claims"}
+    assert set(report.paths) == {"results", "summary", "paired_tests", "claims", "markdown"}
     res = pd.read_csv(tmp_path / "results.csv", dtype={"member": str})
     # 9 settings (vanilla-mean N=1,2,4 and kd/dml/kdef N=2,4) x 2 seeds; 1 + N rows per run
     runs = res[res["member"] == "ensemble"]
@@ -112,12 +112,30 @@ def test_write_results_files_and_sweep_id(fake_sweep, tmp_path):
     assert report.to_json()["runs"] == 18
 
 
+def test_results_markdown_quotes_the_csv_numbers(fake_sweep, tmp_path):
+    """results.md carries the same means, interval half-widths and paired differences as the CSV files."""
+    write_results(fake_sweep, out_dir=tmp_path)
+    text = (tmp_path / "results.md").read_text()
+    summary = pd.read_csv(tmp_path / "summary.csv")
+    row = summary.query("metric == 'ensemble_auc' and variant == 'kd' and n == 4").iloc[0]
+    lines = text.split("## Ensemble test AUC")[1].split("##")[0].strip().splitlines()
+    assert lines[0] == "| dataset | variant | N=1 | N=2 | N=4 |"
+    kd = next(line for line in lines if "| kd |" in line)
+    assert kd.endswith(f"| {row['mean']:.4f} ± {row['ci_half']:.4f} (n=2) |")
+    assert [line.split(" | ")[1] for line in lines[2:]] == ["vanilla-mean", "kd", "dml", "kdef"]
+    paired = pd.read_csv(tmp_path / "paired_tests.csv")
+    p = paired.query("metric == 'ensemble_auc' and variant == 'kdef' and baseline == 'kd' and n == 2").iloc[0]
+    assert (f"| synthetic | 2 | kdef − kd | 2 | {100 * p['mean_diff']:+.2f} [{100 * p['ci_low']:+.2f}, "
+            f"{100 * p['ci_high']:+.2f}] |") in text
+    assert "## Claims C1–C8 (paper.md §14)\n\ndataset = synthetic:\n\n| claim | quantity |" in text
+
+
 def test_cli_results_prints_tables_and_writes_files(fake_sweep):
     result = CliRunner().invoke(cli, ["results", str(fake_sweep)])
     assert result.exit_code == 0, result.output
     assert "ensemble_auc (test; mean ± 95% CI half-width over seeds, n = runs)" in result.output
     assert "N=1" in result.output and "N=4" in result.output and "(n=2)" in result.output
-    for name in ("results.csv", "summary.csv", "paired_tests.csv", "claims.csv"):
+    for name in ("results.csv", "summary.csv", "paired_tests.csv", "claims.csv", "results.md"):
         assert (fake_sweep / name).is_file()
     as_json = CliRunner().invoke(cli, ["results", str(fake_sweep), "--json"])
     data = json.loads(as_json.output)

@@ -1,5 +1,5 @@
-"""Write a sweep's result tables (``results.csv``, ``summary.csv``, ``paired_tests.csv``, ``claims.csv``) and
-format them."""
+"""Write a sweep's result tables (``results.csv``, ``summary.csv``, ``paired_tests.csv``, ``claims.csv`` and
+their Markdown rendering ``results.md``) and format them."""
 
 from __future__ import annotations
 
@@ -11,11 +11,12 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 import pandas as pd
 
 from collapse_lab.io.atomic import atomic_write_text
-from collapse_lab.results.claims import evaluate_claims
-from collapse_lab.results.collect import VARIANT_ORDER, SweepResults, collect_results
+from collapse_lab.results.claims import evaluate_claims, format_claims
+from collapse_lab.results.collect import SweepResults, collect_results
+from collapse_lab.results.markdown import format_value, results_markdown, summary_pivot
 from collapse_lab.results.stats import paired_tests, summarize
 
-__all__ = ["ResultsReport", "write_results", "format_summary", "format_value"]
+__all__ = ["ResultsReport", "write_results", "format_summary", "format_value", "claims_markdown"]
 
 
 @dataclass
@@ -48,8 +49,9 @@ class ResultsReport:
 
 def write_results(sweep_dir: Union[str, Path], out_dir: Optional[Union[str, Path]] = None,
                   confidence: float = 0.95, progress: Optional[bool] = None) -> ResultsReport:
-    """Collect a sweep and write ``results.csv``, ``summary.csv``, ``paired_tests.csv`` and ``claims.csv``
-    (atomically). ``claims.csv`` holds :func:`~collapse_lab.results.claims.evaluate_claims` per dataset.
+    """Collect a sweep and write ``results.csv``, ``summary.csv``, ``paired_tests.csv``, ``claims.csv`` and
+    ``results.md`` (atomically). ``claims.csv`` holds :func:`~collapse_lab.results.claims.evaluate_claims` per
+    dataset; ``results.md`` renders the summary, the main paired tests and the claims as Markdown.
 
     Args:
         sweep_dir: the sweep (or a directory of runs).
@@ -83,34 +85,29 @@ def write_results(sweep_dir: Union[str, Path], out_dir: Optional[Union[str, Path
         path = out / f"{stem}.csv"
         atomic_write_text(path, df.to_csv(index=False, float_format="%.10g"))
         report.paths[stem] = path
+    text = results_markdown(collected.sweep_id, int(collected.runs().shape[0]), collected.skipped, summary, paired,
+                            claims_markdown(claims), confidence)
+    report.paths["markdown"] = out / "results.md"
+    atomic_write_text(report.paths["markdown"], text)
     return report
-
-
-def format_value(mean: float, lo: float, hi: float, digits: int = 4) -> str:
-    """``mean ± half-width`` (or just the mean when the interval is undefined).
-
-    Example:
-        >>> format_value(0.78123, 0.77, 0.79), format_value(0.5, float("nan"), float("nan"))
-        ('0.7812 ± 0.0100', '0.5000')
-    """
-    if math.isnan(lo) or math.isnan(hi):
-        return f"{mean:.{digits}f}"
-    return f"{mean:.{digits}f} ± {(hi - lo) / 2:.{digits}f}"
 
 
 def format_summary(summary: pd.DataFrame, metric: str = "ensemble_auc") -> str:
     """A text table of one metric: rows (dataset, variant), columns N, cells ``mean ± 95% CI half-width``."""
-    df = summary[summary["metric"] == metric]
-    if df.empty:
+    table = summary_pivot(summary, metric)
+    if table.empty:
         return f"(no {metric} values)"
-    extra = sorted(c for c in df.columns if c.startswith("cfg_"))
-    row_keys = ["dataset", "variant", *extra]
-    cells = df.assign(cell=[format_value(m, lo, hi) + f" (n={r})" for m, lo, hi, r in
-                            zip(df["mean"], df["ci_low"], df["ci_high"], df["runs"], strict=True)])
-    table = cells.pivot_table(index=row_keys, columns="n", values="cell", aggfunc="first")
-    order = {v: i for i, v in enumerate(VARIANT_ORDER)}
-    table = table.sort_index(key=lambda idx: idx.map(lambda v: order.get(v, len(order)))
-                             if idx.name == "variant" else idx)
-    table.columns = [f"N={c}" for c in table.columns]
-    table = table.fillna("")
     return f"{metric} (test; mean ± 95% CI half-width over seeds, n = runs)\n" + table.to_string()
+
+
+def claims_markdown(claims: pd.DataFrame) -> str:
+    """:func:`~collapse_lab.results.claims.format_claims` per setting (dataset and varying ``cfg_*`` keys)."""
+    keys = [c for c in claims.columns if c == "dataset" or c.startswith("cfg_")]
+    if claims.empty:
+        return ""
+    parts = []
+    for values, df in claims.groupby(keys, sort=False, dropna=False):
+        values = values if isinstance(values, tuple) else (values,)
+        setting = ", ".join(f"{k.removeprefix('cfg_')} = {v}" for k, v in zip(keys, values, strict=True))
+        parts.append(f"{setting}:\n\n{format_claims(df)}")
+    return "\n\n".join(parts)
