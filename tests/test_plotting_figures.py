@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -149,6 +150,42 @@ def test_fig8_normalized_spectra(results):
     assert axes[0].get_yscale() == "log" and len(_labels(axes[0])) == 5
     for line in axes[1].get_lines():
         assert line.get_ydata()[0] == pytest.approx(1.0)  # sigma_1 / sigma_1
+    assert df["resolved"].dtype == bool
+
+
+def test_fig8_leaves_out_singular_values_at_the_numerical_floor():
+    import pandas as pd
+
+    rows = []
+    for run, tail in (("a", 1e-17), ("b", 2e-17)):  # two runs of one recipe, both rank 3 of 5
+        sigma = np.array([2.0, 1.0, 0.5, tail, tail / 2])
+        rows.append(pd.DataFrame({"variant": "kdef", "kind": "embeddings", "run": run, "index": np.arange(5),
+                                  "sigma_norm": sigma / 2.0, "resolved": sigma > 1e-9}))
+    fig, axes = plot_normalized_spectra(pd.concat(rows, ignore_index=True))
+    (line,) = axes[0].get_lines()
+    assert line.get_xdata().tolist() == [1, 2, 3] and line.get_ydata().tolist() == [1.0, 0.5, 0.25]
+    assert [t.get_text() for t in axes[0].texts] == ["2 σ at the numerical floor not drawn"]
+
+
+def test_spectra_table_marks_sigma_below_the_reported_floors(tmp_path):
+    """σ at or below max(resolution floor, storage floor) of spectrum.csv are flagged unresolved."""
+    import pandas as pd
+
+    sweep = make_fake_sweep(tmp_path / "sweep", seeds=(0,))
+    results = collect_results(sweep).results
+    single = results[(results["variant"] == "vanilla-mean") & (results["n"] == 1)].iloc[0]
+    where = T.find_spectrum(Path(single["run_dir"]))
+    sigma = T.read_singular_values(Path(single["run_dir"]))["input:input"]
+    floor = float(np.median(sigma))
+    spec = pd.read_csv(where / "spectrum.csv", dtype={"member": str})
+    extra = spec[(spec["target"] == "input") & (spec["name"] == "input")].iloc[[0, 0]].copy()
+    extra["metric"], extra["value"] = ["resolution_floor", "storage_floor"], [floor / 10, floor]
+    pd.concat([spec, extra]).to_csv(where / "spectrum.csv", index=False)
+    df = T.spectra_table(results)
+    mine = df[(df["run"] == single["run"]) & (df["kind"] == "embeddings")]
+    assert mine["resolved"].tolist() == (sigma > floor).tolist() and not mine["resolved"].all()
+    other = df[(df["run"] != single["run"]) & (df["kind"] == "embeddings")]
+    assert other["resolved"].all()  # no floors reported: every positive σ is drawn
 
 
 def test_fig9_exam_weights(results):

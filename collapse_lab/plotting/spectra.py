@@ -108,8 +108,9 @@ def plot_normalized_spectra(df: pd.DataFrame, ax: Any = None, variants: Optional
     """σ_i/σ_1 (log scale) vs i, one panel per kind (``embeddings``, ``activations``), one line per recipe.
 
     Args:
-        df: rows ``variant``, ``kind``, ``run``, ``index`` (0-based), ``sigma_norm``; several runs of a recipe
-            are averaged per index.
+        df: rows ``variant``, ``kind``, ``run``, ``index`` (0-based), ``sigma_norm`` and optionally ``resolved``;
+            several runs of a recipe are averaged per index. Indices that are not ``resolved`` in every run
+            (σ at the numerical floor: round-off, not spectrum) are left out and the panel says how many.
         ax: a sequence of one axes per kind (default: a new figure).
     """
     kinds = list(dict.fromkeys(df["kind"]))
@@ -119,14 +120,21 @@ def plot_normalized_spectra(df: pd.DataFrame, ax: Any = None, variants: Optional
         axes = np.atleast_1d(axes)
         for axis, kind in zip(axes, kinds, strict=True):
             sub_kind = df[df["kind"] == kind]
+            hidden = 0
             for i, variant in enumerate(ordered_variants(df, variants)):
                 sub = sub_kind[sub_kind["variant"] == variant]
                 if sub.empty:
                     continue
                 st = variant_style(variant, i)
-                curve = sub.groupby("index")["sigma_norm"].mean()
-                curve = curve[curve > 0]
+                grouped = sub.groupby("index")
+                curve = grouped["sigma_norm"].mean()
+                keep = (curve > 0) & (grouped["resolved"].all() if "resolved" in sub else True)
+                hidden = max(hidden, int((~keep).sum()))
+                curve = curve[keep]
                 axis.plot(curve.index.to_numpy() + 1, curve.to_numpy(), color=st["color"], label=variant, **style)
+            if hidden:
+                axis.text(0.98, 0.98, f"{hidden} σ at the numerical floor not drawn", transform=axis.transAxes,
+                          ha="right", va="top", fontsize=6.5, color="0.35")
             axis.set_yscale("log")
             axis.set_xlabel("index i")
             axis.set_title(str(kind))

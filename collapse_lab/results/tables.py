@@ -198,12 +198,27 @@ def _embedding_key(svs: Dict[str, np.ndarray]) -> Optional[str]:
     return max(tables, key=lambda k: svs[k].size) if tables else None
 
 
+def _floor(spec: Optional[pd.DataFrame], key: str) -> float:
+    """max(resolution floor, storage floor) that ``spectrum.csv`` reports for ``<target>:<name>`` (NaN if none)."""
+    if spec is None:
+        return float("nan")
+    target, _, name = key.partition(":")
+    rows = spec[(spec["target"] == target) & (spec["name"] == name)
+                & spec["metric"].isin(["resolution_floor", "storage_floor"])]
+    values = pd.to_numeric(rows["value"], errors="coerce").dropna()
+    return float(values.max()) if len(values) else float("nan")
+
+
 def spectra_table(results: pd.DataFrame) -> pd.DataFrame:
-    """``variant, kind, run, index, sigma_norm`` = σ_i/σ_1 of the embedding input (``input``, else the widest
-    table) and of the best student's last hidden layer activations, for the runs of figure 7 (figure 8)."""
+    """``variant, kind, run, index, sigma_norm, resolved`` = σ_i/σ_1 of the embedding input (``input``, else
+    the widest table) and of the best student's last hidden layer activations, for the runs of figure 7
+    (figure 8). ``resolved`` is False for σ_i at or below the larger of the backend's resolution floor and the
+    storage floor of ``spectrum.csv`` (round-off, not spectrum: e.g. the zero directions of a field with fewer
+    rows than the embedding dimension)."""
     frames = []
     for _, row in _largest_n_runs(_runs(results)).iterrows():
         svs = read_singular_values(Path(row["run_dir"]))
+        spec = read_spectrum(Path(row["run_dir"]))
         best = max(int(row["best_student"]), 0)
         acts = sorted((k for k in svs if k.startswith(f"activations:students.{best}.layers.")),
                       key=lambda k: int(k.rsplit(".", 1)[1]))
@@ -212,9 +227,12 @@ def spectra_table(results: pd.DataFrame) -> pd.DataFrame:
             if key is None or svs[key].size == 0 or svs[key][0] <= 0:
                 continue
             sigma = svs[key]
+            floor = _floor(spec, key)
+            resolved = sigma > floor if not np.isnan(floor) else sigma > 0
             frames.append(pd.DataFrame({"variant": row["variant"], "kind": kind, "run": row["run"],
-                                        "index": np.arange(sigma.size), "sigma_norm": sigma / sigma[0]}))
-    cols = ["variant", "kind", "run", "index", "sigma_norm"]
+                                        "index": np.arange(sigma.size), "sigma_norm": sigma / sigma[0],
+                                        "resolved": resolved}))
+    cols = ["variant", "kind", "run", "index", "sigma_norm", "resolved"]
     return pd.concat(frames, ignore_index=True)[cols] if frames else pd.DataFrame(columns=cols)
 
 
