@@ -61,6 +61,18 @@ def test_sweep_trains_every_point_then_skips_finished_runs(grid, tmp_path):
     assert again.sweep_id == report.sweep_id
 
 
+def test_off_a_terminal_each_finished_run_is_logged_with_an_eta(grid, tmp_path, capsys):
+    """progress=None under pytest (stderr is not a terminal): no bar, one line per run instead."""
+    report = run_sweep(grid, out_dir=tmp_path / "sw", trainer=FAKE, progress=None)
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 3
+    assert [line.split(" ")[1] for line in lines] == ["[1/3]", "[2/3]", "[3/3]"]
+    assert sorted(line.split(" ")[2] for line in lines) == sorted(report.runs)
+    assert all(" complete in " in line and "eta" in line for line in lines) and lines[-1].endswith("eta 0 min")
+    run_sweep(grid, out_dir=tmp_path / "quiet", trainer=FAKE, progress=False)
+    assert capsys.readouterr().err == ""  # progress=False: silent
+
+
 def test_failing_run_is_recorded_and_the_sweep_goes_on(grid, tmp_path):
     out = tmp_path / "sw"
     out.mkdir()

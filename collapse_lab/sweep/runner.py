@@ -18,6 +18,7 @@ import datetime as _dt
 import hashlib
 import importlib
 import json
+import sys
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -215,6 +216,34 @@ class _SweepRecord:
         return sweep_id(self.state["name"], list(self.state["runs"]))
 
 
+class _RunLog:
+    """One stderr line per finished run when no progress bar is shown (logs of background sweeps).
+
+    The ETA weights every run by its number of students N (a run's cost grows about linearly in N):
+    ``elapsed · (weight left) / (weight done)``.
+    """
+
+    def __init__(self, tasks: Sequence[RunTask], enabled: bool) -> None:
+        self.enabled = enabled
+        self.weights = [max(1, int(t.config.get("n") or 1)) for t in tasks]
+        self.total = sum(self.weights)
+        self.done = 0
+        self.count = 0
+        self.start = time.perf_counter()
+
+    def finished(self, index: int, outcome: RunOutcome) -> None:
+        self.done += self.weights[index]
+        self.count += 1
+        if not self.enabled:
+            return
+        elapsed = time.perf_counter() - self.start
+        eta = elapsed * (self.total - self.done) / self.done if self.done else float("nan")
+        error = f": {outcome.error.splitlines()[0]}" if outcome.error else ""
+        print(f"{_now()} [{self.count}/{len(self.weights)}] {outcome.name} {outcome.status}{error} in "
+              f"{outcome.seconds:.0f} s; elapsed {elapsed / 60:.1f} min, eta {eta / 60:.0f} min", file=sys.stderr,
+              flush=True)
+
+
 def run_sweep(grid: Union[str, Path, SweepSpec], out_dir: Optional[Union[str, Path]] = None,
               overrides: Union[Sequence[str], Mapping[str, List[Any]]] = (), jobs: int = 1,
               executor: Union[str, Executor] = "local", device: str = "auto", progress: Optional[bool] = None,
@@ -228,7 +257,8 @@ def run_sweep(grid: Union[str, Path, SweepSpec], out_dir: Optional[Union[str, Pa
         jobs: runs at the same time (``local`` executor).
         executor: an executor name from :data:`~collapse_lab.sweep.executor.EXECUTORS` or an instance.
         device: passed to ``train`` (``auto``, ``cpu``, ``cuda``...).
-        progress: tqdm over runs (``None``: only on a terminal).
+        progress: tqdm over runs (``None``: only on a terminal; off a terminal, e.g. a background job writing to
+            a log file, one line per finished run goes to stderr instead, with an ETA weighted by N).
         trainer: ``module:function`` with the signature of :func:`collapse_lab.train.api.train`.
         dry_run: only expand the grid and read the status of every run; write and train nothing.
         threads: torch threads per run (default: cpu_count // jobs); a run's own ``num_threads`` key wins.
@@ -266,6 +296,7 @@ def run_sweep(grid: Union[str, Path, SweepSpec], out_dir: Optional[Union[str, Pa
     tasks = [RunTask(p.name, p.config, str(runs_dir / p.name), trainer, device) for p in todo]
     bar = tqdm(total=len(tasks), desc=f"sweep {spec.name}", unit="run", disable=None if progress is None
                else not progress)
+    log = _RunLog(tasks, enabled=progress is None and bool(bar.disable))
     try:
         for index, outcome in executor.run(execute_run, tasks):
             name = tasks[index].name
@@ -281,6 +312,7 @@ def run_sweep(grid: Union[str, Path, SweepSpec], out_dir: Optional[Union[str, Pa
             record.save()
             bar.set_postfix_str(f"{name} {outcome.status}", refresh=False)
             bar.update(1)
+            log.finished(index, outcome)
     finally:
         bar.close()
         record.save()
