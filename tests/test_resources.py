@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import tomllib
+import pytest
 
 from collapse_lab.utils import resources
+
+tomllib = pytest.importorskip("tomllib")  # Python >= 3.11 (the package itself supports 3.10)
 
 ROOT = Path(__file__).resolve().parents[1]
 
