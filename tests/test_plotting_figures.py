@@ -138,8 +138,8 @@ def test_fig7_field_ia_sorted_by_cardinality(results):
     fig, ax = plot_field_ia(df)
     _labelled(ax)
     assert [t.get_text().split("\n")[0] for t in ax.get_xticklabels()] == ["genre", "item", "user"]
-    legend = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert legend == [*RECIPES, "single model", "random baseline"]
+    (legend,) = fig.legends  # six entries: beside the bars, not over them
+    assert [t.get_text() for t in legend.get_texts()] == [*RECIPES, "single model", "random baseline"]
     assert len(ax.patches) == 3 * 5  # 3 fields x 5 bar series
 
 

@@ -10,6 +10,7 @@ from PIL import Image
 
 from collapse_lab.plotting.style import (
     OKABE_ITO,
+    SINGLE_COLUMN,
     VARIANT_STYLES,
     figure_metadata,
     new_axes,
@@ -81,3 +82,26 @@ def test_metadata_defaults_to_the_repository_commit():
     from collapse_lab.utils.provenance import git_info
 
     assert figure_metadata("s")["git_commit"] == str(git_info()["commit"])
+
+
+def test_long_legends_go_beside_the_data():
+    from collapse_lab.plotting.style import LEGEND_COLUMN_WIDTH, MAX_LEGEND_INSIDE, place_legend
+
+    fig, ax = new_axes()
+    for k in range(MAX_LEGEND_INSIDE):
+        ax.plot([0, 1], [k, k], label=f"line {k}")
+    legend = place_legend(ax, own_figure=True)
+    assert legend is ax.get_legend() and not fig.legends  # short: inside the axes, figure size kept
+    assert tuple(fig.get_size_inches()) == pytest.approx(SINGLE_COLUMN)
+
+    ax.plot([0, 1], [9, 9], label="one more")
+    legend = place_legend(ax, own_figure=True)
+    assert fig.legends == [legend] and len(legend.get_texts()) == MAX_LEGEND_INSIDE + 1
+    assert fig.get_size_inches()[0] == pytest.approx(SINGLE_COLUMN[0] + LEGEND_COLUMN_WIDTH)
+
+    theirs, their_ax = new_axes()  # a caller's axes: the legend is anchored right of them, the figure untouched
+    for k in range(6):
+        their_ax.plot([0, 1], [k, k], label=f"line {k}")
+    legend = place_legend(their_ax, own_figure=False)
+    assert legend is their_ax.get_legend() and tuple(theirs.get_size_inches()) == pytest.approx(SINGLE_COLUMN)
+    assert legend.get_bbox_to_anchor().x0 > their_ax.get_window_extent().x1

@@ -17,7 +17,7 @@ from typing import Any, List, Optional, Sequence, Tuple
 import numpy as np
 import pandas as pd
 
-from collapse_lab.plotting.style import new_axes, style_context, variant_style
+from collapse_lab.plotting.style import new_axes, place_legend, style_context, variant_style
 from collapse_lab.results.collect import VARIANT_ORDER
 from collapse_lab.results.stats import mean_ci
 
@@ -65,6 +65,7 @@ def plot_metric_vs_n(df: pd.DataFrame, metric: str, ax: Any = None, variants: Op
         reference: draw a dotted horizontal line at this value (after ``scale``), e.g. 0 for a gap.
         **style: passed to ``ax.plot`` for every line.
     """
+    own = ax is None
     with style_context():
         fig, ax = new_axes(ax)
         for i, variant in enumerate(ordered_variants(df, variants)):
@@ -85,7 +86,7 @@ def plot_metric_vs_n(df: pd.DataFrame, metric: str, ax: Any = None, variants: Op
         if title:
             ax.set_title(title)
         if legend:
-            ax.legend()
+            place_legend(ax, own)
     return fig, ax
 
 
@@ -122,6 +123,7 @@ def plot_student_auc(df: pd.DataFrame, ax: Any = None, variants: Optional[Sequen
     Args:
         df: one row per student: ``run``, ``variant``, ``n``, ``test_auc``.
     """
+    own = ax is None
     with style_context():
         fig, ax = new_axes(ax)
         order = ordered_variants(df, variants)
@@ -145,7 +147,7 @@ def plot_student_auc(df: pd.DataFrame, ax: Any = None, variants: Optional[Sequen
         _n_axis(ax, df["n"])
         ax.set_ylabel("student test AUC (%)")
         ax.set_title("Best and worst sub-network")
-        ax.legend(ncols=2 if len(order) > 2 else 1)
+        place_legend(ax, own, ncols=2 if len(order) > 2 else 1)
     return fig, ax
 
 
@@ -161,6 +163,7 @@ def plot_student_variance(df: pd.DataFrame, ax: Any = None, variants: Optional[S
         **style: passed to ``ax.boxplot``.
     """
     rng = np.random.default_rng(0)
+    own = ax is None
     with style_context():
         fig, ax = new_axes(ax)
         order = ordered_variants(df, variants)
@@ -187,5 +190,5 @@ def plot_student_variance(df: pd.DataFrame, ax: Any = None, variants: Optional[S
         ax.set_xlabel("number of sub-networks N")
         ax.set_ylabel("student test AUC (%)")
         ax.set_title("Spread of student AUC")
-        ax.legend(handles=handles)
+        place_legend(ax, own, handles=handles)
     return fig, ax

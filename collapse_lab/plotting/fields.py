@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from collapse_lab.plotting.degradation import ordered_variants
-from collapse_lab.plotting.style import new_axes, style_context, variant_style
+from collapse_lab.plotting.style import new_axes, place_legend, style_context, variant_style
 
 __all__ = ["plot_field_ia"]
 
@@ -32,6 +32,7 @@ def plot_field_ia(df: pd.DataFrame, ax: Any = None, variants: Optional[Sequence[
     fields = (df.groupby("field")["rows"].max().sort_values(kind="stable").index.tolist())
     x = np.arange(len(fields), dtype=float)
     width = 0.8 / max(len(order), 1)
+    own = ax is None
     with style_context():
         fig, ax = new_axes(ax, figsize=(max(3.5, 0.55 * len(fields) * max(1, len(order)) / 2 + 1.5), 2.6))
         handles = []
@@ -47,5 +48,5 @@ def plot_field_ia(df: pd.DataFrame, ax: Any = None, variants: Optional[Sequence[
         ax.set_xlabel("field (cardinality), sorted by cardinality")
         ax.set_ylabel("information abundance Σσ/σ_max")
         ax.set_title("Per-field information abundance of the embedding tables")
-        ax.legend(handles=handles, ncols=min(4, len(order) + 1))
+        place_legend(ax, own, handles=handles, ncols=min(4, len(order) + 1))
     return fig, ax

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from collapse_lab.plotting.degradation import ordered_variants
-from collapse_lab.plotting.style import new_axes, style_context, variant_style
+from collapse_lab.plotting.style import new_axes, place_legend, style_context, variant_style
 from collapse_lab.results.stats import mean_ci
 
 __all__ = ["plot_sv_heatmaps", "plot_ka_vs_n", "plot_normalized_spectra"]
@@ -77,6 +77,7 @@ def plot_ka_vs_n(df: pd.DataFrame, ax: Any = None, variants: Optional[Sequence[s
         tau: the τ the KA values were computed with (for the axis label).
     """
     layers = sorted(df["layer"].unique())
+    own = ax is None
     with style_context():
         fig, axes = new_axes(ax, ncols=len(layers), figsize=(2.4 * len(layers), 2.4), sharey=True) \
             if ax is None else new_axes(ax, ncols=len(layers))
@@ -99,7 +100,7 @@ def plot_ka_vs_n(df: pd.DataFrame, ax: Any = None, variants: Optional[Sequence[s
             axis.set_xticks(sorted(set(int(n) for n in df["n"])))
             axis.set_xlabel("N")
         axes[0].set_ylabel(f"KA(W, τ={tau:g}) of best student (%)")
-        axes[0].legend()
+        place_legend(axes[0], own)
     return fig, axes
 
 
@@ -114,6 +115,7 @@ def plot_normalized_spectra(df: pd.DataFrame, ax: Any = None, variants: Optional
         ax: a sequence of one axes per kind (default: a new figure).
     """
     kinds = list(dict.fromkeys(df["kind"]))
+    own = ax is None
     with style_context():
         fig, axes = new_axes(ax, ncols=len(kinds), figsize=(3.0 * len(kinds), 2.5)) if ax is None \
             else new_axes(ax, ncols=len(kinds))
@@ -139,5 +141,5 @@ def plot_normalized_spectra(df: pd.DataFrame, ax: Any = None, variants: Optional
             axis.set_xlabel("index i")
             axis.set_title(str(kind))
         axes[0].set_ylabel("σ_i / σ_1")
-        axes[0].legend()
+        place_legend(axes[0], own)
     return fig, axes

@@ -23,6 +23,7 @@ __all__ = [
     "style_context",
     "variant_style",
     "new_axes",
+    "place_legend",
     "figure_metadata",
     "save_figure",
 ]
@@ -95,6 +96,40 @@ def new_axes(ax: Any = None, ncols: int = 1, nrows: int = 1,
     if axes.size != count:
         raise ValueError(f"expected {count} axes, got {axes.size}")
     return axes[0].figure, axes
+
+
+#: a legend with more entries than this goes beside the axes instead of over the data
+MAX_LEGEND_INSIDE = 4
+#: inches added to the width of a figure this package created, per legend column placed beside the axes
+LEGEND_COLUMN_WIDTH = 1.35
+
+
+def place_legend(ax: Any, own_figure: bool, handles: Optional[Sequence[Any]] = None,
+                 max_inside: int = MAX_LEGEND_INSIDE, **kwargs: Any) -> Any:
+    """A legend that does not cover the data: inside ``ax`` (matplotlib's best spot) for up to ``max_inside``
+    entries, otherwise beside the plot — in a figure this package created (``own_figure``) as a figure legend
+    right of all panels with the figure widened by its width, on a caller's axes to the right of ``ax``.
+
+    Args:
+        ax: the axes whose handles (or ``handles``) are listed.
+        own_figure: whether the figure was made by the plot function (``ax=None`` was passed to it).
+        handles: artists to list (default: every labelled artist of ``ax``).
+        max_inside: most entries kept inside the axes.
+        **kwargs: passed to ``legend`` (e.g. ``ncols`` for a legend inside).
+    """
+    if handles is None:
+        handles, labels = ax.get_legend_handles_labels()
+    else:
+        labels = [h.get_label() for h in handles]
+    if len(labels) <= max_inside:
+        return ax.legend(handles, labels, **kwargs)
+    kwargs.pop("ncols", None)
+    if own_figure:
+        fig = ax.figure
+        width, height = fig.get_size_inches()
+        fig.set_size_inches(width + LEGEND_COLUMN_WIDTH, height)
+        return fig.legend(handles, labels, loc="outside right upper", **kwargs)
+    return ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, **kwargs)
 
 
 def figure_metadata(sweep_id: str, description: str = "", extra: Optional[Mapping[str, Any]] = None,
