@@ -71,6 +71,29 @@ def test_quantities_and_verdicts():
     assert not any(claims["claim"].isin(["C4", "C5"]))  # no KD or DML runs: those quantities are left out
 
 
+def test_c3_is_also_read_scale_free_on_the_effective_rank_ratio():
+    rows = []
+    for seed in range(3):
+        common = {"best_student_auc": 0.78, "worst_student_auc": 0.78, "gap": 0.0, "best_ka_layer1": 0.0,
+                  "best_ka_layer2": 0.0}  # tau above every sigma: KA says nothing
+        rows.append(_run("vanilla-mean", 1, seed, 0.78, best_erank_ratio_layer1=0.99,
+                         best_erank_ratio_layer2=0.97 + 0.001 * seed, **common))
+        rows.append(_run("vanilla-mean", 4, seed, 0.78, best_erank_ratio_layer1=0.98,
+                         best_erank_ratio_layer2=0.90 + 0.002 * seed, **common))
+        rows.append(_run("kdef", 4, seed, 0.79, best_erank_ratio_layer1=0.99,
+                         best_erank_ratio_layer2=0.95 + 0.001 * seed, **common))
+    claims = evaluate_claims(pd.DataFrame(rows)).query("claim == 'C3'")
+    by = {r.quantity: r for r in claims.itertuples()}
+    assert by["KA layer 2: best student, kdef − vanilla-mean (N=4)"].verdict == "inconclusive"  # 0 − 0
+    depth = by["effective rank / Gaussian layer 1 − effective rank / Gaussian layer 2 (single model)"]
+    assert depth.estimate == pytest.approx(0.99 - np.mean([0.97, 0.971, 0.972])) and depth.unit == "ratio"
+    vanilla = by["effective rank / Gaussian layer 2: best student (vanilla-mean, N=4) − single model"]
+    ref = stats.ttest_ind([0.90, 0.902, 0.904], [0.97, 0.971, 0.972], equal_var=False).confidence_interval()
+    assert (vanilla.ci_low, vanilla.ci_high) == pytest.approx((ref.low, ref.high)) and vanilla.verdict == "supported"
+    kdef = by["effective rank / Gaussian layer 2: best student, kdef − vanilla-mean (N=4)"]
+    assert kdef.estimate == pytest.approx(0.05 - 0.001) and kdef.verdict == "supported"
+
+
 def test_single_runs_are_inconclusive_and_markdown_table():
     one = _table()[lambda d: d["seed"] == 0]
     claims = evaluate_claims(one)

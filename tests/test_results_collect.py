@@ -110,6 +110,12 @@ def test_write_results_files_and_sweep_id(fake_sweep, tmp_path):
     assert len(runs) == 18 and len(res) == 2 * ((2 + 3 + 5) + 3 * (3 + 5))
     assert report.collected.sweep_id == "fake-12345678"
     assert report.to_json()["runs"] == 18
+    # scale-free per-layer columns: the best student's value is its member row's value (ratio to a Gaussian)
+    best_rows = res[res["is_best"]]
+    for measure in ("ka", "erank_ratio", "ia_ratio"):
+        assert np.allclose(best_rows[f"{measure}_layer1"], best_rows[f"best_{measure}_layer1"])
+    students = res[res["member"] != "ensemble"]
+    assert students["erank_ratio_layer1"].between(0.2, 2.0).all()  # every student row has it, and plausible
 
 
 def test_results_markdown_quotes_the_csv_numbers(fake_sweep, tmp_path):

@@ -31,6 +31,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 import pandas as pd
 
+from collapse_lab.results.collect import layer_columns
 from collapse_lab.results.stats import mean_ci, slope_ci
 
 __all__ = ["CLAIMS", "evaluate_claims", "format_claims", "welch_ci"]
@@ -39,7 +40,7 @@ __all__ = ["CLAIMS", "evaluate_claims", "format_claims", "welch_ci"]
 CLAIMS: Dict[str, str] = {
     "C1": "The vanilla mean ensemble does not scale: ensemble AUC is flat to declining in N",
     "C2": "Vanilla sub-networks collapse: the best student loses AUC as N grows; the ensemble-best gap is positive",
-    "C3": "KA falls with depth and with N; KDEF raises the best student's KA",
+    "C3": "KA falls with depth and with N; KDEF raises the best student's KA (also read scale-free: effective rank)",
     "C4": "KD with the mean-logit teacher makes ensemble AUC rise with N",
     "C5": "DML keeps the students within 0.1 AUC points of the ensemble",
     "C6": "KDEF: ensemble AUC rises with N, every student beats the single model, gap < 0.1 AUC points",
@@ -111,6 +112,35 @@ def _trend_points(runs: pd.DataFrame, variant: str, column: str, min_n: int) -> 
     return pd.DataFrame({"n": sub["n"].astype(float), "value": pd.to_numeric(sub[column], errors="coerce")}).dropna()
 
 
+def _layer_rows(runs: pd.DataFrame, measure: str, label: str, unit: str, scale: float,
+                confidence: float) -> List[Dict[str, object]]:
+    """C3 on one per-layer measure of the best student's hidden weights (``best_<measure>_layer<j>``): first −
+    last layer of the single model (paired), the last layer of vanilla-mean at its largest N − the single model
+    (Welch), and KDEF − vanilla-mean on the last layer at KDEF's largest N (paired)."""
+    cols = [c for c in layer_columns(runs.columns, "best_") if c.startswith(f"best_{measure}_layer")]
+    single, rows = "vanilla-mean", []
+    if not cols:
+        return rows
+    last = len(cols)
+    if last >= 2:
+        mean, lo, hi, k = _paired(_values(runs, single, 1, cols[0]), _values(runs, single, 1, cols[-1]), confidence)
+        if k:
+            rows.append(_row("C3", f"{label} layer 1 − {label} layer {last} (single model)", unit, (mean, lo, hi),
+                             str(k), "above", 0.0, scale))
+    n = _largest_n(runs, single)
+    a, b = _values(runs, single, n, cols[-1]), _values(runs, single, 1, cols[-1])
+    if n is not None and not a.dropna().empty and not b.dropna().empty:
+        rows.append(_row("C3", f"{label} layer {last}: best student (vanilla-mean, N={n}) − single model", unit,
+                         welch_ci(a, b, confidence), f"{a.notna().sum()} vs {b.notna().sum()}", "below", 0.0, scale))
+    n = _largest_n(runs, "kdef")
+    if n is not None:
+        mean, lo, hi, k = _paired(_values(runs, "kdef", n, cols[-1]), _values(runs, single, n, cols[-1]), confidence)
+        if k:
+            rows.append(_row("C3", f"{label} layer {last}: best student, kdef − vanilla-mean (N={n})", unit,
+                             (mean, lo, hi), str(k), "above", 0.0, scale))
+    return rows
+
+
 def _paired(a: pd.Series, b: pd.Series, confidence: float) -> tuple:
     both = pd.concat([a, b], axis=1, keys=["a", "b"]).dropna()
     if both.empty:
@@ -178,26 +208,9 @@ def evaluate_claims(results: pd.DataFrame, confidence: float = 0.95) -> pd.DataF
     level("C2", single, "gap", "ensemble − best student AUC", "AUC points", "above", 0.0, 100)
     trend("C2", single, "gap", "ensemble − best student AUC", "above", min_n=2)
     trend("C2", single, "spread", "best − worst student AUC", "above", min_n=2)
-    ka = sorted((c for c in runs.columns if c.startswith("best_ka_layer")), key=lambda c: int(c[13:]))
-    if len(ka) >= 2:
-        first, last = _values(runs, single, 1, ka[0]), _values(runs, single, 1, ka[-1])
-        mean, lo, hi, k = _paired(first, last, confidence)
-        if k:
-            rows.append(_row("C3", f"KA layer 1 − KA layer {len(ka)} (single model)", "KA points (%)",
-                             (mean, lo, hi), str(k), "above", 0.0, 100))
-    if ka:
-        n = _largest_n(runs, single)
-        a, b = _values(runs, single, n, ka[-1]), _values(runs, single, 1, ka[-1])
-        if n is not None and not a.dropna().empty and not b.dropna().empty:
-            rows.append(_row("C3", f"KA layer {len(ka)}: best student (vanilla-mean, N={n}) − single model",
-                             "KA points (%)", welch_ci(a, b, confidence), f"{a.notna().sum()} vs {b.notna().sum()}",
-                             "below", 0.0, 100))
-        n = _largest_n(runs, "kdef")
-        if n is not None:
-            mean, lo, hi, k = _paired(_values(runs, "kdef", n, ka[-1]), _values(runs, single, n, ka[-1]), confidence)
-            if k:
-                rows.append(_row("C3", f"KA layer {len(ka)}: best student, kdef − vanilla-mean (N={n})",
-                                 "KA points (%)", (mean, lo, hi), str(k), "above", 0.0, 100))
+    for measure, label, unit, scale in (("ka", "KA", "KA points (%)", 100.0),
+                                        ("erank_ratio", "effective rank / Gaussian", "ratio", 1.0)):
+        rows += _layer_rows(runs, measure, label, unit, scale, confidence)
     vs_single("C4", "kd", "ensemble_auc", "ensemble AUC", "above")
     trend("C4", "kd", "ensemble_auc", "ensemble AUC", "above")
     level("C5", "dml", "worst_gap", "ensemble − worst student AUC", "AUC points", "below", FLAT, 100)

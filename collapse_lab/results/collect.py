@@ -10,9 +10,12 @@ logloss of that member, and per run (repeated on each of its rows):
   manifest summary; empty when the method has none);
 * from ``spectrum.csv`` when the run has been analysed: ``ka_layer<j>`` = knowledge abundance KA(W, τ) of this
   member's hidden Linear layer j (1-based: ``students.<k>.layers.<j-1>.linear.weight``), ``best_ka_layer<j>``
-  = the same for the run's best student, ``emb_ia_mean`` / ``emb_ia_ratio_mean`` / ``emb_erank_mean`` = the
-  mean over fields of the embedding tables' information abundance, its ratio to the same-shape Gaussian
-  baseline, and their effective rank.
+  = the same for the run's best student; the scale-free companions (τ is absolute, paper.md §14 C3)
+  ``erank_ratio_layer<j>`` / ``ia_ratio_layer<j>`` = effective rank / information abundance of that weight
+  divided by the same measure of a same-shape Gaussian matrix (the ``ratio`` column of ``spectrum.csv``; 1 =
+  as spread out as random), with ``best_erank_ratio_layer<j>`` / ``best_ia_ratio_layer<j>`` for the best
+  student; ``emb_ia_mean`` / ``emb_ia_ratio_mean`` / ``emb_erank_mean`` = the mean over fields of the embedding
+  tables' information abundance, its ratio to the same-shape Gaussian baseline, and their effective rank.
 
 ``dataset`` is the dataset id recorded in the manifest (the config's ``dataset`` when absent). ``variant``
 names the training recipe: ``vanilla-<fusion>``; ``kd``, ``dml``, ``kdef`` (mean fusion), or
@@ -29,7 +32,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple, Union
 
 import numpy as np
 import pandas as pd
@@ -44,6 +47,8 @@ __all__ = [
     "variant_name",
     "VARIANT_ORDER",
     "STANDARD_KEYS",
+    "LAYER_MEASURES",
+    "layer_columns",
 ]
 
 #: display and comparison order of the recipes (baselines first)
@@ -55,6 +60,8 @@ SPECTRUM_LOCATIONS = ("spectrum.csv", "spectrum/spectrum.csv")
 #: config keys that never distinguish results (paths, performance knobs)
 _NEUTRAL_KEYS = ("data_root", "form", "num_threads", "deterministic", "save_every", "probe_rows")
 _LAYER = re.compile(r"^students\.(\d+)\.layers\.(\d+)\.linear\.weight$")
+#: per-layer measures of the hidden Linear weights collected per member (column ``<measure>_layer<j>``)
+LAYER_MEASURES = ("ka", "erank_ratio", "ia_ratio")
 
 
 def variant_name(method: str, fusion: str) -> str:
@@ -143,11 +150,14 @@ def _spectral_columns(spectrum_dir: Optional[Path], n: int) -> Tuple[Dict[str, D
         return {}, {}
     spec = pd.read_csv(spectrum_dir / "spectrum.csv", dtype={"member": str})
     per_member: Dict[str, Dict[str, float]] = {str(k): {} for k in range(n)}
-    ka = spec[(spec["target"] == "weights") & (spec["metric"] == "knowledge_abundance")]
-    for name, value in zip(ka["name"], ka["value"], strict=True):
-        match = _LAYER.match(str(name))
-        if match and match.group(1) in per_member:
-            per_member[match.group(1)][f"ka_layer{int(match.group(2)) + 1}"] = float(value)
+    weights = spec[spec["target"] == "weights"]
+    for metric, column, source in (("knowledge_abundance", "ka", "value"), ("effective_rank", "erank_ratio", "ratio"),
+                                  ("information_abundance", "ia_ratio", "ratio")):
+        rows = weights[weights["metric"] == metric]
+        for name, value in zip(rows["name"], pd.to_numeric(rows[source], errors="coerce"), strict=True):
+            match = _LAYER.match(str(name))
+            if match and match.group(1) in per_member:
+                per_member[match.group(1)][f"{column}_layer{int(match.group(2)) + 1}"] = float(value)
     emb = spec[spec["target"] == "embeddings"]
     run_cols: Dict[str, float] = {}
     ia = emb[emb["metric"] == "information_abundance"]
@@ -221,11 +231,26 @@ def _column_order(df: pd.DataFrame) -> List[str]:
     head = ["run", "variant", *STANDARD_KEYS]
     head += sorted(c for c in df.columns if c.startswith("cfg_"))
     head += ["member", "is_best", "test_auc", "test_logloss", "valid_auc", "valid_logloss"]
-    head += sorted((c for c in df.columns if c.startswith("ka_layer")), key=lambda c: int(c[8:]))
+    head += layer_columns(df.columns, "")
     rest = [c for c in df.columns if c not in head and c not in ("git_commit", "run_dir")]
-    rest = [c for c in rest if not c.startswith("best_ka_layer")] + sorted(
-        (c for c in rest if c.startswith("best_ka_layer")), key=lambda c: int(c[13:]))
-    return head + rest + ["git_commit", "run_dir"]
+    best = layer_columns(rest, "best_")
+    return head + [c for c in rest if c not in best] + best + ["git_commit", "run_dir"]
+
+
+def layer_columns(columns: Iterable[str], prefix: str = "best_") -> List[str]:
+    """The per-layer spectral columns ``<prefix>{ka,erank_ratio,ia_ratio}_layer<j>`` present, grouped by
+    measure and sorted by layer.
+
+    Example:
+        >>> layer_columns(["best_ka_layer10", "best_erank_ratio_layer1", "best_ka_layer2", "gap"])
+        ['best_ka_layer2', 'best_ka_layer10', 'best_erank_ratio_layer1']
+    """
+    out: List[str] = []
+    for measure in LAYER_MEASURES:
+        pattern = re.compile(rf"^{re.escape(prefix)}{measure}_layer(\d+)$")
+        found = [(int(m.group(1)), c) for c in columns if (m := pattern.match(str(c)))]
+        out += [c for _, c in sorted(found)]
+    return out
 
 
 def collect_results(sweep_dir: Union[str, Path], progress: Optional[bool] = None) -> SweepResults:

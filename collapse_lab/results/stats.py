@@ -27,7 +27,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import pandas as pd
 
-from collapse_lab.results.collect import VARIANT_ORDER
+from collapse_lab.results.collect import VARIANT_ORDER, layer_columns
 
 __all__ = ["RUN_METRICS", "mean_ci", "slope_ci", "group_keys", "summarize", "paired_tests", "MIN_WILCOXON_PAIRS"]
 
@@ -108,8 +108,7 @@ def _run_level(results: pd.DataFrame) -> pd.DataFrame:
 
 def _metrics_present(df: pd.DataFrame, metrics: Optional[Sequence[str]]) -> List[str]:
     if metrics is None:
-        metrics = list(RUN_METRICS) + sorted((c for c in df.columns if c.startswith("best_ka_layer")),
-                                             key=lambda c: int(c[13:]))
+        metrics = list(RUN_METRICS) + layer_columns(df.columns, "best_")
     present = [m for m in metrics if m in df.columns]
     return [m for m in present if pd.to_numeric(df[m], errors="coerce").notna().any()]
 
@@ -120,7 +119,8 @@ def summarize(results: pd.DataFrame, metrics: Optional[Sequence[str]] = None, co
 
     Args:
         results: ``results.csv`` (per-member rows; only the ``ensemble`` rows are used) or one row per run.
-        metrics: columns to summarise (default: :data:`RUN_METRICS` and ``best_ka_layer*`` when present).
+        metrics: columns to summarise (default: :data:`RUN_METRICS` and the best student's per-layer ``best_ka_layer*``,
+            ``best_erank_ratio_layer*``, ``best_ia_ratio_layer*`` when present).
         confidence: level of the t interval.
         by: grouping columns (default :func:`group_keys`).
 
