@@ -133,6 +133,20 @@ def test_fig6_ka_vs_n(results):
     assert _labels(axes[0]) == RECIPES
 
 
+def test_fig10_erank_ratio_is_the_seed_mean_with_a_gaussian_reference(results):
+    from collapse_lab.plotting import plot_erank_ratio_vs_n
+
+    df = T.erank_ratio_table(results)
+    assert set(df["layer"]) == {1, 2, 3} and df["erank_ratio"].notna().all()
+    fig, axes = plot_erank_ratio_vs_n(df)
+    assert [a.get_title() for a in axes] == ["layer 1", "layer 2", "layer 3"]
+    assert _labels(axes[1]) == RECIPES
+    kdef = next(line for line in axes[1].get_lines() if line.get_label() == "kdef")
+    runs = results[(results["member"] == "ensemble") & (results["variant"] == "kdef") & (results["n"] == 4)]
+    assert kdef.get_ydata()[-1] == pytest.approx(runs["best_erank_ratio_layer2"].mean())
+    assert any(line.get_ydata()[0] == 1.0 and line.get_linestyle() == ":" for line in axes[1].get_lines())
+
+
 def test_fig7_field_ia_sorted_by_cardinality(results):
     df = T.field_ia_table(results)
     fig, ax = plot_field_ia(df)
@@ -209,9 +223,9 @@ def test_plot_functions_draw_on_given_axes(results):
     assert out_fig is fig and out_ax is ax
 
 
-def test_render_figures_writes_all_nine_with_provenance(sweep, tmp_path):
+def test_render_figures_writes_all_ten_with_provenance(sweep, tmp_path):
     report = render_figures(sweep, out_dir=tmp_path / "figs")
-    assert not report.skipped and len(report.written) == 9
+    assert not report.skipped and len(report.written) == 10
     names = sorted(p.name for p in (tmp_path / "figs").iterdir())
     assert names == sorted([f"{f.stem}.{ext}" for f in FIGURES for ext in ("png", "pdf")] + ["figures.json"])
     text = Image.open(tmp_path / "figs" / "fig1_ensemble_auc.png").text
@@ -240,7 +254,7 @@ def test_cli_figures(sweep, tmp_path):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--only", "fig10"], "error: unknown figure 'fig10'; valid: fig1_ensemble_auc"),
+    (["--only", "fig11"], "error: unknown figure 'fig11'; valid: fig1_ensemble_auc"),
     (["--format", "bmp"], "error: unknown figure format 'bmp'; valid: eps, jpg, pdf, png, svg"),
 ])
 def test_cli_figures_bad_input(sweep, tmp_path, capsys, argv, message):

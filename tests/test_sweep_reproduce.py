@@ -27,7 +27,7 @@ def test_reproduce_runs_every_step(tiny):
     assert "prepared: synthetic" in out
     assert "6 runs, 6 trained, 0 already complete, 0 failed" in out
     assert "spectra: 6 analysed, 0 already, 0 failed" in out
-    assert "figures: 9 ->" in out and "time (s): data" in out
+    assert "figures: 10 ->" in out and "time (s): data" in out
     sweep = tiny["sweep"]
     state = json.loads((sweep / "sweep.json").read_text())
     assert {r["status"] for r in state["runs"]} == {"complete"} and len(state["runs"]) == 6

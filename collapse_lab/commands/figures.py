@@ -19,7 +19,7 @@ __all__ = ["figures_command"]
 @click.option("--only", default=None, help="Comma-separated figures to draw (fig1,...,fig9 or full stems).")
 @click.option("--format", "formats", default="png,pdf", show_default=True, help="Comma-separated file formats.")
 def figures_command(sweep_dir: Path, out_dir: Optional[Path], tau: float, only: Optional[str], formats: str) -> None:
-    """Draw the nine standard figures (degradation, collapse, variance, spectra, KA, IA, EM weights)."""
+    """Draw the ten standard figures (degradation, collapse, variance, spectra, KA, IA, EM weights, effective rank)."""
     from collapse_lab.plotting.figures import render_figures
 
     names = [s.strip() for s in only.split(",") if s.strip()] if only else None

@@ -15,6 +15,8 @@ __all__ = [
     "plot_metric_vs_n",
     "plot_sv_heatmaps",
     "plot_ka_vs_n",
+    "plot_erank_ratio_vs_n",
+    "plot_layer_measure_vs_n",
     "plot_field_ia",
     "plot_normalized_spectra",
     "plot_exam_weights",
@@ -26,7 +28,8 @@ __all__ = [
 _WHERE = {
     "plot_ensemble_auc": "degradation", "plot_student_auc": "degradation", "plot_gap": "degradation",
     "plot_student_variance": "degradation", "plot_metric_vs_n": "degradation", "plot_sv_heatmaps": "spectra",
-    "plot_ka_vs_n": "spectra", "plot_normalized_spectra": "spectra", "plot_field_ia": "fields",
+    "plot_ka_vs_n": "spectra", "plot_erank_ratio_vs_n": "spectra", "plot_layer_measure_vs_n": "spectra",
+    "plot_normalized_spectra": "spectra", "plot_field_ia": "fields",
     "plot_exam_weights": "exam", "render_figures": "figures", "save_figure": "style", "style_context": "style",
 }
 

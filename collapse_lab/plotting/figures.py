@@ -1,4 +1,5 @@
-"""Render every figure of a sweep (``collapse-lab figures``): the nine figures of issue 5 as PNG + PDF.
+"""Render every figure of a sweep (``collapse-lab figures``) as PNG + PDF: the nine figures of issue 5 and
+figure 10, a scale-free companion of figure 6.
 
 Each figure is built from a tidy table (:mod:`collapse_lab.results.tables`) and drawn by one ``plot_*``
 function; a figure whose inputs are missing (no spectra yet, no KDEF run...) is skipped with the reason. Every
@@ -19,7 +20,12 @@ from collapse_lab.io.atomic import atomic_write_json
 from collapse_lab.plotting.degradation import plot_ensemble_auc, plot_gap, plot_student_auc, plot_student_variance
 from collapse_lab.plotting.exam import plot_exam_weights
 from collapse_lab.plotting.fields import plot_field_ia
-from collapse_lab.plotting.spectra import plot_ka_vs_n, plot_normalized_spectra, plot_sv_heatmaps
+from collapse_lab.plotting.spectra import (
+    plot_erank_ratio_vs_n,
+    plot_ka_vs_n,
+    plot_normalized_spectra,
+    plot_sv_heatmaps,
+)
 from collapse_lab.plotting.style import figure_metadata, save_figure
 from collapse_lab.results import tables
 from collapse_lab.results.collect import collect_results
@@ -66,6 +72,9 @@ FIGURES: Tuple[FigureSpec, ...] = (
     FigureSpec("fig9_exam_weights", "Examination-mechanism weights over training: N*lambda_k per student and the "
                "relative spread of lambda and mu (claim C7)", tables.exam_table, plot_exam_weights,
                "KDEF runs with N > 1 and lambda/mu in metrics.csv"),
+    FigureSpec("fig10_erank_ratio", "Effective rank of each hidden weight of the best student over that of a "
+               "same-shape Gaussian matrix vs N per recipe: the scale-free reading of claim C3 (1 = random-like)",
+               tables.erank_ratio_table, plot_erank_ratio_vs_n, "spectrum.csv with weight effective ranks"),
 )
 
 
@@ -111,7 +120,7 @@ def render_figures(sweep_dir: Union[str, Path], out_dir: Optional[Union[str, Pat
             where trained weights stay near their initialisation (σ_max ≈ 2 for xavier-initialised square
             layers), τ = 4 gives KA = 0 everywhere and a smaller τ shows the structure.
         formats: file formats.
-        only: figure stems or ``figN`` short names to draw (default: all nine).
+        only: figure stems or ``figN`` short names to draw (default: all ten).
         progress: tqdm over figures (``None``: only on a terminal).
 
     Raises:

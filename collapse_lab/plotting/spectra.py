@@ -19,7 +19,8 @@ from collapse_lab.plotting.degradation import ordered_variants
 from collapse_lab.plotting.style import new_axes, place_legend, style_context, variant_style
 from collapse_lab.results.stats import mean_ci
 
-__all__ = ["plot_sv_heatmaps", "plot_ka_vs_n", "plot_normalized_spectra"]
+__all__ = ["plot_sv_heatmaps", "plot_layer_measure_vs_n", "plot_ka_vs_n", "plot_erank_ratio_vs_n",
+           "plot_normalized_spectra"]
 
 
 def plot_sv_heatmaps(df: pd.DataFrame, tau: float = 4.0, ax: Any = None, cmap: str = "cividis",
@@ -67,14 +68,19 @@ def plot_sv_heatmaps(df: pd.DataFrame, tau: float = 4.0, ax: Any = None, cmap: s
     return fig, axes
 
 
-def plot_ka_vs_n(df: pd.DataFrame, ax: Any = None, variants: Optional[Sequence[str]] = None,
-                 confidence: float = 0.95, tau: float = 4.0, **style: Any) -> Tuple[Any, Any]:
-    """Knowledge abundance of each hidden layer of the best student vs N, one panel per layer.
+def plot_layer_measure_vs_n(df: pd.DataFrame, column: str, ylabel: str, ax: Any = None,
+                            variants: Optional[Sequence[str]] = None, confidence: float = 0.95, scale: float = 1.0,
+                            reference: Optional[float] = None, **style: Any) -> Tuple[Any, Any]:
+    """A per-layer measure of the best student vs N, one panel per layer, one line per recipe (mean over seeds,
+    t band).
 
     Args:
-        df: rows ``variant``, ``n``, ``layer`` (1-based), ``ka`` (one per run and layer).
+        df: rows ``variant``, ``n``, ``layer`` (1-based) and ``column`` (one per run and layer).
+        column: the measure to draw.
+        ylabel: label of the y axis (first panel).
         ax: a sequence of one axes per layer (default: a new figure).
-        tau: the τ the KA values were computed with (for the axis label).
+        scale: multiply values by this (100 for KA in percent).
+        reference: a dotted horizontal line at this value (e.g. 1 = a Gaussian matrix's spread).
     """
     layers = sorted(df["layer"].unique())
     own = ax is None
@@ -90,18 +96,47 @@ def plot_ka_vs_n(df: pd.DataFrame, ax: Any = None, variants: Optional[Sequence[s
                     continue
                 st = variant_style(variant, i)
                 ns = np.array(sorted(sub["n"].unique()), dtype=float)
-                stats = np.array([mean_ci(sub.loc[sub["n"] == n, "ka"].to_numpy(float) * 100, confidence)
+                stats = np.array([mean_ci(sub.loc[sub["n"] == n, column].to_numpy(float) * scale, confidence)
                                   for n in ns]).reshape(-1, 4)
                 axis.plot(ns, stats[:, 0], color=st["color"], marker=st["marker"], label=variant, **style)
                 ok = np.isfinite(stats[:, 2])
                 if ok.any():
                     axis.fill_between(ns[ok], stats[ok, 2], stats[ok, 3], color=st["color"], alpha=0.18, linewidth=0)
+            if reference is not None:
+                axis.axhline(reference, color="0.5", linewidth=0.6, linestyle=":")
             axis.set_title(f"layer {int(layer)}")
             axis.set_xticks(sorted(set(int(n) for n in df["n"])))
             axis.set_xlabel("N")
-        axes[0].set_ylabel(f"KA(W, τ={tau:g}) of best student (%)")
+        axes[0].set_ylabel(ylabel)
         place_legend(axes[0], own)
     return fig, axes
+
+
+def plot_ka_vs_n(df: pd.DataFrame, ax: Any = None, variants: Optional[Sequence[str]] = None,
+                 confidence: float = 0.95, tau: float = 4.0, **style: Any) -> Tuple[Any, Any]:
+    """Figure 6: knowledge abundance KA(W, τ) (%) of each hidden layer of the best student vs N (claim C3).
+
+    Args:
+        df: rows ``variant``, ``n``, ``layer`` (1-based), ``ka`` (one per run and layer).
+        ax: a sequence of one axes per layer (default: a new figure).
+        tau: the τ the KA values were computed with (for the axis label).
+    """
+    return plot_layer_measure_vs_n(df, "ka", f"KA(W, τ={tau:g}) of best student (%)", ax=ax, variants=variants,
+                                   confidence=confidence, scale=100.0, **style)
+
+
+def plot_erank_ratio_vs_n(df: pd.DataFrame, ax: Any = None, variants: Optional[Sequence[str]] = None,
+                          confidence: float = 0.95, **style: Any) -> Tuple[Any, Any]:
+    """Figure 10: effective rank of each hidden weight of the best student over that of a same-shape Gaussian
+    matrix, vs N — the scale-free reading of C3 (1 = as spread out as at random; below 1 = collapsed onto fewer
+    directions). Unlike KA(W, τ) it does not depend on the weights' scale, so it compares settings on small
+    data where every σ stays below τ.
+
+    Args:
+        df: rows ``variant``, ``n``, ``layer`` (1-based), ``erank_ratio``.
+    """
+    return plot_layer_measure_vs_n(df, "erank_ratio", "effective rank / Gaussian (best student)", ax=ax,
+                                   variants=variants, confidence=confidence, reference=1.0, **style)
 
 
 def plot_normalized_spectra(df: pd.DataFrame, ax: Any = None, variants: Optional[Sequence[str]] = None,

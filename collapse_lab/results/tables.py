@@ -14,7 +14,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 import pandas as pd
 
-from collapse_lab.results.collect import find_spectrum
+from collapse_lab.results.collect import find_spectrum, layer_columns
 
 __all__ = [
     "SINGLE_VARIANT",
@@ -102,12 +102,27 @@ def ka_table(results: pd.DataFrame, single_model: bool = True, tau: Optional[flo
                   for _, row in runs.iterrows() for layer, ka in _best_student_ka(row, tau).items()]
         cols = ["variant", "n", "seed", "run", "layer", "ka"]
         return pd.concat(frames, ignore_index=True)[cols] if frames else pd.DataFrame(columns=cols)
-    cols = sorted((c for c in runs.columns if c.startswith("best_ka_layer")), key=lambda c: int(c[13:]))
+    return layer_measure_table(results, "ka", single_model)
+
+
+def layer_measure_table(results: pd.DataFrame, measure: str = "erank_ratio", single_model: bool = True) -> pd.DataFrame:
+    """``variant, n, seed, run, layer, <measure>``: a per-layer measure of the best student's hidden weights
+    (the ``best_<measure>_layer<j>`` columns of results.csv: ``ka``, ``erank_ratio``, ``ia_ratio``) for every
+    run (figures 6 and 10)."""
+    runs = run_table(results, single_model)
+    prefix = f"best_{measure}_layer"
+    cols = [c for c in layer_columns(runs.columns, "best_") if c.startswith(prefix)]
     if not cols:
-        return pd.DataFrame(columns=["variant", "n", "seed", "run", "layer", "ka"])
-    long = runs.melt(id_vars=["variant", "n", "seed", "run"], value_vars=cols, var_name="layer", value_name="ka")
-    long["layer"] = long["layer"].str.slice(13).astype(int)
-    return long.dropna(subset=["ka"]).reset_index(drop=True)
+        return pd.DataFrame(columns=["variant", "n", "seed", "run", "layer", measure])
+    long = runs.melt(id_vars=["variant", "n", "seed", "run"], value_vars=cols, var_name="layer", value_name=measure)
+    long["layer"] = long["layer"].str.slice(len(prefix)).astype(int)
+    long[measure] = pd.to_numeric(long[measure], errors="coerce")
+    return long.dropna(subset=[measure]).reset_index(drop=True)
+
+
+def erank_ratio_table(results: pd.DataFrame, single_model: bool = True) -> pd.DataFrame:
+    """:func:`layer_measure_table` of the effective-rank ratio to a same-shape Gaussian (figure 10)."""
+    return layer_measure_table(results, "erank_ratio", single_model)
 
 
 def _best_student_sigmas(row: pd.Series) -> Dict[int, np.ndarray]:
