@@ -105,3 +105,11 @@ def test_long_legends_go_beside_the_data():
     legend = place_legend(their_ax, own_figure=False)
     assert legend is their_ax.get_legend() and tuple(theirs.get_size_inches()) == pytest.approx(SINGLE_COLUMN)
     assert legend.get_bbox_to_anchor().x0 > their_ax.get_window_extent().x1
+
+
+def test_no_labels_no_legend_box():
+    from collapse_lab.plotting.style import place_legend
+
+    fig, ax = new_axes()
+    ax.plot([0, 1], [0, 1])  # unlabelled
+    assert place_legend(ax, own_figure=True) is None and ax.get_legend() is None and not fig.legends

@@ -13,7 +13,7 @@ tomllib = pytest.importorskip("tomllib")  # Python >= 3.11 (the package itself s
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_checkout_configs_come_first():
+def test_a_checkout_uses_its_configs_folder():
     assert resources.config_dir("sweeps") == ROOT / "configs" / "sweeps"
     assert {"quick", "ml100k", "criteo"} <= set(resources.config_names("sweeps"))
     assert "Criteo_x4" in resources.config_names("data")
@@ -23,6 +23,8 @@ def test_installed_package_uses_its_bundled_copy(tmp_path, monkeypatch):
     package = tmp_path / "site-packages" / "collapse_lab"
     (package / "_configs" / "sweeps").mkdir(parents=True)
     (package / "_configs" / "sweeps" / "mine.yaml").write_text("grid: {n: [1]}\n")
+    (tmp_path / "site-packages" / "configs" / "sweeps").mkdir(parents=True)  # another distribution's folder
+    (tmp_path / "site-packages" / "configs" / "sweeps" / "theirs.yaml").write_text("grid: {n: [2]}\n")
     monkeypatch.setattr(resources, "_PACKAGE", package)
     assert resources.config_dir("sweeps") == package / "_configs" / "sweeps"
     assert resources.config_names("sweeps") == ["mine"]

@@ -128,15 +128,13 @@ def test_dml_claim_uses_the_worst_student_and_the_spread():
     assert spread.estimate == pytest.approx(0.98) and spread.verdict == "contradicted"
 
 
-def test_trends_are_least_squares_slopes_per_doubling_of_n():
-    """Slopes on log2 N over every run, the single model at N = 1 for KDEF; gap trends start at N = 2."""
+def test_trends_are_least_squares_lines_on_log2_n_reported_over_the_range():
+    """C6's line starts at N = 2; the estimate is the fitted change slope · log2(N_max / N_min)."""
     rng = np.random.default_rng(0)
     rows, xs, ys, gx, gy = [], [], [], [], []
     for seed in range(3):
         single = 0.78 + rng.normal(0, 0.002)
         rows.append(_run("vanilla-mean", 1, seed, single, best_student_auc=single, gap=0.0))
-        xs.append(0.0)
-        ys.append(single)
         for n in (2, 4, 8):
             auc = 0.78 + 0.001 * math.log2(n) + rng.normal(0, 0.002)
             gap = 0.002 * math.log2(n) + rng.normal(0, 0.0005)
@@ -147,15 +145,34 @@ def test_trends_are_least_squares_slopes_per_doubling_of_n():
             gx.append(math.log2(n))
             gy.append(gap)
     claims = evaluate_claims(pd.DataFrame(rows))
-    kdef = claims[claims.quantity == "ensemble AUC per doubling of N (kdef, N=1,2,4,8; slope on log2 N)"].iloc[0]
+    kdef = claims[claims.quantity == "ensemble AUC, fitted change N=2→8 (kdef, N=2,4,8; OLS on log2 N)"].iloc[0]
     ref = stats.linregress(xs, ys)
     half = stats.t.ppf(0.975, len(xs) - 2) * ref.stderr
-    assert kdef.claim == "C6" and kdef.runs == "12" and kdef.rule == "> 0"
-    assert kdef.estimate == pytest.approx(100 * ref.slope)
-    assert (kdef.ci_low, kdef.ci_high) == pytest.approx((100 * (ref.slope - half), 100 * (ref.slope + half)))
-    gap = claims[claims.quantity.str.startswith("ensemble − best student AUC per doubling of N (vanilla-mean, N=2,4,8")]
-    assert len(gap) == 1 and gap.iloc[0].estimate == pytest.approx(100 * stats.linregress(gx, gy).slope)
+    assert kdef.claim == "C6" and kdef.runs == "9" and kdef.rule == "> 0"
+    assert kdef.estimate == pytest.approx(100 * 2 * ref.slope)  # two doublings from 2 to 8
+    assert (kdef.ci_low, kdef.ci_high) == pytest.approx((200 * (ref.slope - half), 200 * (ref.slope + half)))
+    gap = claims[claims.quantity.str.startswith("ensemble − best student AUC, fitted change N=2→8 (vanilla-mean")]
+    assert len(gap) == 1 and gap.iloc[0].estimate == pytest.approx(200 * stats.linregress(gx, gy).slope)
     assert gap.iloc[0].verdict == "supported"
+    c1 = claims[claims.quantity.str.startswith("ensemble AUC, fitted change N=1→8 (vanilla-mean, N=1,2,4,8;")]
+    assert len(c1) == 1 and c1.iloc[0].rule == "< 0.1"
+
+
+def test_a_significant_rise_is_not_flat_and_a_jump_then_decline_is_not_a_rise():
+    """Counter-examples: C1 must not call a clearly rising vanilla curve flat; C6 must not call a curve that jumps
+    at N = 2 and then declines "rising with N" (the N = 1 point would dominate a line through it)."""
+    rows = []
+    for seed in range(5):
+        noise = 0.0002 * (seed - 2)
+        rows.append(_run("vanilla-mean", 1, seed, 0.780 + noise))
+        for n in (2, 4, 8, 16):
+            rows.append(_run("vanilla-mean", n, seed, 0.780 + 0.0008 * math.log2(n) + noise))  # +0.32 points
+            rows.append(_run("kdef", n, seed, 0.785 - 0.0005 * math.log2(n) + noise))  # jump, then decline
+    claims = evaluate_claims(pd.DataFrame(rows))
+    c1 = claims[(claims.claim == "C1") & claims.quantity.str.contains("fitted change")].iloc[0]
+    assert c1.estimate == pytest.approx(0.32) and c1.verdict == "contradicted"
+    c6 = claims[(claims.claim == "C6") & claims.quantity.str.contains("fitted change")].iloc[0]
+    assert c6.estimate == pytest.approx(-0.15) and c6.verdict == "contradicted"
 
 
 def test_slope_ci_edge_cases():
@@ -166,3 +183,9 @@ def test_slope_ci_edge_cases():
     assert (b, k) == (3.0, 2) and math.isnan(lo) and math.isnan(hi)
     b, lo, hi, k = slope_ci([0.0, 1.0, 2.0, np.nan], [1.0, 3.0, 5.0, 9.0])  # exact line, NaN pair dropped
     assert (b, k) == pytest.approx((2.0, 3)) and (lo, hi) == pytest.approx((2.0, 2.0))
+    assert slope_ci([0.0, 1.0, 2.0], [0.7, 0.7, 0.7])[:3] == pytest.approx((0.0, 0.0, 0.0))  # flat: zero width
+    x, y = [0.0, 1.0, 2.0, 3.0, 5.0], [0.1, 0.9, 2.2, 2.8, 5.3]
+    ref = stats.linregress(x, y)
+    b, lo, hi, _ = slope_ci(x, y, 0.9)
+    half = stats.t.ppf(0.95, 3) * ref.stderr
+    assert (b, lo, hi) == pytest.approx((ref.slope, ref.slope - half, ref.slope + half))

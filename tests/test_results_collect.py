@@ -165,3 +165,20 @@ def test_cli_results_without_runs_is_one_line_exit_2(tmp_path, capsys):
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert err == f"error: {tmp_path}: no finished runs\n"
+
+
+def test_markdown_keeps_settings_apart_and_states_the_confidence_level():
+    from collapse_lab.results.markdown import paired_markdown
+    from collapse_lab.results.report import claims_markdown
+
+    row = {"dataset": "d", "n": 2, "metric": "ensemble_auc", "variant": "kdef", "baseline": "vanilla-mean",
+           "pairs": 3, "mean_diff": 0.01, "ci_low": 0.005, "ci_high": 0.015, "p_ttest": 0.01, "p_wilcoxon": np.nan}
+    paired = pd.DataFrame([{**row, "cfg_lr": 0.01}, {**row, "cfg_lr": 0.001, "mean_diff": 0.02}])
+    text = paired_markdown(paired, confidence=0.9)
+    assert text.splitlines()[0] == ("| dataset | lr | N | comparison | pairs | mean difference (AUC points) [90% CI] "
+                                    "| p (paired t) | p (Wilcoxon) |")
+    assert "| d | 0.001 | 2 | kdef − vanilla-mean | 3 | +2.00 [+0.50, +1.50] | 0.01 |  |" in text
+    claims = pd.DataFrame([{"claim": "C1", "statement": "s", "quantity": "q", "unit": "AUC points",
+                            "estimate": 0.1, "ci_low": 0.0, "ci_high": 0.2, "runs": "3", "rule": "< 0.1",
+                            "verdict": "inconclusive"}])
+    assert claims_markdown(claims, 0.9).startswith("| claim | quantity | estimate [90% CI] |")  # no setting keys

@@ -15,13 +15,14 @@ __all__ = ["results_command"]
 @click.command("results")
 @click.argument("sweep_dir", type=click.Path(path_type=Path))
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Where results.csv, summary.csv and paired_tests.csv go (default: SWEEP_DIR).")
+              help="Where the result tables go (default: SWEEP_DIR).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary and paired tests as JSON.")
 @click.option("--confidence", type=float, default=0.95, show_default=True, help="Level of the t intervals.")
 @click.option("--claims", "show_claims", is_flag=True, help="Also print the claims C1-C8 as a Markdown table.")
 def results_command(sweep_dir: Path, out_dir: Optional[Path], as_json: bool, confidence: float,
                     show_claims: bool) -> None:
-    """Collect the finished runs of a sweep into results.csv, summary.csv, paired_tests.csv and claims.csv."""
+    """Collect the finished runs of a sweep into results.csv, summary.csv, paired_tests.csv, claims.csv and
+    results.md (the same tables in Markdown)."""
     from collapse_lab.results.claims import format_claims
     from collapse_lab.results.report import format_summary, write_results
 
@@ -36,6 +37,6 @@ def results_command(sweep_dir: Path, out_dir: Optional[Path], as_json: bool, con
         click.echo("")
     if show_claims:
         for dataset, claims in report.claims.groupby("dataset", sort=False):
-            click.echo(f"claims (paper.md §14) on {dataset}:\n{format_claims(claims)}\n")
+            click.echo(f"claims (paper.md §14) on {dataset}:\n{format_claims(claims, confidence=confidence)}\n")
     runs = report.collected.runs().shape[0]
     click.echo(f"{runs} runs ({len(report.skipped)} skipped) -> " + ", ".join(str(p) for p in report.paths.values()))

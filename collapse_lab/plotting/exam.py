@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.ticker import MaxNLocator
 
-from collapse_lab.plotting.style import OKABE_ITO, new_axes, style_context
+from collapse_lab.plotting.style import OKABE_ITO, new_axes, place_legend, style_context
 
 __all__ = ["plot_exam_weights"]
 
@@ -33,6 +33,7 @@ def plot_exam_weights(df: pd.DataFrame, ax: Any = None, **style: Any) -> Tuple[A
         ax: a sequence of two axes (default: a new double-column figure).
         **style: passed to ``ax.plot``.
     """
+    own = ax is None
     with style_context():
         fig, axes = new_axes(ax, ncols=2)
         left, right = axes
@@ -65,7 +66,7 @@ def plot_exam_weights(df: pd.DataFrame, ax: Any = None, **style: Any) -> Tuple[A
         right.set_xlabel("epoch")
         right.set_ylabel("relative spread std / mean")
         right.set_title("Departure from uniform weights")
-        right.legend(ncols=2)
+        place_legend(right, own, ncols=2, max_inside=6)
         for axis in (left, right):
             axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     return fig, axes

@@ -121,6 +121,8 @@ def place_legend(ax: Any, own_figure: bool, handles: Optional[Sequence[Any]] = N
         handles, labels = ax.get_legend_handles_labels()
     else:
         labels = [h.get_label() for h in handles]
+    if not labels:
+        return None  # nothing to list: no empty legend box
     if len(labels) <= max_inside:
         return ax.legend(handles, labels, **kwargs)
     kwargs.pop("ncols", None)

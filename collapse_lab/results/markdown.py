@@ -88,7 +88,7 @@ def _p(value: float) -> str:
 
 
 def paired_markdown(paired: pd.DataFrame, metric: str = "ensemble_auc",
-                    comparisons: Optional[Iterable[Tuple[str, str]]] = None) -> str:
+                    comparisons: Optional[Iterable[Tuple[str, str]]] = None, confidence: float = 0.95) -> str:
     """Paired differences of one metric as a Markdown table (AUC points for AUC metrics).
 
     ``comparisons`` are ``(variant, baseline)`` pairs to keep (default: every recipe against vanilla-mean, and
@@ -103,12 +103,14 @@ def paired_markdown(paired: pd.DataFrame, metric: str = "ensemble_auc",
         return ""
     scale = 100.0 if metric.endswith("auc") or metric in ("gap", "spread") else 1.0
     unit = "AUC points" if scale == 100.0 else metric
+    settings = sorted(c for c in df.columns if c.startswith("cfg_"))
     rows = []
-    for r in df.sort_values(["dataset", "n"], kind="stable").itertuples(index=False):
-        ci = "" if math.isnan(r.ci_low) else f" [{scale * r.ci_low:+.2f}, {scale * r.ci_high:+.2f}]"
-        rows.append({"dataset": r.dataset, "N": int(r.n), "comparison": f"{r.variant} − {r.baseline}",
-                     "pairs": int(r.pairs), f"mean difference ({unit}) [95% CI]": f"{scale * r.mean_diff:+.2f}{ci}",
-                     "p (paired t)": _p(r.p_ttest), "p (Wilcoxon)": _p(r.p_wilcoxon)})
+    for _, r in df.sort_values(["dataset", *settings, "n"], kind="stable").iterrows():
+        ci = "" if math.isnan(r["ci_low"]) else f" [{scale * r['ci_low']:+.2f}, {scale * r['ci_high']:+.2f}]"
+        rows.append({"dataset": r["dataset"], **{c.removeprefix("cfg_"): r[c] for c in settings}, "N": int(r["n"]),
+                     "comparison": f"{r['variant']} − {r['baseline']}", "pairs": int(r["pairs"]),
+                     f"mean difference ({unit}) [{100 * confidence:g}% CI]": f"{scale * r['mean_diff']:+.2f}{ci}",
+                     "p (paired t)": _p(r["p_ttest"]), "p (Wilcoxon)": _p(r["p_wilcoxon"])})
     return markdown_table(pd.DataFrame(rows))
 
 
@@ -124,7 +126,7 @@ def results_markdown(sweep_id: str, runs: int, skipped: Sequence[Tuple[str, str]
         table = summary_pivot(summary, metric)
         if not table.empty:
             out += [f"## {caption}", "", markdown_table(table), ""]
-    text = paired_markdown(paired)
+    text = paired_markdown(paired, confidence=confidence)
     if text:
         out += ["## Paired differences of ensemble test AUC (same seeds)", "",
                 "Every recipe against vanilla mean fusion, and KDEF against KD and DML, at each N; all pairs of "

@@ -86,7 +86,7 @@ def write_results(sweep_dir: Union[str, Path], out_dir: Optional[Union[str, Path
         atomic_write_text(path, df.to_csv(index=False, float_format="%.10g"))
         report.paths[stem] = path
     text = results_markdown(collected.sweep_id, int(collected.runs().shape[0]), collected.skipped, summary, paired,
-                            claims_markdown(claims), confidence)
+                            claims_markdown(claims, confidence), confidence)
     report.paths["markdown"] = out / "results.md"
     atomic_write_text(report.paths["markdown"], text)
     return report
@@ -100,14 +100,16 @@ def format_summary(summary: pd.DataFrame, metric: str = "ensemble_auc") -> str:
     return f"{metric} (test; mean ± 95% CI half-width over seeds, n = runs)\n" + table.to_string()
 
 
-def claims_markdown(claims: pd.DataFrame) -> str:
+def claims_markdown(claims: pd.DataFrame, confidence: float = 0.95) -> str:
     """:func:`~collapse_lab.results.claims.format_claims` per setting (dataset and varying ``cfg_*`` keys)."""
     keys = [c for c in claims.columns if c == "dataset" or c.startswith("cfg_")]
     if claims.empty:
         return ""
+    if not keys:
+        return format_claims(claims, confidence=confidence)
     parts = []
     for values, df in claims.groupby(keys, sort=False, dropna=False):
         values = values if isinstance(values, tuple) else (values,)
         setting = ", ".join(f"{k.removeprefix('cfg_')} = {v}" for k, v in zip(keys, values, strict=True))
-        parts.append(f"{setting}:\n\n{format_claims(df)}")
+        parts.append(f"{setting}:\n\n{format_claims(df, confidence=confidence)}")
     return "\n\n".join(parts)

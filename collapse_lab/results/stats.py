@@ -69,8 +69,9 @@ def slope_ci(x: Sequence[float], y: Sequence[float], confidence: float = 0.95) -
         \\hat\\beta = \\frac{\\sum_i (x_i - \\bar x)(y_i - \\bar y)}{\\sum_i (x_i - \\bar x)^2}, \\qquad
         \\hat\\beta \\pm t_{1-\\alpha/2,\\,k-2}\\; \\mathrm{se}(\\hat\\beta)
 
-    (``scipy.stats.linregress`` and its standard error; every point is one independent run). NaN bounds when
-    k < 3 or x takes one value; a zero-width interval when the points lie exactly on a line.
+    with se² = SSE / ((k − 2) Σ(x − x̄)²) (the standard error ``scipy.stats.linregress`` reports; computed here
+    so that constant or exactly linear y give a zero-width interval on every scipy version); every point is one
+    independent run. NaN slope when x takes one value, NaN bounds when k < 3.
 
     Example (y = 2x ± 1 at x = 0 and 1: slope 2, se = √2, t_0.975,2 = 4.3027):
         >>> b, lo, hi, k = slope_ci([0, 0, 1, 1], [1, -1, 3, 1])
@@ -86,11 +87,14 @@ def slope_ci(x: Sequence[float], y: Sequence[float], confidence: float = 0.95) -
     k = int(xs.size)
     if k < 2 or np.ptp(xs) == 0:
         return np.nan, np.nan, np.nan, k
-    fit = stats.linregress(xs, ys)
-    slope = float(fit.slope)
+    dx = xs - xs.mean()
+    sxx = float(dx @ dx)
+    slope = float(dx @ (ys - ys.mean()) / sxx)
     if k < 3:
         return slope, np.nan, np.nan, k
-    half = float(stats.t.ppf(0.5 + confidence / 2, df=k - 2) * fit.stderr)
+    residual = ys - ys.mean() - slope * dx
+    stderr = float(np.sqrt(max(float(residual @ residual), 0.0) / (k - 2) / sxx))  # 0 on an exact line
+    half = float(stats.t.ppf(0.5 + confidence / 2, df=k - 2) * stderr)
     return slope, slope - half, slope + half, k
 
 

@@ -3,7 +3,7 @@
 The presets (``configs/data/*.yaml`` dataset specs, ``configs/sweeps/*.yaml`` grids, ``configs/exp/*.yaml``
 training configs) are kept in ``configs/`` at the repository root, next to the package, so that a source
 checkout edits them in place. A wheel carries a copy as ``collapse_lab/_configs/`` (hatch ``force-include`` in
-``pyproject.toml``); :func:`config_dir` finds whichever of the two exists, checkout first.
+``pyproject.toml``); :func:`config_dir` uses that copy when it exists, else the checkout's folder.
 """
 
 from __future__ import annotations
@@ -17,16 +17,18 @@ _PACKAGE = Path(__file__).resolve().parents[1]
 
 
 def config_dir(kind: str) -> Path:
-    """``configs/<kind>`` of the source checkout holding the package, else the wheel's ``_configs/<kind>``.
+    """The wheel's ``_configs/<kind>`` when the package was installed from one, else ``configs/<kind>`` of the
+    source checkout holding the package (never a ``configs/`` folder some other distribution put next to an
+    installed package).
 
     Example:
         >>> config_dir("sweeps").name
         'sweeps'
     """
-    checkout = _PACKAGE.parent / "configs" / kind
-    if checkout.is_dir():
-        return checkout
-    return _PACKAGE / "_configs" / kind
+    bundled = _PACKAGE / "_configs" / kind
+    if (_PACKAGE / "_configs").is_dir():
+        return bundled
+    return _PACKAGE.parent / "configs" / kind
 
 
 def config_names(kind: str) -> List[str]:
