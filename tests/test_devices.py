@@ -68,7 +68,7 @@ def test_a_run_trains_on_the_device_and_is_analysed_on_the_cpu(device, tmp_path)
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["status"] == "complete" and str(manifest["device"]).startswith(device)
     auc = manifest["results"]["test"]["ensemble"]["auc"]
-    assert 0.6 < auc <= 1.0 and result is not None
+    assert 0.6 < auc <= 1.0 and result.run_dir == run
     analyze(run, out_dir=default_out_dir(run), progress=False)  # reads the safetensors checkpoint on the CPU
     table = collect_results(tmp_path / "runs").results
     row = table[table["member"] == "ensemble"].iloc[0]
