@@ -150,7 +150,10 @@ def test_cli_dry_run_lists_runs(grid, tmp_path):
     assert result.exit_code == 0, result.output
     lines = result.output.strip().splitlines()
     assert len(lines) == 3 and lines[0].startswith("missing   vanilla-mean-n2-s2024-")
-    assert lines[-1].startswith("sweep fake-") and "2 runs, 2 to train" in lines[-1]
+    assert lines[-1].startswith("sweep fake-") and "2 runs (2 missing), 2 to train" in lines[-1]
+    run_sweep(grid, out_dir=tmp_path / "sw", overrides=["n=2", "method=kdef"], trainer=FAKE, progress=False)
+    again = CliRunner().invoke(cli, ["sweep", str(grid), "--out", str(tmp_path / "sw"), "--dry-run", "n=2"])
+    assert "2 runs (1 complete, 1 missing), 1 to train" in again.output.strip().splitlines()[-1]
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Optional, Tuple
 
@@ -37,7 +38,10 @@ def sweep_command(grid: Path, overrides: Tuple[str, ...], out_dir: Optional[Path
         for name in report.runs:
             click.echo(f"{report.statuses[name]:<9} {name}")
         pending = sum(s != "complete" for s in report.statuses.values())
-        click.echo(f"sweep {report.sweep_id}: {len(report.runs)} runs, {pending} to train -> {report.sweep_dir}")
+        counts = Counter(report.statuses.values())
+        by_status = ", ".join(f"{counts[s]} {s}" for s in sorted(counts))
+        click.echo(f"sweep {report.sweep_id}: {len(report.runs)} runs ({by_status}), {pending} to train -> "
+                   f"{report.sweep_dir}")
         return
     for name, error in report.failed.items():
         click.echo(f"failed: {name}: {error}", err=True)
