@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 
 import pytest
@@ -71,6 +72,18 @@ def test_off_a_terminal_each_finished_run_is_logged_with_an_eta(grid, tmp_path, 
     assert all(" complete in " in line and "eta" in line for line in lines) and lines[-1].endswith("eta 0 min")
     run_sweep(grid, out_dir=tmp_path / "quiet", trainer=FAKE, progress=False)
     assert capsys.readouterr().err == ""  # progress=False: silent
+
+
+def test_eta_prices_the_students_left_with_finished_runs_durations():
+    from collapse_lab.sweep.runner import RunOutcome, RunTask, _RunLog
+
+    tasks = [RunTask(f"r{n}", {"n": n}, "", "", "cpu") for n in (1, 4, 10)]
+    log = _RunLog(tasks, enabled=False, jobs=2)
+    assert math.isnan(log.eta())
+    log.finished(1, RunOutcome("r4", "complete", 80.0))  # 20 s per student-training
+    assert log.eta() == pytest.approx(20.0 * (1 + 10) / 2)  # 11 student-trainings left, two at a time
+    log.finished(0, RunOutcome("r1", "complete", 30.0))  # now 110 s for 5 students
+    assert log.eta() == pytest.approx(110.0 / 5 * 10 / 2)
 
 
 def test_failing_run_is_recorded_and_the_sweep_goes_on(grid, tmp_path):

@@ -219,29 +219,38 @@ class _SweepRecord:
 class _RunLog:
     """One stderr line per finished run when no progress bar is shown (logs of background sweeps).
 
-    The ETA weights every run by its number of students N (a run's cost grows about linearly in N):
-    ``elapsed · (weight left) / (weight done)``.
+    The ETA weights every run by its number of students N (a run's cost grows about linearly in N) and prices
+    the weight left with the finished runs' own durations, shared by the ``jobs`` runs that go at once:
+    ``(Σ seconds / Σ N over finished runs) · (N left) / jobs`` (so the runs still in flight do not bias it).
     """
 
-    def __init__(self, tasks: Sequence[RunTask], enabled: bool) -> None:
+    def __init__(self, tasks: Sequence[RunTask], enabled: bool, jobs: int = 1) -> None:
         self.enabled = enabled
+        self.jobs = max(1, int(jobs))
         self.weights = [max(1, int(t.config.get("n") or 1)) for t in tasks]
         self.total = sum(self.weights)
         self.done = 0
         self.count = 0
+        self.seconds = 0.0
         self.start = time.perf_counter()
+
+    def eta(self) -> float:
+        """Seconds left by the estimate above (NaN before the first finished run)."""
+        if not self.done or self.seconds <= 0:
+            return float("nan")
+        return self.seconds / self.done * (self.total - self.done) / self.jobs
 
     def finished(self, index: int, outcome: RunOutcome) -> None:
         self.done += self.weights[index]
         self.count += 1
+        self.seconds += max(float(outcome.seconds), 0.0)
         if not self.enabled:
             return
         elapsed = time.perf_counter() - self.start
-        eta = elapsed * (self.total - self.done) / self.done if self.done else float("nan")
         error = f": {outcome.error.splitlines()[0]}" if outcome.error else ""
         print(f"{_now()} [{self.count}/{len(self.weights)}] {outcome.name} {outcome.status}{error} in "
-              f"{outcome.seconds:.0f} s; elapsed {elapsed / 60:.1f} min, eta {eta / 60:.0f} min", file=sys.stderr,
-              flush=True)
+              f"{outcome.seconds:.0f} s; elapsed {elapsed / 60:.1f} min, eta {self.eta() / 60:.0f} min",
+              file=sys.stderr, flush=True)
 
 
 def run_sweep(grid: Union[str, Path, SweepSpec], out_dir: Optional[Union[str, Path]] = None,
@@ -296,7 +305,7 @@ def run_sweep(grid: Union[str, Path, SweepSpec], out_dir: Optional[Union[str, Pa
     tasks = [RunTask(p.name, p.config, str(runs_dir / p.name), trainer, device) for p in todo]
     bar = tqdm(total=len(tasks), desc=f"sweep {spec.name}", unit="run", disable=None if progress is None
                else not progress)
-    log = _RunLog(tasks, enabled=progress is None and bool(bar.disable))
+    log = _RunLog(tasks, enabled=progress is None and bool(bar.disable), jobs=getattr(executor, "jobs", 1))
     try:
         for index, outcome in executor.run(execute_run, tasks):
             name = tasks[index].name
