@@ -34,7 +34,8 @@ def ordered_variants(df: pd.DataFrame, variants: Optional[Sequence[str]] = None)
     return sorted(present, key=lambda v: (rank.get(v, len(rank)), v))
 
 
-def _band(ax: Any, x: np.ndarray, lo: np.ndarray, hi: np.ndarray, color: str) -> None:
+def confidence_band(ax: Any, x: np.ndarray, lo: np.ndarray, hi: np.ndarray, color: str) -> None:
+    """Shade [lo, hi] over x where both bounds are finite (single runs have no interval)."""
     ok = np.isfinite(lo) & np.isfinite(hi)
     if ok.any():
         ax.fill_between(x[ok], lo[ok], hi[ok], color=color, alpha=0.18, linewidth=0)
@@ -75,7 +76,7 @@ def plot_metric_vs_n(df: pd.DataFrame, metric: str, ax: Any = None, variants: Op
             stats = np.array([mean_ci(sub.loc[sub["n"] == n, metric].to_numpy(float) * scale, confidence)
                               for n in ns]).reshape(-1, 4)
             ax.plot(ns, stats[:, 0], label=variant, color=st["color"], marker=st["marker"], **style)
-            _band(ax, ns, stats[:, 2], stats[:, 3], st["color"])
+            confidence_band(ax, ns, stats[:, 2], stats[:, 3], st["color"])
             if show_runs:
                 ax.scatter(sub["n"].to_numpy(float), sub[metric].to_numpy(float) * scale, s=6, color=st["color"],
                            alpha=0.35, linewidths=0, label="_nolegend_")
@@ -139,7 +140,7 @@ def plot_student_auc(df: pd.DataFrame, ax: Any = None, variants: Optional[Sequen
             ax.plot(ns, best[:, 0], color=st["color"], marker=st["marker"], label=f"{variant} best", **style)
             ax.plot(ns, worst, color=st["color"], marker=st["marker"], linestyle="--", markerfacecolor="white",
                     label=f"{variant} worst", **style)
-            _band(ax, ns, best[:, 2], best[:, 3], st["color"])
+            confidence_band(ax, ns, best[:, 2], best[:, 3], st["color"])
             points = df[df["variant"] == variant]
             offset = (i - (len(order) - 1) / 2) * width
             ax.scatter(points["n"].to_numpy(float) + offset, points["test_auc"].to_numpy(float) * 100, s=5,

@@ -15,7 +15,7 @@ from typing import Any, Optional, Sequence, Tuple
 import numpy as np
 import pandas as pd
 
-from collapse_lab.plotting.degradation import ordered_variants
+from collapse_lab.plotting.degradation import confidence_band, ordered_variants
 from collapse_lab.plotting.style import new_axes, place_legend, style_context, variant_style
 from collapse_lab.results.stats import mean_ci
 
@@ -99,9 +99,7 @@ def plot_layer_measure_vs_n(df: pd.DataFrame, column: str, ylabel: str, ax: Any 
                 stats = np.array([mean_ci(sub.loc[sub["n"] == n, column].to_numpy(float) * scale, confidence)
                                   for n in ns]).reshape(-1, 4)
                 axis.plot(ns, stats[:, 0], color=st["color"], marker=st["marker"], label=variant, **style)
-                ok = np.isfinite(stats[:, 2])
-                if ok.any():
-                    axis.fill_between(ns[ok], stats[ok, 2], stats[ok, 3], color=st["color"], alpha=0.18, linewidth=0)
+                confidence_band(axis, ns, stats[:, 2], stats[:, 3], st["color"])
             if reference is not None:
                 axis.axhline(reference, color="0.5", linewidth=0.6, linestyle=":")
             axis.set_title(f"layer {int(layer)}")

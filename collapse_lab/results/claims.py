@@ -105,10 +105,8 @@ def _values(runs: pd.DataFrame, variant: str, n: Optional[int], column: str) -> 
 
 
 def _trend_points(runs: pd.DataFrame, variant: str, column: str, min_n: int) -> pd.DataFrame:
-    """``(n, value)`` of every run of ``variant`` with N >= min_n; the single model stands in at N = 1."""
+    """``(n, value)`` of every run of ``variant`` with N >= min_n."""
     sub = runs[(runs["variant"] == variant) & (runs["n"] >= min_n)]
-    if min_n <= 1 and not (sub["n"] == 1).any():
-        sub = pd.concat([sub, runs[(runs["variant"] == "vanilla-mean") & (runs["n"] == 1)]])
     if column not in sub:
         return pd.DataFrame({"n": [], "value": []})
     return pd.DataFrame({"n": sub["n"].astype(float), "value": pd.to_numeric(sub[column], errors="coerce")}).dropna()
