@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from click.testing import CliRunner
 from PIL import Image
@@ -77,9 +78,19 @@ def test_fig2_student_auc_best_and_worst(results):
 
 
 def test_fig3_gap(results):
-    fig, ax = plot_gap(T.run_table(results))
+    fig, ax = plot_gap(T.gap_table(results))
     _labelled(ax)
     assert _labels(ax) == RECIPES
+
+
+def test_gap_and_student_tables_leave_concat_out(results):
+    concat = results[results["variant"] == "vanilla-mean"].copy()
+    concat["variant"], concat["fusion"] = "vanilla-concat", "concat"
+    both = pd.concat([results, concat], ignore_index=True)
+    assert "vanilla-concat" in set(T.run_table(both)["variant"])  # figure 1 keeps every recipe
+    for table in (T.gap_table(both), T.student_table(both)):
+        assert "vanilla-concat" not in set(table["variant"])
+    assert len(T.gap_table(both)) == len(T.run_table(results))
 
 
 def test_fig4_student_variance(results):
@@ -168,7 +179,6 @@ def test_fig8_normalized_spectra(results):
 
 
 def test_fig8_leaves_out_singular_values_at_the_numerical_floor():
-    import pandas as pd
 
     rows = []
     for run, tail in (("a", 1e-17), ("b", 2e-17)):  # two runs of one recipe, both rank 3 of 5
@@ -183,7 +193,6 @@ def test_fig8_leaves_out_singular_values_at_the_numerical_floor():
 
 def test_spectra_table_marks_sigma_below_the_reported_floors(tmp_path):
     """σ at or below max(resolution floor, storage floor) of spectrum.csv are flagged unresolved."""
-    import pandas as pd
 
     sweep = make_fake_sweep(tmp_path / "sweep", seeds=(0,))
     results = collect_results(sweep).results

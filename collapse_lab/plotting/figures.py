@@ -53,7 +53,7 @@ FIGURES: Tuple[FigureSpec, ...] = (
                "2a/4a/6a/8a)", tables.run_table, plot_ensemble_auc, "finished runs"),
     FigureSpec("fig2_student_auc", "Best and worst student test AUC vs N, every student as a point (paper Figs. "
                "2b/4b/6b/8b)", tables.student_table, plot_student_auc, "runs with students"),
-    FigureSpec("fig3_gap", "Ensemble AUC minus best student AUC vs N (paper Figs. 5, 8c)", tables.run_table,
+    FigureSpec("fig3_gap", "Ensemble AUC minus best student AUC vs N (paper Figs. 5, 8c)", tables.gap_table,
                plot_gap, "finished runs"),
     FigureSpec("fig4_student_variance", "Distribution of student test AUC at each N per recipe",
                tables.student_table, plot_student_variance, "runs with students"),

@@ -78,6 +78,16 @@ def run_table(results: pd.DataFrame, single_model: bool = True) -> pd.DataFrame:
     return with_single_model(runs) if single_model else runs
 
 
+def gap_table(results: pd.DataFrame, exclude: Sequence[str] = ("vanilla-concat",),
+              single_model: bool = True) -> pd.DataFrame:
+    """One row per run for the ensemble − best student gap (figure 3). Concat fusion is left out by default,
+    as in :func:`student_table`: its best "student" is an untrained head, so its 20-point gap is not collapse
+    and would flatten every other curve."""
+    runs = _runs(results)
+    runs = runs[~runs["variant"].isin(exclude)].reset_index(drop=True)
+    return with_single_model(runs) if single_model else runs
+
+
 def student_table(results: pd.DataFrame, exclude: Sequence[str] = ("vanilla-concat",),
                   single_model: bool = True) -> pd.DataFrame:
     """One row per student (figures 2 and 4). Concat fusion is left out by default: its students' own heads
