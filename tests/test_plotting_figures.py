@@ -244,6 +244,18 @@ def test_render_figures_writes_all_ten_with_provenance(sweep, tmp_path):
     assert [f["stem"] for f in index["figures"]] == [f.stem for f in FIGURES] and index["skipped"] == {}
 
 
+def test_redrawing_some_figures_keeps_the_others_in_figures_json(sweep, tmp_path):
+    render_figures(sweep, out_dir=tmp_path, formats=("png",))
+    first = json.loads((tmp_path / "figures.json").read_text())
+    render_figures(sweep, out_dir=tmp_path, only=["fig3"], formats=("png",))
+    index = json.loads((tmp_path / "figures.json").read_text())
+    assert [f["stem"] for f in index["figures"]] == [f.stem for f in FIGURES]  # same entries, same order
+    assert index["figures"][0] == first["figures"][0] and index["created"] >= first["created"]
+    (tmp_path / "figures.json").write_text(json.dumps({**first, "sweep_id": "another-sweep"}))
+    render_figures(sweep, out_dir=tmp_path, only=["fig3"], formats=("png",))
+    assert [f["stem"] for f in json.loads((tmp_path / "figures.json").read_text())["figures"]] == ["fig3_gap"]
+
+
 def test_figures_without_spectra_are_skipped_with_a_reason(tmp_path):
     from sweep_fixtures import fake_config, write_fake_run
 

@@ -10,6 +10,7 @@ and ``figures.json`` in the output directory lists what was written from which r
 from __future__ import annotations
 
 import datetime as _dt
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
@@ -166,5 +167,25 @@ def render_figures(sweep_dir: Union[str, Path], out_dir: Optional[Union[str, Pat
                                  "files": [p.name for p in report.written[stem]], "runs": runs,
                                  "git_commit": meta["git_commit"]})
     index["skipped"] = report.skipped
-    atomic_write_json(out / "figures.json", index)
+    atomic_write_json(out / "figures.json", _keep_other_entries(out / "figures.json", index))
     return report
+
+
+def _keep_other_entries(path: Path, index: Dict[str, Any]) -> Dict[str, Any]:
+    """``index`` plus the entries of an earlier ``figures.json`` of the same sweep whose figures were not
+    redrawn now, so ``--only fig3`` updates one entry instead of dropping the other nine."""
+    try:
+        previous = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return index
+    if not isinstance(previous, dict) or previous.get("sweep_id") != index["sweep_id"]:
+        return index
+    new = {entry["stem"]: entry for entry in index["figures"]}
+    merged = []
+    for entry in previous.get("figures", []):
+        stem = entry.get("stem") if isinstance(entry, dict) else None
+        if stem in new:
+            merged.append(new.pop(stem))  # redrawn: the new entry, in the old place
+        elif stem is not None and stem not in index["skipped"]:
+            merged.append(entry)
+    return {**index, "figures": merged + list(new.values())}
