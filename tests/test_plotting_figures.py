@@ -179,7 +179,6 @@ def test_fig8_normalized_spectra(results):
 
 
 def test_fig8_leaves_out_singular_values_at_the_numerical_floor():
-
     rows = []
     for run, tail in (("a", 1e-17), ("b", 2e-17)):  # two runs of one recipe, both rank 3 of 5
         sigma = np.array([2.0, 1.0, 0.5, tail, tail / 2])
@@ -193,7 +192,6 @@ def test_fig8_leaves_out_singular_values_at_the_numerical_floor():
 
 def test_spectra_table_marks_sigma_below_the_reported_floors(tmp_path):
     """σ at or below max(resolution floor, storage floor) of spectrum.csv are flagged unresolved."""
-
     sweep = make_fake_sweep(tmp_path / "sweep", seeds=(0,))
     results = collect_results(sweep).results
     single = results[(results["variant"] == "vanilla-mean") & (results["n"] == 1)].iloc[0]

@@ -9,7 +9,7 @@ recipe that has no N = 1 run of its own (rows marked ``single_model``).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import pandas as pd
@@ -72,26 +72,28 @@ def with_single_model(df: pd.DataFrame, variants: Optional[Sequence[str]] = None
     return pd.concat([df, *extra], ignore_index=True) if extra else df
 
 
-def run_table(results: pd.DataFrame, single_model: bool = True) -> pd.DataFrame:
-    """One row per run (figures 1 and 3), with the shared single model at N = 1."""
-    runs = _runs(results)
-    return with_single_model(runs) if single_model else runs
+#: Recipes whose students' own heads get no gradient (the fused logit reads their hidden layers), so their
+#: per-student scores are untrained heads, not collapse; the paper draws no concat student curve.
+UNTRAINED_STUDENT_HEADS: Tuple[str, ...] = ("vanilla-concat",)
 
 
-def gap_table(results: pd.DataFrame, exclude: Sequence[str] = ("vanilla-concat",),
-              single_model: bool = True) -> pd.DataFrame:
-    """One row per run for the ensemble − best student gap (figure 3). Concat fusion is left out by default,
-    as in :func:`student_table`: its best "student" is an untrained head, so its 20-point gap is not collapse
-    and would flatten every other curve."""
+def run_table(results: pd.DataFrame, single_model: bool = True, exclude: Sequence[str] = ()) -> pd.DataFrame:
+    """One row per run (figure 1), with the shared single model at N = 1; recipes in ``exclude`` left out."""
     runs = _runs(results)
     runs = runs[~runs["variant"].isin(exclude)].reset_index(drop=True)
     return with_single_model(runs) if single_model else runs
 
 
-def student_table(results: pd.DataFrame, exclude: Sequence[str] = ("vanilla-concat",),
+def gap_table(results: pd.DataFrame, exclude: Sequence[str] = UNTRAINED_STUDENT_HEADS,
+              single_model: bool = True) -> pd.DataFrame:
+    """One row per run for the ensemble − best student gap (figure 3), without the recipes whose students
+    have untrained heads (their 20-point "gap" is not collapse and would flatten every other curve)."""
+    return run_table(results, single_model=single_model, exclude=exclude)
+
+
+def student_table(results: pd.DataFrame, exclude: Sequence[str] = UNTRAINED_STUDENT_HEADS,
                   single_model: bool = True) -> pd.DataFrame:
-    """One row per student (figures 2 and 4). Concat fusion is left out by default: its students' own heads
-    get no gradient (the fused logit reads their hidden layers), so the paper draws no concat curve."""
+    """One row per student (figures 2 and 4), without the recipes whose students have untrained heads."""
     students = results[results["member"].astype(str) != "ensemble"]
     students = students[~students["variant"].isin(exclude)].reset_index(drop=True)
     variants = list(dict.fromkeys(students["variant"]))
