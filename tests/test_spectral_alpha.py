@@ -101,8 +101,7 @@ def test_spectrum_json_prints_floats_at_full_precision(tmp_path):
     sv = np.load(tmp_path / "out" / "singular_values.npz")
     assert sv_min == float(sv[sv.files[0]][-1])  # bit for bit
     frame = analyze(tmp_path / "m.npy", center=False, exact=True)  # the same computation, in memory
-    assert len(rows) == len(frame)
-    for row, (_, ref) in zip(rows, frame.iterrows()):
+    for row, (_, ref) in zip(rows, frame.iterrows(), strict=True):  # same rows, same order
         for column in ("value", "baseline", "ratio"):
             expected = None if not np.isfinite(ref[column]) else float(ref[column])
             assert row[column] == expected, (row["metric"], column)  # every float round-trips exactly
