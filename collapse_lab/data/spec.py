@@ -27,8 +27,10 @@ transforms. A preprocessed column is always a categorical field. Sequences are s
 ``splitter`` (default ``^``), padded/truncated to ``max_len`` (default: the longest training sequence) with
 ``padding: post`` (default; keeps the first ``max_len`` tokens) or ``pre`` (keeps the last ones, FuxiCTR's
 default). Sequence fields are pooled into one vector per field as FuxiCTR's ``feature_encoder`` says:
-``layers.MaskedAveragePooling()`` (FuxiCTR's default, also when the key is absent or null) or
-``layers.MaskedSumPooling()``; the choice is recorded as ``pooling`` (``mean`` | ``sum``).
+``layers.MaskedAveragePooling()`` (FuxiCTR's default when the key is absent) or ``layers.MaskedSumPooling()``;
+the choice is recorded as ``pooling`` (``mean`` | ``sum``). An explicit null, which leaves the sequence unpooled
+in FuxiCTR (for models that attend over it), is read as average with a warning: a student needs one vector
+per field.
 
 Keys FuxiCTR 2.3 reads but collapse-lab does not use (:data:`FUXICTR_COLUMN_KEYS`, :data:`FUXICTR_SPEC_KEYS`)
 are accepted with a one-line warning (``DatasetSpec.warnings``) that says what FuxiCTR does with them; keys
