@@ -190,7 +190,7 @@ def pooling_of(encoder: Any, where: str) -> str:
     """The pooling (``mean`` | ``sum``) of a sequence column's FuxiCTR ``feature_encoder`` value.
 
     Accepts ``layers.MaskedAveragePooling()``, ``MaskedAveragePooling``, their ``MaskedSumPooling`` forms and
-    null (FuxiCTR's default encoder is masked average pooling).
+    null (absent or null: average, FuxiCTR's default encoder; see the module docstring for null).
 
         >>> pooling_of("layers.MaskedSumPooling()", "x"), pooling_of(None, "x")
         ('sum', 'mean')
