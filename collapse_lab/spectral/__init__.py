@@ -19,6 +19,7 @@ from typing import Any
 
 from collapse_lab.spectral.functional import (
     alpha_req,
+    alpha_req_reason,
     covariance_effective_rank,
     effective_rank,
     hill,
@@ -46,6 +47,7 @@ __all__ = [
     "numerical_rank",
     "knowledge_abundance",
     "alpha_req",
+    "alpha_req_reason",
 ]
 
 _LAZY = {

@@ -55,6 +55,8 @@ __all__ = [
     "numerical_rank",
     "knowledge_abundance",
     "alpha_req",
+    "alpha_req_reason",
+    "ALPHA_MIN_EIGENVALUES",
     "as_spectrum",
 ]
 
@@ -292,15 +294,48 @@ def knowledge_abundance(sigma: Sequence[float], tau: float = 4.0, zero_tol: floa
     return float(np.count_nonzero(s > max(tau, floor))) / positive  # numerator ⊆ denominator: KA <= 1
 
 
+#: α-ReQ is NaN below this many eigenvalues above the numerical floor (the default window starts at rank 11)
+ALPHA_MIN_EIGENVALUES = 20
+
+
+def alpha_req_reason(sigma: Sequence[float], ranks: Tuple[int, int] = (11, 100),
+                     shape: Tuple[int, int] | None = None, atol: float = 0.0,
+                     min_eigenvalues: int = ALPHA_MIN_EIGENVALUES) -> str | None:
+    """Why :func:`alpha_req` is NaN for this spectrum, or ``None`` when it can be fitted.
+
+    The fit uses only the eigenvalues whose σ :func:`numerical_rank` counts (same ``shape`` and ``atol``): a
+    rank-r matrix has m − r round-off σ (≈ max(n, d)·eps·σ_1, or the backend's resolution floor) whose power
+    law is that of the floating-point noise, not of the features.
+
+    Example:
+        >>> alpha_req_reason(np.r_[np.ones(10), np.full(30, 1e-17)])
+        'only 10 of 40 eigenvalues above the numerical floor (needs 20)'
+    """
+    lo, hi = int(ranks[0]), int(ranks[1])
+    if lo < 1 or hi < lo:
+        raise UserError(f"ranks must satisfy 1 <= first <= last, got {ranks!r}")
+    s = as_spectrum(sigma)
+    kept = numerical_rank(s, shape=shape, atol=atol)
+    if kept < min_eigenvalues:
+        return f"only {kept} of {s.size} eigenvalues above the numerical floor (needs {min_eigenvalues})"
+    if min(hi, kept) - lo + 1 < 3:
+        return f"fewer than 3 of ranks {lo}..{hi} among the {kept} eigenvalues above the numerical floor"
+    return None
+
+
 def alpha_req(sigma: Sequence[float], power: int = 2, ranks: Tuple[int, int] = (11, 100),
-              weighted: bool = True) -> float:
+              weighted: bool = True, shape: Tuple[int, int] | None = None, atol: float = 0.0,
+              min_eigenvalues: int = ALPHA_MIN_EIGENVALUES) -> float:
     """α-ReQ: the power-law decay exponent α of the eigenspectrum, log λ_i = c − α·log i (Agrawal et al., NeurIPS 2022).
 
     λ_i = σ_i^power (power 2: σ of the centered features → covariance eigenvalues; power 1: pass eigenvalues
-    directly). The fit runs over 1-based ranks ``ranks[0]..ranks[1]`` (inclusive, clipped to the positive
-    eigenvalues); ``weighted`` uses weights 1/i on the squared residuals (Stringer & Pachitariu, as reptrix
-    does). Larger α = faster decay = more collapse; α → 0 = whitened. Needs at least 3 eigenvalues in the
-    window, otherwise NaN (also NaN for a zero spectrum). Meaningless for K = 10–64 tables.
+    directly). Only the σ above the numerical floor enter (those :func:`numerical_rank` counts with ``shape``
+    and ``atol``; pass the matrix shape and the backend's resolution floor as the spectral report does). The fit
+    runs over 1-based ranks ``ranks[0]..ranks[1]`` (inclusive, clipped to the kept eigenvalues); ``weighted``
+    uses weights 1/i on the squared residuals (Stringer & Pachitariu, as reptrix does). Larger α = faster decay
+    = more collapse; α → 0 = whitened. NaN when fewer than ``min_eigenvalues`` (20) remain or fewer than 3
+    ranks fall in the window (:func:`alpha_req_reason` says which); also NaN for a zero spectrum. Meaningless
+    for K = 10–64 tables.
 
     Example:
         >>> i = np.arange(1, 201)
@@ -308,17 +343,16 @@ def alpha_req(sigma: Sequence[float], power: int = 2, ranks: Tuple[int, int] = (
         1.0
         >>> round(alpha_req(i ** -1.0, power=2, weighted=False), 6)  # σ = 1/i → λ = 1/i²
         2.0
+        >>> alpha_req(np.r_[1.0 / i[:10], np.full(190, 1e-17)])  # rank 10: round-off is not a power law
+        nan
     """
     if power not in (1, 2):
         raise UserError(f"power must be 1 or 2, got {power!r}")
-    lo, hi = int(ranks[0]), int(ranks[1])
-    if lo < 1 or hi < lo:
-        raise UserError(f"ranks must satisfy 1 <= first <= last, got {ranks!r}")
-    s = as_spectrum(sigma)
-    lam = s[s > 0].astype(np.float64) ** power
-    rank = np.arange(lo, min(hi, lam.size) + 1)
-    if rank.size < 3:
+    if alpha_req_reason(sigma, ranks, shape, atol, min_eigenvalues) is not None:
         return float("nan")
+    s = as_spectrum(sigma)
+    lam = s[:numerical_rank(s, shape=shape, atol=atol)] ** power  # descending: the kept σ come first
+    rank = np.arange(int(ranks[0]), min(int(ranks[1]), lam.size) + 1)
     y = np.log(lam[rank - 1])
     w = 1.0 / np.sqrt(rank) if weighted else None  # polyfit weights multiply residuals: sqrt(1/i)
     slope, _ = np.polyfit(np.log(rank), y, 1, w=w)

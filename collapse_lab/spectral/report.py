@@ -36,12 +36,13 @@ from collapse_lab.spectral.streaming import below_gram_resolution, matrix_spectr
 from collapse_lab.spectral.targets import TARGETS, MatrixSpec, discover
 
 __all__ = ["COLUMNS", "WEIGHTINGS", "SpectralReport", "analyze", "compute_spectra", "write_outputs",
-           "load_singular_values", "default_out_dir", "spectrum_report", "RANKME_EPS"]
+           "load_singular_values", "default_out_dir", "spectrum_report", "json_records", "RANKME_EPS"]
 
 COLUMNS = ["source", "member", "target", "name", "rows", "cols", "convention", "metric", "value", "baseline", "ratio"]
 WEIGHTINGS = ("uniform", "frequency", "trained")
 RANKME_EPS = 1e-7
-ALPHA_MIN_RANK = 20  # α-ReQ is reported only for spectra with at least this many singular values
+ALPHA_MIN_RANK = F.ALPHA_MIN_EIGENVALUES  # α-ReQ rows only for spectra with this many σ (NaN + note if fewer
+# of them lie above the numerical floor)
 BOOKKEEPING = ("attainable_rank", "resolution_floor", "storage_floor", "nonfinite_rows", "excluded_rows")
 
 
@@ -56,11 +57,15 @@ class SpectralReport:
     kind: str = ""
 
 
+def _floor(sp: Spectrum) -> float:
+    """σ at or below the larger of the backend's resolution floor and the storage-precision floor are noise."""
+    return max(sp.resolution_floor, sp.storage_floor if np.isfinite(sp.storage_floor) else 0.0)
+
+
 def _metric_functions(target: str, sp: Spectrum, tau: float) -> Dict[str, Tuple[Callable[[np.ndarray], float], str]]:
     """name → (function of σ, metric-specific convention) for one matrix."""
     shape = (sp.rows, sp.cols)
-    # σ at or below the larger of the backend's resolution floor and the storage-precision floor are noise
-    floor = max(sp.resolution_floor, sp.storage_floor if np.isfinite(sp.storage_floor) else 0.0)
+    floor = _floor(sp)
     fns: Dict[str, Tuple[Callable[[np.ndarray], float], str]] = {}
     if target == "weights":
         fns["knowledge_abundance"] = (functools.partial(F.knowledge_abundance, tau=tau, zero_tol=floor),
@@ -77,7 +82,8 @@ def _metric_functions(target: str, sp: Spectrum, tau: float) -> Dict[str, Tuple[
                            "tol=max(floor|numpy)"),
     })
     if sp.sigma.size >= ALPHA_MIN_RANK:
-        fns["alpha_req"] = (F.alpha_req, "power=2;ranks=11-100;weighted=1/i")
+        fns["alpha_req"] = (functools.partial(F.alpha_req, shape=shape, atol=floor),
+                            "power=2;ranks=11-100;weighted=1/i;sv>tol")
     fns["sv_max"] = (lambda s: float(s[0]) if s.size else 0.0, "")
     fns["sv_min"] = (lambda s: float(s[-1]) if s.size else 0.0, "")
     return fns
@@ -144,6 +150,10 @@ def compute_spectra(path: Any, targets: Any = None, tau: float = 4.0, center: bo
                              chunk_rows=chunk_rows, progress=progress, desc=spec.name)
         spectra[f"{spec.target}:{spec.name}"] = sp.sigma
         rows += _rows(spec, sp, weighting if spec.target == "embeddings" else "uniform", tau, baseline_draws, seed)
+        if sp.sigma.size >= ALPHA_MIN_RANK:
+            why = F.alpha_req_reason(sp.sigma, shape=(sp.rows, sp.cols), atol=_floor(sp))
+            if why:
+                notes.append(f"{spec.name}: alpha_req is NaN: {why}")
         if sp.nonfinite_rows:
             notes.append(f"{spec.name}: {sp.nonfinite_rows} row(s) with NaN/Inf excluded")
         if below_gram_resolution(sp):
@@ -227,6 +237,18 @@ def analyze(path: Any, targets: Any = None, tau: float = 4.0, center: bool = Tru
     return report.frame
 
 
+def json_records(df: Any) -> List[Dict[str, Any]]:
+    """The rows of ``df`` as JSON-ready dicts, floats at full precision (``json`` writes ``repr``, which reads
+    back to the same float64; ``DataFrame.to_json`` rounds to 10 decimals, so a 1.1e-13 floor became 0.0).
+    NaN and ±inf become null, as in ``to_json``; numpy scalars become Python numbers."""
+    def plain(v: Any) -> Any:
+        if isinstance(v, (float, np.floating)):
+            return float(v) if np.isfinite(v) else None
+        return v.item() if isinstance(v, np.generic) else v
+
+    return [{k: plain(v) for k, v in rec.items()} for rec in df.to_dict(orient="records")]
+
+
 def spectrum_report(path: Any, out_dir: Any = None, as_json: bool = False, **options: Any) -> str:
     """Run :func:`analyze` for the CLI, write the files (default :func:`default_out_dir`) and return the text
     to print: a readable summary, or a JSON object with the output paths, notes and every row."""
@@ -236,6 +258,6 @@ def spectrum_report(path: Any, out_dir: Any = None, as_json: bool = False, **opt
     df = analyze(path, out_dir=out, **options)
     if as_json:
         payload = {"path": str(path), "out_dir": str(out), "files": ["spectrum.csv", "singular_values.npz"],
-                   "notes": df.attrs.get("notes", []), "rows": json.loads(df.to_json(orient="records"))}
-        return json.dumps(payload, indent=1)
+                   "notes": df.attrs.get("notes", []), "rows": json_records(df)}
+        return json.dumps(payload, indent=1, allow_nan=False)
     return summarize(df, header=f"spectrum of {path} -> {out}/{{spectrum.csv,singular_values.npz}}")
