@@ -82,3 +82,43 @@ def test_threshold_kinds_and_errors():
         F.knowledge_abundance([1.0], threshold="mp")
     assert F.threshold_label("abs", 2) == "σ > τ = 2"
     assert F.threshold_label("rel", 0.25) == "σ > 0.25·σ_max"
+
+
+def test_spectrum_cli_threshold_kind_is_recorded_and_shown(tmp_path):
+    """`spectrum --threshold mp --tau 1.5`: every weight has the three KA rows, the mp row at τ = 1.5 (the others
+    at their defaults) equals the function on the stored singular values, and the summary names the threshold."""
+    import json
+
+    import pandas as pd
+    from click.testing import CliRunner
+    from spectral_fixtures import make_run
+
+    from collapse_lab.cli import cli
+    from collapse_lab.spectral.report import load_singular_values
+
+    run = make_run(tmp_path)
+    out = tmp_path / "spec"
+    result = CliRunner().invoke(cli, ["spectrum", str(run), "--targets", "weights", "--threshold", "mp",
+                                      "--tau", "1.5", "--out", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.output)
+    assert payload["ka_threshold"] == {"threshold": "mp", "tau": 1.5}
+    rows = pd.DataFrame(payload["rows"])
+    svs = load_singular_values(out)
+    for name, sub in rows.groupby("name"):
+        ka = sub.set_index("metric")
+        shape = (int(ka["rows"].iloc[0]), int(ka["cols"].iloc[0]))
+        sigma = svs[f"weights:{name}"]
+        expected = {"knowledge_abundance_mp": F.knowledge_abundance(sigma, 1.5, threshold="mp", shape=shape),
+                    "knowledge_abundance": F.knowledge_abundance(sigma, 4.0),
+                    "knowledge_abundance_rel": F.knowledge_abundance(sigma, 0.1, threshold="rel")}
+        for metric, value in expected.items():  # JSON keeps 10 digits
+            assert ka.at[metric, "value"] == pytest.approx(value, abs=1e-9)
+        assert ka.at["knowledge_abundance_mp", "convention"].endswith("threshold=mp;tau=1.5;positive=sv>floor")
+        assert ka.at["knowledge_abundance_rel", "convention"].endswith("threshold=rel;tau=0.1;positive=sv>floor")
+    text = CliRunner().invoke(cli, ["spectrum", str(run), "--targets", "weights", "--threshold", "rel",
+                                    "--out", str(out)])
+    assert text.exit_code == 0, text.output
+    assert "KA = #{σ > 0.1·σ_max}/#{sv > 0}" in text.output
+    bad = CliRunner().invoke(cli, ["spectrum", str(run), "--threshold", "bulk"])
+    assert bad.exit_code == 2 and "'bulk' is not one of 'abs', 'mp', 'rel'" in bad.output
