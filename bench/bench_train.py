@@ -24,7 +24,8 @@ process, every call that computes the trace against the whole ``train()`` call::
 
     overhead = seconds in SpectraTrace.record / (seconds of train() − seconds in SpectraTrace.record)
 
-The first record of each matrix shape includes drawing its Gaussian baseline (cached for later records).
+The first record of each matrix shape includes drawing its Gaussian baselines (about 1.5 s for the ML-100K
+shapes on a 2-core CPU); they are cached for the rest of the process, so a later N in the same call pays less.
 
 Not a test: the numbers depend on the machine. Examples::
 
