@@ -57,7 +57,8 @@ def _same_tensors(a, b):
 def test_run_directory_holds_the_contract_files(run):
     files = {p.relative_to(run.run_dir).as_posix() for p in run.run_dir.rglob("*") if p.is_file()}
     assert files == {"config.yaml", "manifest.json", "metrics.csv", "train.log", "probe.safetensors",
-                     "trainer_state.pt", "checkpoints/best/model.safetensors", "checkpoints/last/model.safetensors"}
+                     "spectra_trace.csv", "trainer_state.pt", "checkpoints/best/model.safetensors",
+                     "checkpoints/last/model.safetensors"}
     stored = yaml.safe_load((run.run_dir / "config.yaml").read_text())
     assert resolve_config(stored) == run.config
     assert "valid AUC" in (run.run_dir / "train.log").read_text()

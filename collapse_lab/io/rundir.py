@@ -10,6 +10,7 @@ Layout (README "Run directory")::
     <run>/checkpoints/last/model.safetensors  weights after the last finished epoch (for --resume)
     <run>/checkpoints/epoch_{k:04d}/model.safetensors   with save_every
     <run>/probe.safetensors                   hidden activations on the probe rows
+    <run>/spectra_trace.csv                   collapse metrics over training (spectra_every; train/spectra.py)
     <run>/trainer_state.pt                    optimizer, schedule, counters, RNG states
 
 An existing non-empty directory is refused unless the caller resumes it or overwrites it; only a directory
@@ -47,6 +48,7 @@ class RunDir:
     metrics_csv = property(lambda self: self.path / "metrics.csv")
     train_log = property(lambda self: self.path / "train.log")
     probe = property(lambda self: self.path / "probe.safetensors")
+    spectra_trace = property(lambda self: self.path / "spectra_trace.csv")
     trainer_state = property(lambda self: self.path / "trainer_state.pt")
     checkpoints = property(lambda self: self.path / "checkpoints")
 

@@ -24,7 +24,9 @@ from collapse_lab.spectral.functional import (
     effective_rank,
     hill,
     information_abundance,
+    ka_threshold,
     knowledge_abundance,
+    mp_bulk_edge,
     nuclear_ratio,
     numerical_rank,
     participation_ratio,
@@ -46,6 +48,8 @@ __all__ = [
     "rankme",
     "numerical_rank",
     "knowledge_abundance",
+    "ka_threshold",
+    "mp_bulk_edge",
     "alpha_req",
     "alpha_req_reason",
 ]
