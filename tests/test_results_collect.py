@@ -177,6 +177,9 @@ def test_results_markdown_quotes_the_csv_numbers(fake_sweep, tmp_path):
     assert (f"| synthetic | 2 | kdef − kd | 2 | {100 * p['mean_diff']:+.2f} [{100 * p['ci_low']:+.2f}, "
             f"{100 * p['ci_high']:+.2f}] |") in text
     assert "## Claims C1–C8 (paper.md §14)\n\ndataset = synthetic:\n\n| claim | quantity |" in text
+    # the single model has no student SD: no N=1 cell at all, not "nan (n=0)"
+    sd = text.split("## Standard deviation of the student test AUCs within a run")[1].split("##")[0]
+    assert "| dataset | variant | N=2 | N=4 |" in sd and "nan" not in sd
 
 
 def test_cli_results_prints_tables_and_writes_files(fake_sweep):

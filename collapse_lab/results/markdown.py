@@ -53,9 +53,10 @@ def summary_pivot(summary: pd.DataFrame, metric: str, with_runs: bool = True, di
     """One metric of ``summary.csv`` as a table: rows (dataset, variant, cfg_*), columns ``N=<n>``.
 
     Cells are :func:`format_value` strings, followed by `` (n=<runs>)`` when ``with_runs``; empty where a recipe
-    has no runs at that N. An empty frame when the metric is absent.
+    has no runs at that N or no value there (e.g. the student SD of the single model). An empty frame when the
+    metric is absent.
     """
-    df = summary[summary["metric"] == metric]
+    df = summary[(summary["metric"] == metric) & (summary["runs"] > 0)]
     if df.empty:
         return pd.DataFrame()
     row_keys = ["dataset", "variant", *sorted(c for c in df.columns if c.startswith("cfg_"))]
