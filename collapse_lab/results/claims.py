@@ -11,7 +11,7 @@ Each claim becomes one or more *quantities* — a difference of means with a 95%
 Verdicts read the interval against the claimed direction: ``supported`` when the whole interval lies on the
 claimed side of the threshold, ``contradicted`` when it lies on the other side, ``inconclusive`` otherwise
 (including single runs, which have no interval). Thresholds are 0 except where the paper states a size:
-"flat" (C1) uses the paper's 0.1-point significance threshold (arXiv 2411.16122 §4.2), and "close to uniform"
+"flat" (C1) uses the paper's 0.1-point significance threshold (paper.md §14), and "close to uniform"
 examination weights (C7) means a relative spread std/mean below 10%. AUC quantities are in AUC points (×100),
 KA in percentage points, logloss as is. The single model is vanilla mean fusion at N = 1. The ``note`` column
 says where a threshold came from, or what a row shows without testing it.

@@ -31,7 +31,7 @@ students, of DeLong's standard error of AUC(student a) − AUC(student b) on the
 
 (AUC units; undefined, None, for N = 1). It says how far two students' test AUCs move apart from test-set
 sampling alone, paired on the same rows — the scale against which "students within noise of each other" is
-judged (arXiv 2411.16122 §4.3, the ensemble − student gap and the student spread).
+judged (the student spread and the ensemble − student gap of the paper's limitations 2 and 3, arXiv 2411.16122).
 """
 
 from __future__ import annotations
