@@ -312,11 +312,11 @@ def evaluate_claims(results: pd.DataFrame, confidence: float = 0.95) -> pd.DataF
         if "student_sd_c4" not in runs:
             return
         sub = runs[runs["variant"] == variant]
-        change, lo, hi, k, ns = student_sd_trend(sub["n"], sub["student_auc_sd"], confidence)
+        ratio, lo, hi, k, ns = student_sd_trend(sub["n"], sub["student_auc_sd"], confidence)
         if len(ns) >= 2:
             rows.append(_row("C2", f"student AUC SD within a run, fitted ratio N={ns[-1]} / N={ns[0]} "
                                    f"({variant}, N={','.join(map(str, ns))}; WLS of bias-corrected ln s² on "
-                                   "log2 N)", "ratio", (change, lo, hi), str(k), "above", 1.0, 1.0,
+                                   "log2 N)", "ratio", (ratio, lo, hi), str(k), "above", 1.0, 1.0,
                              "the range is not tested: it grows with N even for i.i.d. students"))
         n = _largest_n(runs, variant)
         ranges, sds = _values(runs, variant, n, "spread"), _values(runs, variant, n, "student_sd_c4")
