@@ -202,7 +202,8 @@ def _check(cond: bool, key: str, expected: str, value: Any) -> None:
 
 
 def validate_config(cfg: TrainConfig) -> TrainConfig:
-    """Check ranges and registry names; return ``cfg`` unchanged or raise a :class:`UserError`."""
+    """Check ranges and registry names; return ``cfg`` (``kdef_terms`` in canonical order) or raise a
+    :class:`UserError`."""
     from collapse_lab.models import STUDENTS
     from collapse_lab.models.fusion import FUSIONS
     from collapse_lab.strategies import CONSISTENCY, STRATEGIES
