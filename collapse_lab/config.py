@@ -52,6 +52,7 @@ class TrainConfig:
     n: int = 3  # number of students N (the authors' repository default is 3)
     student: str = "mlp"  # student architecture (student registry)
     hidden_units: List[int] = field(default_factory=lambda: [400, 400, 400])  # MLP widths, paper footnote 2
+    width_match_n: int | None = None  # capacity control: n=1 vanilla, widths scaled to the parameters of K students
     embedding_dim: int = 16  # d, every dataset but KKBox (paper.md §8.2)
     net_dropout: float = 0.1  # dropout after each hidden layer, KDEF_MLP setting
     batch_norm: bool = True  # Linear -> BatchNorm -> ReLU -> Dropout (FuxiCTR MLP_Block)
@@ -74,6 +75,8 @@ class TrainConfig:
     exam: bool | None = None  # examination-mechanism weights; None = the method's default (on for kdef only);
     #                              kdef with exam=false is the "w/o EM" ablation (lambda = mu = 1, paper Table V)
     detach_exam: bool = False  # stop gradients through lambda and mu (the authors' code does not)
+    exam_weights: str | None = None  # em | uniform (lambda = 1/N, mu = 1/(N-1)) | constant; None = by `exam`
+    kdef_terms: List[str] = field(default_factory=lambda: ["kd", "dml"])  # kdef ablation: [kd] mu=0, [dml] lambda=0
     # --- reproducibility and outputs
     seed: int = 2024  # run seed; students get derive_seeds(seed, n)
     form: str = "auto"  # auto | loop | batched (numerically equivalent implementations)
@@ -201,7 +204,8 @@ def _check(cond: bool, key: str, expected: str, value: Any) -> None:
 
 
 def validate_config(cfg: TrainConfig) -> TrainConfig:
-    """Check ranges and registry names; return ``cfg`` unchanged or raise a :class:`UserError`."""
+    """Check ranges and registry names; return ``cfg`` (``kdef_terms`` in canonical order) or raise a
+    :class:`UserError`."""
     from collapse_lab.models import STUDENTS
     from collapse_lab.models.fusion import FUSIONS
     from collapse_lab.strategies import CONSISTENCY, STRATEGIES
@@ -233,6 +237,7 @@ def validate_config(cfg: TrainConfig) -> TrainConfig:
         _check(getattr(cfg, key) >= 0, key, "a non-negative number", getattr(cfg, key))
     _check(cfg.embedding_init_std > 0, "embedding_init_std", "a positive standard deviation", cfg.embedding_init_std)
     _check(cfg.mutual_weight is None or cfg.mutual_weight >= 0, "mutual_weight", "null or >= 0", cfg.mutual_weight)
+    _validate_recipe(cfg)
     _check(cfg.probe_rows >= 0, "probe_rows", "an integer >= 0", cfg.probe_rows)
     _check(cfg.spectra_every >= 0, "spectra_every", "an integer >= 0 (0 = no spectra during training)",
            cfg.spectra_every)
@@ -240,6 +245,25 @@ def validate_config(cfg: TrainConfig) -> TrainConfig:
     _check(0 <= cfg.seed < 2**63, "seed", "a non-negative integer", cfg.seed)
     _check(bool(cfg.dataset), "dataset", "a dataset name or directory", cfg.dataset)
     return cfg
+
+
+def _validate_recipe(cfg: TrainConfig) -> None:
+    """The weight mode, the KDEF ablation terms and the capacity control (:mod:`collapse_lab.recipes`)."""
+    from collapse_lab.recipes import kdef_terms, weight_mode
+
+    mode = weight_mode(cfg.method, cfg.exam, cfg.exam_weights)
+    _check(mode == "constant" or cfg.exam_weights is None or (cfg.kd_weight == 1.0 and cfg.mutual_weight is None),
+           "exam_weights", "constant (or null) when kd_weight or mutual_weight is set", cfg.exam_weights)
+    cfg.kdef_terms = kdef_terms(cfg.kdef_terms)  # canonical order, so equal settings hash alike
+    _check(cfg.method == "kdef" or cfg.kdef_terms == ["kd", "dml"], "kdef_terms",
+           "[kd, dml] unless method is kdef", cfg.kdef_terms)
+    if cfg.width_match_n is not None:
+        _check(cfg.width_match_n >= 1, "width_match_n", "null or an integer >= 1", cfg.width_match_n)
+        _check(cfg.n == 1 and cfg.method == "vanilla", "width_match_n",
+               "null unless n=1 and method=vanilla (one student widened to the parameters of K students)",
+               cfg.width_match_n)
+        _check(len(cfg.hidden_units) > 0, "width_match_n", "null with hidden_units=[] (no width to scale)",
+               cfg.width_match_n)
 
 
 def config_to_dict(cfg: TrainConfig) -> Dict[str, Any]:

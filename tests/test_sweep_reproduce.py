@@ -59,8 +59,12 @@ def test_presets_expand_as_documented():
     assert all(p.config["dataset"] == "movielens-100k" and p.config["hidden_units"] == [128, 128, 128]
                for p in quick)
     ml100k = expand_grid(load_grid(resolve_preset("ml100k")))
-    # vanilla-mean: 6 N x 5 seeds; the 5 other recipes: 5 N (no N = 1) x 5 seeds
-    assert len(ml100k) == 30 + 5 * 25
+    # vanilla-mean: 6 N x 5 seeds; the 5 other recipes: 5 N (no N = 1) x 5 seeds; 3 KDEF ablations at
+    # N = 2, 4, 10; the capacity control at K = 2, 3, 4, 6, 10 (one student each)
+    assert len(ml100k) == 30 + 5 * 25 + 3 * 3 * 5 + 5 * 5
+    capacity = [p.config for p in ml100k if p.config["width_match_n"] is not None]
+    assert {(c["n"], c["method"], c["width_match_n"]) for c in capacity} == {(1, "vanilla", k)
+                                                                             for k in (2, 3, 4, 6, 10)}
     assert {p.config["seed"] for p in ml100k} == {2024, 2025, 2026, 2027, 2028}
     assert all(p.config["hidden_units"] == [400, 400, 400] for p in ml100k)
 

@@ -39,6 +39,12 @@ VARIANT_STYLES: Dict[str, Dict[str, str]] = {
     "kd": {"color": OKABE_ITO["blue"], "marker": "D"},
     "dml": {"color": OKABE_ITO["bluish_green"], "marker": "v"},
     "kdef": {"color": OKABE_ITO["vermillion"], "marker": "P"},
+    # controls: KDEF's ablations keep KDEF's colour with their own marker; the capacity control its own colour
+    "kdef-kd-only": {"color": OKABE_ITO["vermillion"], "marker": "<"},
+    "kdef-dml-only": {"color": OKABE_ITO["vermillion"], "marker": ">"},
+    "kdef-uniform": {"color": OKABE_ITO["vermillion"], "marker": "p"},
+    "kdef-noem": {"color": OKABE_ITO["vermillion"], "marker": "h"},
+    "vanilla-mean-capacity": {"color": OKABE_ITO["reddish_purple"], "marker": "d"},
     "single model": {"color": "#7F7F7F", "marker": "o"},
 }
 _SPARE = [(OKABE_ITO["reddish_purple"], "X"), (OKABE_ITO["yellow"], "*"), ("#999999", "h")]

@@ -22,8 +22,12 @@ logloss of that member, and per run (repeated on each of its rows):
 
 ``dataset`` is the dataset id recorded in the manifest (the config's ``dataset`` when absent). ``variant``
 names the training recipe: ``vanilla-<fusion>``; ``kd``, ``dml``, ``kdef`` (mean fusion), or
-``<method>-<fusion>`` for other fusions. Config keys that vary across the sweep beyond dataset/method/fusion/
-n/seed appear as ``cfg_<key>`` columns, so statistics never pool different settings.
+``<method>-<fusion>`` for other fusions, plus the tags of the ablations and the capacity control
+(:func:`collapse_lab.recipes.variant_of`: ``kdef-kd-only``, ``kdef-uniform``, ``vanilla-mean-capacity``...).
+``n`` is the number of students, except for the capacity control: its one student has the parameters of
+``width_match_n`` = K students and is compared at N = K. Config keys that vary across the sweep beyond
+dataset/method/fusion/n/seed and the keys the variant encodes appear as ``cfg_<key>`` columns, so statistics
+never pool different settings.
 
 A directory without a readable manifest, a run that is not ``complete`` or has no test results is reported in
 ``skipped`` and left out; a run without ``spectrum.csv`` is kept (its spectral columns are empty) and noted.
@@ -41,6 +45,7 @@ import numpy as np
 import pandas as pd
 
 from collapse_lab.errors import UserError
+from collapse_lab.recipes import results_n, variant_name, variant_of
 
 __all__ = [
     "SweepResults",
@@ -55,29 +60,20 @@ __all__ = [
     "layer_columns",
 ]
 
-#: display and comparison order of the recipes (baselines first)
-VARIANT_ORDER = ("vanilla-mean", "vanilla-sum", "vanilla-concat", "kd", "dml", "kdef")
+#: display and comparison order of the recipes (baselines first, then the paper's methods, then the controls)
+VARIANT_ORDER = ("vanilla-mean", "vanilla-mean-capacity", "vanilla-sum", "vanilla-concat", "kd", "dml", "kdef",
+                 "kdef-kd-only", "kdef-dml-only", "kdef-uniform", "kdef-noem")
 #: config keys that always get their own column in results.csv
 STANDARD_KEYS = ("dataset", "method", "fusion", "n", "seed")
 #: where a run's spectral outputs may live, relative to the run directory
 SPECTRUM_LOCATIONS = ("spectrum.csv", "spectrum/spectrum.csv")
 #: config keys that never distinguish results (paths, performance knobs)
 _NEUTRAL_KEYS = ("data_root", "form", "num_threads", "deterministic", "save_every", "probe_rows")
+#: config keys that the variant name already encodes (:func:`collapse_lab.recipes.variant_of`)
+_RECIPE_KEYS = ("exam", "exam_weights", "kdef_terms", "width_match_n")
 _LAYER = re.compile(r"^students\.(\d+)\.layers\.(\d+)\.linear\.weight$")
 #: per-layer measures of the hidden Linear weights collected per member (column ``<measure>_layer<j>``)
 LAYER_MEASURES = ("ka", "erank_ratio", "ia_ratio")
-
-
-def variant_name(method: str, fusion: str) -> str:
-    """The recipe label used in tables and figures.
-
-    Example:
-        >>> variant_name("vanilla", "sum"), variant_name("kdef", "mean"), variant_name("kd", "concat")
-        ('vanilla-sum', 'kdef', 'kd-concat')
-    """
-    if method == "vanilla" or fusion != "mean":
-        return f"{method}-{fusion}"
-    return str(method)
 
 
 @dataclass
@@ -203,8 +199,9 @@ def _run_rows(name: str, run_dir: Path, manifest: Dict[str, Any]) -> Tuple[List[
     ens_auc = _metric(test, "ensemble", "auc")
     run: Dict[str, Any] = {
         "run": name,
-        "variant": variant_name(str(config.get("method")), str(config.get("fusion"))),
+        "variant": variant_of(config),
         **{key: config.get(key) for key in STANDARD_KEYS},
+        "n": results_n(config),
         "dataset": (manifest.get("dataset") or {}).get("id") or config.get("dataset"),
         "ensemble_auc": ens_auc,
         "ensemble_logloss": _metric(test, "ensemble", "logloss"),
@@ -344,7 +341,8 @@ def _hashable(value: Any) -> Any:
 
 
 def _varying_keys(configs: Mapping[str, Mapping[str, Any]]) -> List[str]:
-    keys = sorted({k for c in configs.values() for k in c} - set(STANDARD_KEYS) - set(_NEUTRAL_KEYS))
+    keys = sorted({k for c in configs.values() for k in c} - set(STANDARD_KEYS) - set(_NEUTRAL_KEYS)
+                  - set(_RECIPE_KEYS))
     return [k for k in keys if len({json.dumps(c.get(k), sort_keys=True) for c in configs.values()}) > 1]
 
 

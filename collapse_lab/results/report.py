@@ -78,7 +78,7 @@ def write_results(sweep_dir: Union[str, Path], out_dir: Optional[Union[str, Path
     summary = summarize(collected.results, confidence=confidence)
     paired = paired_tests(collected.results, confidence=confidence)
     # claims compare recipes at one setting: evaluate them per dataset and per combination of the other
-    # config keys the sweep varies (cfg_* columns), never pooling e.g. the exam=false ablation with KDEF
+    # config keys the sweep varies (cfg_* columns); ablations such as exam=false are recipes of their own
     keys = ["dataset", *sorted(c for c in collected.results.columns if c.startswith("cfg_"))]
     per_setting = []
     for values, df in collected.results.groupby(keys, sort=False, dropna=False):

@@ -75,6 +75,8 @@ def with_single_model(df: pd.DataFrame, variants: Optional[Sequence[str]] = None
 #: Recipes whose students' own heads get no gradient (the fused logit reads their hidden layers), so their
 #: per-student scores are untrained heads, not collapse; the paper draws no concat student curve.
 UNTRAINED_STUDENT_HEADS: Tuple[str, ...] = ("vanilla-concat",)
+#: Recipes with one student at N > 1 (the capacity control): no spread, no gap, no students to compare.
+ONE_STUDENT: Tuple[str, ...] = ("vanilla-mean-capacity",)
 
 
 def run_table(results: pd.DataFrame, single_model: bool = True, exclude: Sequence[str] = ()) -> pd.DataFrame:
@@ -84,16 +86,18 @@ def run_table(results: pd.DataFrame, single_model: bool = True, exclude: Sequenc
     return with_single_model(runs) if single_model else runs
 
 
-def gap_table(results: pd.DataFrame, exclude: Sequence[str] = UNTRAINED_STUDENT_HEADS,
+def gap_table(results: pd.DataFrame, exclude: Sequence[str] = UNTRAINED_STUDENT_HEADS + ONE_STUDENT,
               single_model: bool = True) -> pd.DataFrame:
     """One row per run for the ensemble − best student gap (figure 3), without the recipes whose students
-    have untrained heads (their 20-point "gap" is not collapse and would flatten every other curve)."""
+    have untrained heads (their 20-point "gap" is not collapse and would flatten every other curve) and the
+    one-student capacity control (its gap is 0 by construction)."""
     return run_table(results, single_model=single_model, exclude=exclude)
 
 
-def student_table(results: pd.DataFrame, exclude: Sequence[str] = UNTRAINED_STUDENT_HEADS,
+def student_table(results: pd.DataFrame, exclude: Sequence[str] = UNTRAINED_STUDENT_HEADS + ONE_STUDENT,
                   single_model: bool = True) -> pd.DataFrame:
-    """One row per student (figures 2 and 4), without the recipes whose students have untrained heads."""
+    """One row per student (figures 2 and 4), without the recipes whose students have untrained heads and the
+    one-student capacity control."""
     students = results[results["member"].astype(str) != "ensemble"]
     students = students[~students["variant"].isin(exclude)].reset_index(drop=True)
     variants = list(dict.fromkeys(students["variant"]))
@@ -296,10 +300,10 @@ def spectra_table(results: pd.DataFrame) -> pd.DataFrame:
 
 
 def exam_table(results: pd.DataFrame) -> pd.DataFrame:
-    """Training-split λ/μ rows of ``metrics.csv`` for every KDEF run with N > 1 (figure 9)."""
+    """Training-split λ/μ rows of ``metrics.csv`` for every KDEF run with N > 1 (figure 9; not its ablations)."""
     frames = []
     runs = _runs(results)
-    for _, row in runs[(runs["method"] == "kdef") & (runs["n"] > 1)].iterrows():
+    for _, row in runs[(runs["variant"] == "kdef") & (runs["n"] > 1)].iterrows():
         metrics = read_metrics(Path(row["run_dir"]))
         if metrics is None:
             continue

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from collapse_lab.errors import UserError
+from collapse_lab.recipes import resolve_weight_mode
 from collapse_lab.registry import Registry
 from collapse_lab.strategies.consistency import CONSISTENCY
 from collapse_lab.strategies.examination import examination
@@ -65,12 +66,16 @@ class Task(nn.Module, ABC):
         mutual_weight: peer weight ``mu_{k,l}`` when the examination is off (``None`` = the method's default).
         exam: set ``lambda``/``mu`` by the examination mechanism (``None`` = the method's default).
         detach_exam: compute the exam scores from detached predictions (no gradient through ``lambda``/``mu``).
+        exam_weights: ``em`` | ``uniform`` | ``constant`` (``None`` = by ``exam``, see
+            :func:`collapse_lab.recipes.weight_mode`); ``uniform`` is ``lambda_k = 1/N`` and
+            ``mu_{k,l} = 1/(N-1)``, the values the EM weights average to (softmin and softmax rows sum to 1).
     """
 
     default_exam = False
 
     def __init__(self, num_students: int, cons: str = "mse", kd_weight: float = 1.0,
-                 mutual_weight: float | None = None, exam: bool | None = None, detach_exam: bool = False) -> None:
+                 mutual_weight: float | None = None, exam: bool | None = None, detach_exam: bool = False,
+                 exam_weights: str | None = None) -> None:
         super().__init__()
         if isinstance(num_students, bool) or not isinstance(num_students, numbers.Integral) or num_students < 1:
             raise UserError(f"n (number of students) must be an integer >= 1, got {num_students!r}")
@@ -83,7 +88,8 @@ class Task(nn.Module, ABC):
         self.cons = CONSISTENCY.get(cons)
         self.kd_weight = float(kd_weight)
         self.mutual_weight = None if mutual_weight is None else float(mutual_weight)
-        self.exam = self.default_exam if exam is None else bool(exam)
+        self.exam_weights = resolve_weight_mode("em" if self.default_exam else "constant", exam, exam_weights)
+        self.exam = self.exam_weights == "em"
         self.detach_exam = bool(detach_exam)
 
     def forward(self, out: Dict[str, Any], labels: Tensor) -> Dict[str, Any]:
@@ -99,13 +105,17 @@ class Task(nn.Module, ABC):
 
     # ---- helpers for subclasses ------------------------------------------------------------------------------
     def weights(self, probs: Tensor, labels: Tensor, default_mu: float) -> tuple:
-        """``(lambda (N,), mu (N, N))``: the EM weights if ``exam`` else ``kd_weight`` and ``mutual_weight``
-        (or ``default_mu``), with a zero diagonal in ``mu``."""
+        """``(lambda (N,), mu (N, N))`` with a zero diagonal in ``mu``, by ``exam_weights``: ``em`` the EM
+        weights; ``uniform`` ``1/N`` and ``1/(N-1)``; ``constant`` ``kd_weight`` and ``mutual_weight`` (or
+        ``default_mu``)."""
         n = probs.shape[1]
-        if self.exam:
+        if self.exam_weights == "em":
             return examination(probs, labels, detach=self.detach_exam)
-        lam = torch.full((n,), self.kd_weight, dtype=probs.dtype, device=probs.device)
-        mu_value = default_mu if self.mutual_weight is None else self.mutual_weight
+        if self.exam_weights == "uniform":
+            lam_value, mu_value = 1.0 / n, 1.0 / max(n - 1, 1)
+        else:
+            lam_value, mu_value = self.kd_weight, default_mu if self.mutual_weight is None else self.mutual_weight
+        lam = torch.full((n,), lam_value, dtype=probs.dtype, device=probs.device)
         mu = mu_value * (1.0 - torch.eye(n, dtype=probs.dtype, device=probs.device))
         return lam, mu
 

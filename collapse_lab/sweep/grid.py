@@ -10,6 +10,7 @@ A grid file has up to four sections::
       variant:                   # a *bundle* axis (any name): each value is a mapping of keys set together
         - {method: vanilla, fusion: mean}
         - {method: kdef, fusion: mean}
+        - {method: vanilla, n: 1, width_match_n: 4}   # a bundle's keys win over plain axes such as n
       n: [1, 2, 4]
       seed: [2024, 2025]         # a scalar is an axis with one value
     exclude:                     # drop every point that matches all keys of one entry
@@ -20,7 +21,8 @@ Every key must be a training config key (``collapse_lab.config.CONFIG_KEYS``); e
 Command-line lists (``n=1,2,4``, ``hidden_units=[64,64],[32,32]``) replace or add axes of the same name; each
 right-hand side is read as the YAML flow sequence ``[<rhs>]``.
 
-A run is named ``<method>-<fusion>-n<N>-s<seed>-<hash8>``, where ``hash8`` is the first 8 hex digits of the
+A run is named ``<method>-<fusion>-n<N>[-<tags>]-s<seed>-<hash8>`` (tags such as ``kd-only`` or ``capacity4``
+name the ablations and controls, :mod:`collapse_lab.recipes`), where ``hash8`` is the first 8 hex digits of the
 SHA-256 of the canonical JSON (sorted keys, no spaces) of the fully resolved config, so the name is stable
 across machines and invocations and changes whenever any setting changes (FuxiCTR's ``autotuner`` idea).
 """
@@ -224,13 +226,19 @@ def config_digest(config: Mapping[str, Any]) -> str:
 
 
 def run_name(config: Mapping[str, Any]) -> str:
-    """``<method>-<fusion>-n<N>-s<seed>-<hash8>`` for a resolved config.
+    """``<method>-<fusion>-n<N>[-<tags>]-s<seed>-<hash8>`` for a resolved config; the tags name the ablations
+    and the capacity control (:func:`collapse_lab.recipes.recipe_tags`, e.g. ``kd-only``, ``capacity``).
 
     Example:
         >>> run_name({"method": "kdef", "fusion": "mean", "n": 4, "seed": 2024})
         'kdef-mean-n4-s2024-fa3886e9'
+        >>> run_name({"method": "vanilla", "fusion": "mean", "n": 1, "width_match_n": 4, "seed": 2024})[:32]
+        'vanilla-mean-n1-capacity4-s2024-'
     """
-    return (f"{config.get('method')}-{config.get('fusion')}-n{config.get('n')}-s{config.get('seed')}-"
+    from collapse_lab.recipes import recipe_tags
+
+    tags = "".join(f"-{tag}{config['width_match_n'] if tag == 'capacity' else ''}" for tag in recipe_tags(config))
+    return (f"{config.get('method')}-{config.get('fusion')}-n{config.get('n')}{tags}-s{config.get('seed')}-"
             f"{config_digest(config)[:8]}")
 
 
@@ -242,7 +250,9 @@ def expand_grid(spec: SweepSpec, overrides: Optional[Mapping[str, List[Any]]] = 
     """All runs of a sweep: the cartesian product of the axes on top of ``base``, minus excluded points.
 
     Points are resolved with ``resolve_config`` (defaults filled, values checked) and deduplicated by name,
-    in grid order (the first axis varies slowest).
+    in grid order (the first axis varies slowest). A key set by a bundle wins over a plain axis of the same
+    name, so a recipe can pin it: ``{method: vanilla, n: 1, width_match_n: 4}`` runs once per seed whatever
+    the ``n`` axis holds.
 
     Raises:
         UserError: no axis, an empty axis, every point excluded, or a value the config rejects.
@@ -258,11 +268,14 @@ def expand_grid(spec: SweepSpec, overrides: Optional[Mapping[str, List[Any]]] = 
     keys = list(spec.axes)
     for combo in itertools.product(*(spec.axes[k] for k in keys)):
         overrides_point: Dict[str, Any] = dict(spec.base)
+        bundles = []
         for key, value in zip(keys, combo, strict=True):
             if isinstance(value, dict) and key not in valid:
-                overrides_point.update(value)
+                bundles.append(value)
             else:
                 overrides_point[key] = value
+        for bundle in bundles:  # a bundle's keys win over plain axes (e.g. the capacity control's n: 1)
+            overrides_point.update(bundle)
         if any(_matches(overrides_point, rule) for rule in spec.exclude):
             continue
         try:

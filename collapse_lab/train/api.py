@@ -162,6 +162,7 @@ def _build(cfg: TrainConfig, dev: str) -> Dict[str, Any]:
     from collapse_lab.data.catalog import resolve_processed
     from collapse_lab.data.dataset import BatchIterator, ProcessedDataset
     from collapse_lab.models import build_ensemble, resolve_form
+    from collapse_lab.models.capacity import match_capacity
     from collapse_lab.strategies import build_strategy
     from collapse_lab.utils.seed import seed_everything
 
@@ -175,12 +176,17 @@ def _build(cfg: TrainConfig, dev: str) -> Dict[str, Any]:
         torch.set_flush_denormal(True)  # Adam moments of rare embedding rows decay into slow denormals
     seed_everything(cfg.seed, cfg.deterministic)
     form = resolve_form(cfg.form, dev)
-    model = build_ensemble(data.feature_map, num_students=cfg.n, student=cfg.student, embedding_dim=cfg.embedding_dim,
-                           hidden_units=tuple(cfg.hidden_units), net_dropout=cfg.net_dropout,
-                           batch_norm=cfg.batch_norm, fusion=cfg.fusion, form=form, seed=cfg.seed,
-                           embedding_init_std=cfg.embedding_init_std).to(dev)
+    shape = dict(student=cfg.student, embedding_dim=cfg.embedding_dim, net_dropout=cfg.net_dropout,
+                 batch_norm=cfg.batch_norm, fusion=cfg.fusion, embedding_init_std=cfg.embedding_init_std)
+    hidden, capacity = tuple(cfg.hidden_units), None
+    if cfg.width_match_n is not None:  # capacity control: one student with the parameters of K students
+        capacity = match_capacity(data.feature_map, cfg.width_match_n, hidden, **shape)
+        hidden = tuple(capacity["hidden_units"])
+    model = build_ensemble(data.feature_map, num_students=cfg.n, hidden_units=hidden, form=form, seed=cfg.seed,
+                           **shape).to(dev)
     task = build_strategy(cfg.method, num_students=cfg.n, cons=cfg.cons, kd_weight=cfg.kd_weight,
-                          mutual_weight=cfg.mutual_weight, exam=cfg.exam, detach_exam=cfg.detach_exam)
+                          mutual_weight=cfg.mutual_weight, exam=cfg.exam, detach_exam=cfg.detach_exam,
+                          exam_weights=cfg.exam_weights, kdef_terms=cfg.kdef_terms)
     if isinstance(task, torch.nn.Module):
         task = task.to(dev)
     # a last batch of one row would break BatchNorm in train mode; FuxiCTR keeps partial batches otherwise
@@ -188,6 +194,7 @@ def _build(cfg: TrainConfig, dev: str) -> Dict[str, Any]:
     device = None if dev == "cpu" else dev
     prefetch = 0 if dev == "cpu" else 2  # on a GPU, gather + host-to-device copies overlap the step
     return {"path": path, "data": data, "splits": splits, "model": model, "task": task, "form": form,
+            "capacity": capacity,
             "train": BatchIterator(splits["train"], cfg.batch_size, shuffle=True, seed=cfg.seed, drop_last=drop_last,
                                    device=device, prefetch=prefetch),
             "valid": BatchIterator(splits["valid"], cfg.batch_size, device=device),
@@ -211,7 +218,7 @@ def _run(cfg: TrainConfig, out: Path, resume: bool, overwrite: bool, dev: str, p
             config_hash=config_hash(cfg), seeds={"run": cfg.seed, "students": derive_seeds(cfg.seed, cfg.n)},
             dataset={"id": data.dataset_id, "path": str(built["path"]), "hash": data.content_hash,
                      "rows": {name: len(split) for name, split in built["splits"].items()}},
-            model=model.describe())
+            model={**model.describe(), **({"capacity": built["capacity"]} if built["capacity"] else {})})
     manifest.set_status("running")
     manifest.save()
     metrics = MetricsLog(run.metrics_csv)
