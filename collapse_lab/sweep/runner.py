@@ -165,7 +165,7 @@ def plan_sweep(grid: Union[str, Path, SweepSpec], out_dir: Optional[Union[str, P
     spec = grid if isinstance(grid, SweepSpec) else load_grid(grid)
     axes = parse_grid_overrides(list(overrides)) if not isinstance(overrides, Mapping) else dict(overrides)
     points = expand_grid(spec, axes)
-    sweep_dir = Path(out_dir) if out_dir is not None else Path("sweeps") / spec.name
+    sweep_dir = Path(out_dir) if out_dir is not None else child("sweeps", spec.name, "sweep name", spec.source)
     return spec, points, sweep_dir
 
 
