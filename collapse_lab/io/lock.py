@@ -71,6 +71,7 @@ class DirLock:
     Args:
         path: the lock file.
         what: what it guards, for the busy message (``"run directory runs/a"``).
+        wait: for ``with``: block until the holder releases it instead of raising :class:`LockBusy`.
 
     Example:
         >>> import tempfile
@@ -82,9 +83,10 @@ class DirLock:
         False
     """
 
-    def __init__(self, path: PathLike, what: str = "") -> None:
+    def __init__(self, path: PathLike, what: str = "", wait: bool = False) -> None:
         self.path = Path(path).absolute()
         self.what = what or str(self.path)
+        self.wait = wait  # what ``with`` does when another process holds it: wait, or raise LockBusy
         self._owned = False
 
     def acquire(self, wait: bool = False, poll: float = 0.2) -> DirLock:
@@ -131,7 +133,7 @@ class DirLock:
 
     def release(self) -> None:
         if not self._owned:
-            return
+            return  # (one DirLock object is acquired once at a time; nest separate objects to re-enter)
         self._owned = False
         key = str(self.path)
         with _GUARD:
@@ -145,7 +147,7 @@ class DirLock:
         os.close(fd)  # closing the only descriptor releases the flock
 
     def __enter__(self) -> DirLock:
-        return self.acquire()
+        return self.acquire(wait=self.wait)
 
     def __exit__(self, *exc: object) -> None:
         self.release()
