@@ -87,7 +87,7 @@ class DirLock:
         self.path = Path(path).absolute()
         self.what = what or str(self.path)
         self.wait = wait  # what ``with`` does when another process holds it: wait, or raise LockBusy
-        self._owned = False
+        self._depth = 0  # how many times this object holds it (nested ``with`` on one object)
 
     def acquire(self, wait: bool = False, poll: float = 0.2) -> DirLock:
         """Take the lock; with ``wait`` block until the holder exits, else raise :class:`LockBusy` at once."""
@@ -98,7 +98,7 @@ class DirLock:
             if key in _HELD:  # re-entrant within this process
                 fd, depth = _HELD[key]
                 _HELD[key] = (fd, depth + 1)
-                self._owned = True
+                self._depth += 1
                 return self
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         deadline = time.monotonic() + 0.5  # is_locked() probes hold a shared lock for microseconds
@@ -128,13 +128,13 @@ class DirLock:
             raise
         with _GUARD:
             _HELD[key] = (fd, 1)
-        self._owned = True
+        self._depth += 1
         return self
 
     def release(self) -> None:
-        if not self._owned:
-            return  # (one DirLock object is acquired once at a time; nest separate objects to re-enter)
-        self._owned = False
+        if self._depth == 0:
+            return
+        self._depth -= 1
         key = str(self.path)
         with _GUARD:
             fd, depth = _HELD[key]
