@@ -174,5 +174,6 @@ def test_sigkill_at_random_instants_then_resume_ends_like_an_uninterrupted_run(d
         assert_same_as(reference, out)
         rounds += 1
         out = tmp_path / f"round{rounds}"
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no staging or lock left
     print(f"kills {kills} (inside a pair write {in_pair}), finished rounds {rounds}, attempts {attempts}")
     assert kills >= 10 and in_pair >= 3 and rounds >= 1

@@ -17,7 +17,7 @@ import yaml
 
 from collapse_lab.errors import UserError
 from collapse_lab.io.lock import DirLock, LockBusy, is_locked, lock_run, run_lock_path
-from collapse_lab.sweep.runner import run_status, run_sweep
+from collapse_lab.sweep.runner import DEFAULT_TRAINER, run_status, run_sweep
 
 TESTS = Path(__file__).parent
 ROOT = TESTS.parent
@@ -197,3 +197,33 @@ def test_killing_the_parent_of_a_jobs_2_sweep_ends_its_workers(grid, tmp_path):
     assert not any(_alive(pid) for pid in workers)
     # the runs they held are free again: a new sweep takes them over
     assert not any(is_locked(run_lock_path(p)) for p in (out / "runs").iterdir() if p.is_dir())
+
+
+def test_two_real_sweeps_on_one_directory_leave_complete_runs_with_all_their_files(tmp_path):
+    """The issue's symptom with the real trainer: runs 'complete' without checkpoints or metrics.csv."""
+    from train_fixtures import make_dataset
+
+    data = make_dataset(tmp_path, rows=2000)
+    grid = tmp_path / "real.yaml"
+    grid.write_text(yaml.safe_dump({"name": "real", "base": {
+        "dataset": str(data), "hidden_units": [8], "embedding_dim": 4, "max_epochs": 1, "probe_rows": 32,
+        "num_threads": 1}, "grid": {"n": [1, 2], "seed": [1, 2]}}))
+    out, go = tmp_path / "sw", tmp_path / "go"
+    procs = [subprocess.Popen([sys.executable, "-c", SWEEP, str(grid), str(out), "1", DEFAULT_TRAINER, str(go)],
+                              env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    assert [p.stdout.readline().strip() for p in procs] == ["ready", "ready"]
+    go.touch()
+    results = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], results
+    print("trained/skipped/failed per sweep:", [r[0].split() for r in results])
+    runs, _ = _record(out)
+    assert len(runs) == 4 and all(r["status"] == "complete" for r in runs.values())
+    for name in runs:
+        run = out / "runs" / name
+        files = {p.relative_to(run).as_posix() for p in run.rglob("*") if p.is_file()}
+        assert {"manifest.json", "metrics.csv", "checkpoints/best/model.safetensors",
+                "checkpoints/last/model.safetensors", "checkpoints/last/trainer_state.pt"} <= files
+        assert json.loads((run / "manifest.json").read_text())["status"] == "complete"
+        log = (run / "train.log").read_text()
+        assert log.count("INFO training ") == 1 and "resuming" not in log  # trained exactly once
+    assert sorted(p.name for p in (out / "runs").iterdir()) == sorted(runs)

@@ -59,7 +59,7 @@ def inside(root: Union[str, os.PathLike], path: Union[str, os.PathLike], what: s
         >>> inside(root, root / "a" / ".." / ".." / "x")  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        collapse_lab.errors.UserError: ...: path resolves outside ... (expected a path inside it)
+        collapse_lab.errors.UserError: ...: path resolves outside ... (to ...; expected a path inside it)
     """
     real_root = Path(root).resolve()
     real = Path(path).resolve()

@@ -71,9 +71,13 @@ class RunDir:
                 check_only: bool = False) -> RunDir:
         """Create (or reopen with ``resume``) a run directory; ``check_only`` validates without touching disk.
 
+        With ``overwrite`` an existing directory is only checked, never deleted here: it must be a collapse-lab
+        run (:func:`is_run_dir`); the caller builds the new run in :func:`staging_dir` and swaps it in with
+        :func:`swap_in` once complete.
+
         Raises:
-            UserError: the directory exists and is not empty (without ``resume``/``overwrite``), or ``resume``
-                was asked for a directory that holds no run.
+            UserError: the directory exists and is not empty (without ``resume``/``overwrite``), is not a run
+                (with ``overwrite``), or ``resume`` was asked for a directory that holds no run.
         """
         run = cls(path)
         exists = run.path.exists() and any(run.path.iterdir()) if run.path.is_dir() else run.path.exists()

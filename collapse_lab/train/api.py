@@ -20,7 +20,7 @@ from typing import Any, Callable, Dict, Sequence, Union
 
 from collapse_lab.config import ConfigLike, TrainConfig, config_hash, config_to_dict, config_to_yaml, resolve_config
 from collapse_lab.errors import UserError
-from collapse_lab.io.atomic import atomic_directory, atomic_write_text
+from collapse_lab.io.atomic import atomic_write_text
 from collapse_lab.io.checkpoint import load_trainer_state, load_weights, recover_checkpoint_pair, save_weights
 from collapse_lab.io.lock import lock_run
 from collapse_lab.io.manifest import Manifest, read_manifest
@@ -124,8 +124,10 @@ def train(config: ConfigLike = None, out_dir: Union[str, Path] | None = None, re
     Args:
         config: a :class:`TrainConfig`, a dict of config keys or a list of ``key=value`` overrides.
         out_dir: the run directory (default :func:`default_run_dir`).
-        resume: continue the run in ``out_dir`` after its last finished epoch.
-        overwrite: replace an existing ``out_dir``.
+        resume: continue the run in ``out_dir`` after its last finished epoch (from the start if it was killed
+            during its first epoch).
+        overwrite: replace an existing ``out_dir`` — only a collapse-lab run (manifest ``kind``), and only once the
+            new run is complete (it is built in a hidden sibling and swapped in).
         device: ``auto`` | ``cpu`` | ``cuda`` (``cuda:1``...).
         progress: tqdm progress bar (None = only on a terminal).
         config_file: a YAML file of config keys, merged before ``config``.
@@ -136,7 +138,8 @@ def train(config: ConfigLike = None, out_dir: Union[str, Path] | None = None, re
         :class:`RunResult` of the finished run.
 
     Raises:
-        UserError: bad config, unprepared dataset, existing output directory, non-finite loss...
+        UserError: bad config, unprepared dataset, existing output directory, another live process training
+            ``out_dir`` (its lock, io/lock.py), non-finite loss...
     """
     import torch
 
@@ -259,16 +262,15 @@ def _open_run(cfg: TrainConfig, out: Path, work: Path, resume: bool, dev: str, b
                   dataset={"id": data.dataset_id, "path": str(built["path"]), "hash": data.content_hash,
                            "rows": {name: len(split) for name, split in built["splits"].items()}},
                   model=built["model"].describe())
-    if work != out:  # the staging directory of an overwrite
-        manifest = Manifest.create(run.manifest_json, **fields)
-        manifest.save()
-        atomic_write_text(run.config_yaml, config_to_yaml(cfg))
-        return manifest
-    with atomic_directory(out, overwrite=True) as tmp:  # only ever replaces an empty directory here
-        manifest = Manifest.create(tmp / "manifest.json", **fields)
-        manifest.save()
-        atomic_write_text(tmp / "config.yaml", config_to_yaml(cfg))
-    manifest.path = run.manifest_json
+    # a new run appears with its manifest in it (built in a staging sibling, which recover_run_dir removes after a
+    # kill); an overwrite's ``work`` is already such a sibling
+    skeleton = staging_dir(out) if work == out else work
+    manifest = Manifest.create(skeleton / "manifest.json", **fields)
+    manifest.save()
+    atomic_write_text(skeleton / "config.yaml", config_to_yaml(cfg))
+    if skeleton != work:
+        swap_in(skeleton, out)  # replaces at most an empty directory here
+        manifest.path = run.manifest_json
     return manifest
 
 
