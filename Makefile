@@ -12,7 +12,7 @@ install: $(STAMP)
 
 # CPU build of torch first (from the local wheel cache where the machine has one), so that the torch>=2.4
 # requirement never pulls a multi-GB CUDA build; then the package with its test extras (the
-# notebooks extra adds jupyterlab, whose jsonschema>=4.18 conflicts with cffconvert 2.0's jsonschema<4).
+# notebooks extra, jupyterlab and ipywidgets, installs beside them: pip install -e '.[dev,notebooks]').
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip

@@ -17,11 +17,22 @@ embedding L2, backward, clipping, Adam) runs ``--steps`` timed steps after ``--w
 movielens-100k && collapse-lab data prepare movielens-100k``) with the paper's schedule, and reports the
 test ensemble AUC per (method, N): mean, std (ddof 1), min, max, plus best-student AUC and spread.
 
+**Spectra overhead** (``--spectra-overhead N1,N2``). Trains ``--dataset`` (default ML-100K, the preset's shapes:
+hidden [400, 400, 400], batch 4096) with spectra during training at the default cadence (``spectra_every=1``,
+``spectra_unit=epoch``: step 0, every epoch end, the last step; or what ``--set`` says) and times, in the same
+process, every call that computes the trace against the whole ``train()`` call::
+
+    overhead = seconds in SpectraTrace.record / (seconds of train() − seconds in SpectraTrace.record)
+
+The first record of each matrix shape includes drawing its Gaussian baselines (about 1.5 s for the ML-100K
+shapes on a 2-core CPU); they are cached for the rest of the process, so a later N in the same call pays less.
+
 Not a test: the numbers depend on the machine. Examples::
 
     python bench/bench_train.py                                   # N = 1, 2, 4, 10; loop and batched
     python bench/bench_train.py --students 1,2 --steps 3 --warmup 1 --rows 20000 --hidden 64,64   # smoke
     python bench/bench_train.py --ml100k-seeds 5 --json-out bench/results/train_ml100k.json
+    python bench/bench_train.py --spectra-overhead 1,3 --json-out bench/results/spectra-overhead.json
 """
 
 from __future__ import annotations
@@ -173,6 +184,47 @@ def ml100k_seeds(args: argparse.Namespace) -> Dict[str, Any]:
             "results": table}
 
 
+def spectra_overhead(args: argparse.Namespace) -> Dict[str, Any]:
+    from collapse_lab.config import resolve_config
+    from collapse_lab.train import spectra
+    from collapse_lab.train.api import train
+
+    spent = {"seconds": 0.0, "records": 0}
+    original = spectra.SpectraTrace.record
+
+    def timed(self: Any, model: Any, epoch: int, step: int) -> None:
+        t0 = time.perf_counter()
+        original(self, model, epoch, step)
+        spent["seconds"] += time.perf_counter() - t0
+        spent["records"] += 1
+
+    runs_root = Path(args.runs_dir) if args.runs_dir else Path(tempfile.mkdtemp(prefix="bench_spectra_"))
+    results: List[Dict[str, Any]] = []
+    spectra.SpectraTrace.record = timed  # type: ignore[method-assign]
+    try:
+        for n in [int(x) for x in args.spectra_overhead.split(",")]:
+            overrides = [f"dataset={args.dataset}", "method=kdef", f"n={n}", "seed=1", *args.set]
+            cfg = resolve_config(overrides)
+            spent.update(seconds=0.0, records=0)
+            t0 = time.perf_counter()
+            result = train(overrides, runs_root / f"kdef-n{n}", overwrite=True, device=args.device, progress=False,
+                           console=False)
+            wall = time.perf_counter() - t0
+            rows = sum(1 for _ in open(result.run_dir / "spectra_trace.csv")) - 1
+            row = {"n": n, "spectra_every": cfg.spectra_every, "spectra_unit": cfg.spectra_unit,
+                   "batch_size": cfg.batch_size, "hidden_units": cfg.hidden_units,
+                   "epochs": result.results["epochs_run"], "steps": result.results["steps_run"],
+                   "records": spent["records"], "trace_rows": rows, "record_s": spent["seconds"],
+                   "train_s": wall - spent["seconds"], "overhead": spent["seconds"] / (wall - spent["seconds"])}
+            results.append(row)
+            print(f"kdef N={n}: {row['epochs']} epochs, {row['steps']} steps, {row['records']} records "
+                  f"({row['record_s']:.2f} s) in {row['train_s']:.1f} s of training: overhead "
+                  f"{100 * row['overhead']:.2f}%", file=sys.stderr)
+    finally:
+        spectra.SpectraTrace.record = original  # type: ignore[method-assign]
+    return {"mode": "spectra_overhead", "dataset": args.dataset, "overrides": list(args.set), "results": results}
+
+
 def main(argv: Sequence[str] | None = None) -> Dict[str, Any]:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
@@ -191,10 +243,15 @@ def main(argv: Sequence[str] | None = None) -> Dict[str, Any]:
     p.add_argument("--ml-students", default="1,4", help="N values of the ML-100K comparison")
     p.add_argument("--dataset", default="movielens-100k", help="dataset of the seed comparison")
     p.add_argument("--set", nargs="*", default=[], help="extra config overrides key=value for the seed comparison")
+    p.add_argument("--spectra-overhead", default="", metavar="N1,N2",
+                   help="time spectra during training at these N (KDEF on --dataset) instead of throughput")
     p.add_argument("--runs-dir", default=None, help="keep the seed-comparison runs here (default: a temp dir)")
     p.add_argument("--json-out", default=None, help="also write the results as JSON")
     args = p.parse_args(argv)
-    result = ml100k_seeds(args) if args.ml100k_seeds > 0 else throughput(args)
+    if args.spectra_overhead:
+        result = spectra_overhead(args)
+    else:
+        result = ml100k_seeds(args) if args.ml100k_seeds > 0 else throughput(args)
     result["host"] = {"platform": platform.platform(), "python": platform.python_version()}
     if args.json_out:
         Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)

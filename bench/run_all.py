@@ -1,7 +1,8 @@
 """Run every benchmark on a quiet machine and keep the JSON reports under bench/results/.
 
 Usage: ``python bench/run_all.py [--quick]``. The full set takes tens of minutes on 2 CPU cores (the 10M-row
-prepare, the 4M x 16 spectra and the KDEF throughput for N in {1, 2, 4, 10}); ``--quick`` runs reduced sizes
+prepare, the 4M x 16 spectra, the KDEF throughput for N in {1, 2, 4, 10} and the cost of spectra during
+training on ML-100K at N = 1 and 3); ``--quick`` runs reduced sizes
 to check that everything works. Speed figures are ratios measured within one process (see each script).
 """
 
@@ -29,6 +30,8 @@ def main() -> None:
                                              if args.quick else []),
         "train": ["bench_train.py"] + (["--students", "1,2", "--steps", "3", "--warmup", "1"] if args.quick else []),
         "train_ml100k": ["bench_train.py", "--ml100k-seeds", "1" if args.quick else "5"],
+        "spectra_overhead": ["bench_train.py", "--spectra-overhead"] + (["1", "--set", "max_epochs=2"] if args.quick
+                                                                        else ["1,3"]),
     }
     failed = []
     for name, argv in jobs.items():

@@ -79,6 +79,8 @@ class TrainConfig:
     form: str = "auto"  # auto | loop | batched (numerically equivalent implementations)
     probe_rows: int = 4096  # validation rows whose hidden activations go to probe.safetensors (0 = none)
     save_every: int | None = None  # also keep checkpoints/epoch_{k:04d}/ every k epochs (None = best only)
+    spectra_every: int = 1  # spectra_trace.csv: weight/embedding metrics every k spectra_unit (0 = off), step 0, last
+    spectra_unit: str = "epoch"  # epoch | step: the unit of spectra_every
     deterministic: bool = False  # torch.use_deterministic_algorithms (CPU runs are deterministic anyway)
     num_threads: int | None = None  # torch intra-op threads (None = torch's default)
 
@@ -232,6 +234,9 @@ def validate_config(cfg: TrainConfig) -> TrainConfig:
     _check(cfg.embedding_init_std > 0, "embedding_init_std", "a positive standard deviation", cfg.embedding_init_std)
     _check(cfg.mutual_weight is None or cfg.mutual_weight >= 0, "mutual_weight", "null or >= 0", cfg.mutual_weight)
     _check(cfg.probe_rows >= 0, "probe_rows", "an integer >= 0", cfg.probe_rows)
+    _check(cfg.spectra_every >= 0, "spectra_every", "an integer >= 0 (0 = no spectra during training)",
+           cfg.spectra_every)
+    _check(cfg.spectra_unit in ("epoch", "step"), "spectra_unit", "one of epoch, step", cfg.spectra_unit)
     _check(0 <= cfg.seed < 2**63, "seed", "a non-negative integer", cfg.seed)
     _check(bool(cfg.dataset), "dataset", "a dataset name or directory", cfg.dataset)
     return cfg

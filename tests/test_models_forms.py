@@ -98,3 +98,23 @@ def test_no_hidden_layers_is_a_logistic_regression_in_both_forms() -> None:
     h = loop.embedding(ids, values)
     w, bias = loop.students[1].head.weight, loop.students[1].head.bias
     torch.testing.assert_close(a["logits"][:, 1], (h @ w.t() + bias).squeeze(-1))
+
+
+@pytest.mark.parametrize("pooling", ["mean", "sum"])
+def test_forms_agree_under_either_sequence_pooling(pooling: str) -> None:
+    fm = FeatureMap("toy", [*FM.fields[:2], FieldInfo("genres", "sequence", 2, 3, 12, max_len=3, pooling=pooling),
+                            FM.fields[3]])
+    kw = dict(num_students=3, hidden_units=(16, 8), embedding_dim=4, net_dropout=0.0, batch_norm=True,
+              fusion="mean", seed=5, embedding_init_std=0.05)
+    loop, batched = build_ensemble(fm, form="loop", **kw), build_ensemble(fm, form="batched", **kw)
+    ids, values, _ = batch(32, seed=1)
+    a, b = loop.eval()(ids, values, return_hidden=True), batched.eval()(ids, values, return_hidden=True)
+    assert max_abs(a["logits"], b["logits"]) <= 1e-5
+    g = loop.embedding.tables["genres"].weight.detach()
+    seq = ids[:, 2:5]
+    mask = (seq != 0).float().unsqueeze(-1)  # (B, 3, 1)
+    pooled = (g[seq] * mask).sum(1)
+    if pooling == "mean":
+        pooled = pooled / mask.sum(1).clamp(min=1)
+    torch.testing.assert_close(a["input"][:, 8:12], pooled)  # the genres block of h, both forms
+    torch.testing.assert_close(b["input"][:, 8:12], pooled)

@@ -55,3 +55,20 @@ def test_results_md_agrees_with_the_csv_tables_beside_it():
         assert f"| {r.claim} | {r.quantity} ({r.unit}) | {r.estimate:.3f}" in results
     runs = pd.read_csv(TABLES / "results.csv", usecols=["run", "member"])
     assert f"{int((runs['member'] == 'ensemble').sum())} finished runs" in results
+
+
+def test_paired_rows_carry_the_bh_adjusted_p_values_of_paired_tests_csv():
+    """The paired table of results.md (quoted by the report) shows BH-adjusted p-values, equal to the CSV's."""
+    results = (TABLES / "results.md").read_text()
+    header = ("| dataset | N | comparison | pairs | mean difference (AUC points) [95% CI] | p (paired t) "
+              "| p (paired t, BH) |")
+    assert header in results and header in DOC.read_text()
+    paired = pd.read_csv(TABLES / "paired_tests.csv").query("metric == 'ensemble_auc'")
+    rows = _rows(results, r"\| movielens-100k \| \d+ \| ")
+    assert rows
+    for row in rows:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        variant, baseline = cells[2].split(" − ")
+        r = paired[(paired["n"] == int(cells[1])) & (paired["variant"] == variant)
+                   & (paired["baseline"] == baseline)].iloc[0]
+        assert cells[5:7] == [f"{r['p_ttest']:.3g}", f"{r['p_ttest_bh']:.3g}"], row

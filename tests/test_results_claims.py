@@ -29,7 +29,7 @@ def _table():
         rows.append(_run("kdef", 4, seed, base + 0.003, best_student_auc=base + 0.0025,
                          worst_student_auc=base + 0.002, gap=0.0005, ensemble_logloss=0.502 + 0.001 * seed,
                          best_ka_layer1=0.40, best_ka_layer2=0.20 + 0.02 * seed, lambda_mean=0.25,
-                         lambda_std=0.005 + 0.001 * seed))
+                         lambda_std=0.005 + 0.001 * seed, student_auc_diff_se=0.0005))
     return pd.DataFrame(rows)
 
 
@@ -62,7 +62,8 @@ def test_quantities_and_verdicts():
     assert kdef_ka.estimate == pytest.approx(100 * d.mean())
     assert (kdef_ka.ci_low, kdef_ka.ci_high) == pytest.approx((100 * (d.mean() - half), 100 * (d.mean() + half)))
     assert kdef_ka.verdict == "supported"
-    assert by[("C6", "ensemble − best student AUC (kdef, N=4)")].verdict == "supported"  # 0.05 < 0.1 points
+    gap = by[("C6", "ensemble − best student AUC (kdef, N=4)")]
+    assert gap.rule == "< 0.098" and gap.verdict == "supported"  # 0.05 points < 1.96 × 0.05 points of noise
     c7 = by[("C7", "relative spread std/mean of λ (kdef, N=4)")]
     assert c7.estimate == pytest.approx(np.mean([0.02, 0.024, 0.028])) and c7.verdict == "supported"
     c8 = by[("C8", "ensemble logloss, kdef − vanilla-mean (N=4)")]
@@ -103,7 +104,7 @@ def test_single_runs_are_inconclusive_and_markdown_table():
     text = format_claims(claims)
     assert text.splitlines()[0].startswith("| claim | quantity |")
     assert "| C1 | ensemble AUC (vanilla-mean, N=4) − single model AUC (AUC points) | -0.200 | 1 vs 1 | < 0.1 " \
-           "| inconclusive |" in text
+           "| inconclusive |  |" in text
 
 
 def test_mixed_settings_are_refused_instead_of_pooled():
@@ -115,17 +116,25 @@ def test_mixed_settings_are_refused_instead_of_pooled():
         evaluate_claims(table)
 
 
-def test_dml_claim_uses_the_worst_student_and_the_spread():
+def test_dml_claim_uses_the_worst_student_and_the_noise_threshold():
     rows = [_run("vanilla-mean", 1, s, 0.78, best_student_auc=0.78, worst_student_auc=0.78, gap=0.0)
             for s in range(3)]
-    # best student within 0.0002 of the ensemble, but the worst one 0.01 (1 AUC point) below
+    # best student within 0.0002 of the ensemble, but the worst one 0.01 (1 AUC point) below; noise SE 0.1 points
     rows += [_run("dml", 4, s, 0.79 + 0.0001 * s, best_student_auc=0.7898 + 0.0001 * s,
-                  worst_student_auc=0.78 + 0.0001 * s, gap=0.0002, spread=0.0098) for s in range(3)]
+                  worst_student_auc=0.78 + 0.0001 * s, gap=0.0002, spread=0.0098, student_auc_sd=0.004,
+                  student_auc_diff_se=0.001) for s in range(3)]
     c5 = evaluate_claims(pd.DataFrame(rows)).query("claim == 'C5'")
-    worst = c5[c5.quantity.str.contains("worst")].iloc[0]
-    assert worst.estimate == pytest.approx(1.0) and worst.verdict == "contradicted"
-    spread = c5[c5.quantity.str.contains("best − worst")].iloc[0]
-    assert spread.estimate == pytest.approx(0.98) and spread.verdict == "contradicted"
+    by = {q.split(" (dml")[0]: r for q, r in zip(c5.quantity, c5.itertuples(), strict=True)}
+    worst = by["ensemble − worst student AUC"]
+    assert worst.estimate == pytest.approx(1.0) and worst.rule == "< 0.196" and worst.verdict == "contradicted"
+    sd = by["student AUC SD within a run (s/c4)"]
+    c4_4 = math.sqrt(2 / 3) * 2 / math.sqrt(math.pi)  # c4(4) = sqrt(2/3) Γ(2)/Γ(3/2) = 0.9213
+    assert sd.estimate == pytest.approx(0.4 / c4_4) and sd.rule == "< 0.139"  # τ/√2 = 0.196/√2
+    assert sd.verdict == "contradicted"
+    gap = by["ensemble − best student AUC"]
+    assert gap.estimate == pytest.approx(0.02) and gap.verdict == "supported"
+    assert "SE = 0.100 AUC points" in gap.note and "over 3 of 3 runs" in gap.note
+    assert not c5.quantity.str.contains("best − worst").any()  # the range is no longer a C5 test
 
 
 def test_trends_are_least_squares_lines_on_log2_n_reported_over_the_range():

@@ -13,6 +13,7 @@ from sweep_fixtures import fake_config, make_fake_sweep, write_fake_run
 from collapse_lab.cli import cli, main
 from collapse_lab.errors import UserError
 from collapse_lab.results import collect_results, variant_name, write_results
+from collapse_lab.results.collect import read_results_csv
 from collapse_lab.results.tables import read_singular_values
 
 
@@ -37,6 +38,48 @@ def test_rows_per_run_and_member_with_hand_checked_summary(tmp_path):
     # the fixture's logloss is 0.55 - 0.5 (auc - 0.78); valid = test in the fixture
     assert res["test_logloss"].tolist() == pytest.approx([0.54, 0.565, 0.55, 0.59])
     assert res["valid_auc"].tolist() == res["test_auc"].tolist()
+
+
+def test_student_sd_and_the_stored_noise_figure(tmp_path):
+    cfg = fake_config("kdef", "mean", 3, seed=5)
+    run = write_fake_run(tmp_path / "runs" / "r1", cfg, aucs={"ensemble": 0.80, "0": 0.75, "1": 0.78, "2": 0.70})
+    old = collect_results(tmp_path).results.iloc[0]
+    assert old["student_auc_sd"] == pytest.approx(np.std([0.75, 0.78, 0.70], ddof=1))
+    assert np.isnan(old["student_auc_diff_se"])  # trained before the figure was stored
+    manifest = json.loads((run / "manifest.json").read_text())
+    manifest["results"]["summary"]["student_auc_diff_se"] = 0.0042
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    assert collect_results(tmp_path).results.iloc[0]["student_auc_diff_se"] == 0.0042
+
+
+def test_tables_recomputed_from_a_results_csv_equal_those_from_the_runs(fake_sweep, tmp_path):
+    """`collapse-lab results results.csv` (no run directories needed) gives the same tables as from the runs."""
+    from_runs = write_results(fake_sweep, out_dir=tmp_path / "a")
+    result = CliRunner().invoke(cli, ["results", str(tmp_path / "a" / "results.csv"), "--out", str(tmp_path / "b"),
+                                      "--sweep-id", "fake-12345678"])
+    assert result.exit_code == 0, result.output
+    for name in ("results", "summary", "paired_tests", "claims"):
+        a = pd.read_csv(tmp_path / "a" / f"{name}.csv", dtype={"member": str})
+        b = pd.read_csv(tmp_path / "b" / f"{name}.csv", dtype={"member": str})
+        pd.testing.assert_frame_equal(a, b)
+    assert (tmp_path / "a" / "results.md").read_text() == (tmp_path / "b" / "results.md").read_text()
+    # an older results.csv without the SD column gets it back from the students' rows
+    old = from_runs.collected.results.drop(columns=["student_auc_sd", "student_auc_diff_se"])
+    old.to_csv(tmp_path / "old.csv", index=False)
+    again = read_results_csv(tmp_path / "old.csv").results
+    pd.testing.assert_series_equal(again["student_auc_sd"], from_runs.collected.results["student_auc_sd"])
+    assert list(again.columns) == list(from_runs.collected.results.columns)
+
+
+def test_a_file_that_is_not_a_results_table_is_one_line_exit_2(tmp_path, capsys):
+    bad = tmp_path / "results.csv"
+    bad.write_text("a,b\n1,2\n")
+    with pytest.raises(SystemExit) as exc:
+        main(["results", str(bad)])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {bad}: not a results.csv of `collapse-lab results` (no column run, ")
+    assert err.count("\n") == 1
 
 
 def test_spectral_columns_come_from_spectrum_csv(tmp_path):
@@ -134,6 +177,9 @@ def test_results_markdown_quotes_the_csv_numbers(fake_sweep, tmp_path):
     assert (f"| synthetic | 2 | kdef − kd | 2 | {100 * p['mean_diff']:+.2f} [{100 * p['ci_low']:+.2f}, "
             f"{100 * p['ci_high']:+.2f}] |") in text
     assert "## Claims C1–C8 (paper.md §14)\n\ndataset = synthetic:\n\n| claim | quantity |" in text
+    # the single model has no student SD: no N=1 cell at all, not "nan (n=0)"
+    sd = text.split("## Standard deviation of the student test AUCs within a run")[1].split("##")[0]
+    assert "| dataset | variant | N=2 | N=4 |" in sd and "nan" not in sd
 
 
 def test_cli_results_prints_tables_and_writes_files(fake_sweep):
@@ -172,12 +218,13 @@ def test_markdown_keeps_settings_apart_and_states_the_confidence_level():
     from collapse_lab.results.report import claims_markdown
 
     row = {"dataset": "d", "n": 2, "metric": "ensemble_auc", "variant": "kdef", "baseline": "vanilla-mean",
-           "pairs": 3, "mean_diff": 0.01, "ci_low": 0.005, "ci_high": 0.015, "p_ttest": 0.01, "p_wilcoxon": np.nan}
+           "pairs": 3, "mean_diff": 0.01, "ci_low": 0.005, "ci_high": 0.015, "p_ttest": 0.01, "p_ttest_bh": 0.02,
+           "p_wilcoxon": np.nan, "p_wilcoxon_bh": np.nan}
     paired = pd.DataFrame([{**row, "cfg_lr": 0.01}, {**row, "cfg_lr": 0.001, "mean_diff": 0.02}])
     text = paired_markdown(paired, confidence=0.9)
     assert text.splitlines()[0] == ("| dataset | lr | N | comparison | pairs | mean difference (AUC points) [90% CI] "
-                                    "| p (paired t) | p (Wilcoxon) |")
-    assert "| d | 0.001 | 2 | kdef − vanilla-mean | 3 | +2.00 [+0.50, +1.50] | 0.01 |  |" in text
+                                    "| p (paired t) | p (paired t, BH) | p (Wilcoxon) | p (Wilcoxon, BH) |")
+    assert "| d | 0.001 | 2 | kdef − vanilla-mean | 3 | +2.00 [+0.50, +1.50] | 0.01 | 0.02 |  |  |" in text
     claims = pd.DataFrame([{"claim": "C1", "statement": "s", "quantity": "q", "unit": "AUC points",
                             "estimate": 0.1, "ci_low": 0.0, "ci_high": 0.2, "runs": "3", "rule": "< 0.1",
                             "verdict": "inconclusive"}])

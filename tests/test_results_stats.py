@@ -10,7 +10,7 @@ import pytest
 from scipy import stats
 
 from collapse_lab.results.report import format_summary
-from collapse_lab.results.stats import mean_ci, paired_tests, summarize
+from collapse_lab.results.stats import bh_adjust, mean_ci, paired_tests, slope_ci, summarize
 
 T975_DF2 = 4.302652729911275  # Student t quantile 0.975 with 2 degrees of freedom (tables)
 
@@ -97,3 +97,36 @@ def test_paired_tests_pair_every_two_recipes_per_n():
     assert set(zip(out["variant"], out["baseline"], strict=True)) == {("kd", "vanilla-mean"),
                                                                        ("kdef", "vanilla-mean"), ("kdef", "kd")}
     assert (out["mean_diff"] == 0).all() and out["t"].isna().all()  # identical values: no t statistic
+
+
+def test_benjamini_hochberg_by_hand_and_one_family_per_metric():
+    # m = 4: sorted p (0.001, 0.01, 0.03, 0.04) × 4 / rank = (0.004, 0.02, 0.04, 0.04); monotone from the top
+    assert bh_adjust([0.04, 0.001, np.nan, 0.03, 0.01]) == pytest.approx([0.04, 0.004, np.nan, 0.04, 0.02],
+                                                                          nan_ok=True)
+    assert np.isnan(bh_adjust([np.nan])).all() and bh_adjust([]).size == 0
+    rng = np.random.default_rng(0)
+    rows = [("vanilla-mean", n, s, 0.78 + rng.normal(0, 0.002)) for n in (2, 4) for s in range(6)]
+    rows += [(v, n, s, 0.785 + rng.normal(0, 0.002)) for v in ("kd", "kdef") for n in (2, 4) for s in range(6)]
+    df = _runs(rows)
+    df["gap"] = rng.normal(0, 0.001, len(df))
+    out = paired_tests(df, metrics=("ensemble_auc", "gap"))
+    for _, family in out.groupby("metric"):
+        assert len(family) == 6  # 3 pairs of recipes × 2 N
+        ref = stats.false_discovery_control(family["p_ttest"].to_numpy(), method="bh")
+        assert family["p_ttest_bh"].to_numpy() == pytest.approx(ref)
+        ref = stats.false_discovery_control(family["p_wilcoxon"].to_numpy(), method="bh")
+        assert family["p_wilcoxon_bh"].to_numpy() == pytest.approx(ref)
+    assert (out["p_ttest_bh"] >= out["p_ttest"]).all()
+
+
+def test_weighted_slope_is_ols_on_rows_scaled_by_sqrt_w():
+    x = np.array([1.0, 1.0, 2.0, 3.0, 3.0, 4.0])
+    y = np.array([0.9, 1.3, 2.2, 2.7, 3.4, 4.1])
+    w = np.array([0.5, 0.5, 1.0, 2.0, 2.0, 4.0])
+    b, lo, hi, k = slope_ci(x, y, weights=w)
+    design = np.stack([np.sqrt(w), np.sqrt(w) * x], axis=1)  # intercept and slope columns, scaled
+    coef, rss, *_ = np.linalg.lstsq(design, np.sqrt(w) * y, rcond=None)
+    cov = rss[0] / (len(x) - 2) * np.linalg.inv(design.T @ design)
+    half = stats.t.ppf(0.975, len(x) - 2) * math.sqrt(cov[1, 1])
+    assert (b, lo, hi, k) == pytest.approx((coef[1], coef[1] - half, coef[1] + half, 6))
+    assert slope_ci(x, y, weights=np.ones_like(x)) == pytest.approx(slope_ci(x, y))

@@ -39,6 +39,9 @@ def assert_same_as(reference, out):
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["status"] == "complete"
     assert (out / "metrics.csv").read_bytes() == (reference.run_dir / "metrics.csv").read_bytes()
+    for extra in ("spectra_trace.csv",):  # written beside metrics.csv when the config records it
+        if (reference.run_dir / extra).exists():
+            assert (out / extra).read_bytes() == (reference.run_dir / extra).read_bytes()
     assert manifest["results"]["test"] == reference.test and manifest["results"]["valid"] == reference.valid
     leftovers = [p for p in out.rglob("*") if p.name.endswith((".tmp", ".old")) or p.name.startswith(".")]
     assert leftovers == []  # no temporary file or half-swapped pair in a finished run

@@ -51,7 +51,7 @@ def test_cli_json_options_and_out(run, tmp_path):
     assert set(rows["target"]) == {"weights"}
     ka = rows[(rows["metric"] == "knowledge_abundance") & (rows["name"] == "students.1.layers.1.linear.weight")]
     assert ka["value"].item() == 0.25  # σ = (3, 2, 1, 0.5): one of four above τ = 2.5
-    assert ka["convention"].item().endswith("method=tsqr;tau=2.5;positive=sv>floor")
+    assert ka["convention"].item().endswith("method=tsqr;threshold=abs;tau=2.5;positive=sv>floor")
     assert (out / "spectrum.csv").is_file()
 
 

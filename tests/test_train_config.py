@@ -29,7 +29,8 @@ def test_defaults_follow_the_paper_schedule():
     interface_keys = ("dataset data_root method fusion n student hidden_units embedding_dim net_dropout batch_norm "
                       "embedding_regularizer embedding_init_std batch_size lr max_epochs max_steps patience "
                       "lr_decay_factor min_lr clip_grad_norm eval_every_steps cons kd_weight mutual_weight exam "
-                      "detach_exam seed form probe_rows save_every deterministic num_threads").split()
+                      "detach_exam seed form probe_rows save_every spectra_every spectra_unit deterministic "
+                      "num_threads").split()
     assert list(CONFIG_KEYS) == interface_keys
 
 

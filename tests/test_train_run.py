@@ -17,7 +17,8 @@ from collapse_lab.errors import UserError
 from collapse_lab.io.checkpoint import file_sha256, load_trainer_state, load_weights
 from collapse_lab.models import build_ensemble
 from collapse_lab.train.api import train
-from collapse_lab.train.evaluation import evaluate
+from collapse_lab.train.delong import delong_covariance
+from collapse_lab.train.evaluation import evaluate, predict
 from collapse_lab.train.probe import probe_indices
 from collapse_lab.utils.seed import derive_seeds
 
@@ -57,7 +58,7 @@ def _same_tensors(a, b):
 def test_run_directory_holds_the_contract_files(run):
     files = {p.relative_to(run.run_dir).as_posix() for p in run.run_dir.rglob("*") if p.is_file()}
     assert files == {"config.yaml", "manifest.json", "metrics.csv", "train.log", "probe.safetensors",
-                     "checkpoints/last/trainer_state.pt", "checkpoints/best/model.safetensors",
+                     "spectra_trace.csv", "checkpoints/last/trainer_state.pt", "checkpoints/best/model.safetensors",
                      "checkpoints/last/model.safetensors"}
     stored = yaml.safe_load((run.run_dir / "config.yaml").read_text())
     assert resolve_config(stored) == run.config
@@ -87,6 +88,8 @@ def test_manifest_records_provenance_model_and_results(run, dataset):
     assert s["best_student_auc"] == max(students) and s["worst_student_auc"] == min(students)
     assert s["spread"] == pytest.approx(max(students) - min(students), abs=1e-15)
     assert s["gap"] == pytest.approx(m["results"]["test"]["ensemble"]["auc"] - max(students), abs=1e-15)
+    assert s["student_auc_sd"] == pytest.approx(abs(students[0] - students[1]) / 2 ** 0.5, abs=1e-15)
+    assert 0 < s["student_auc_diff_se"] < 0.1  # DeLong SE of the two students' AUC difference on 1,200 test rows
 
 
 def _check_plateau_rule(df, lr0):
@@ -138,6 +141,11 @@ def test_best_checkpoint_round_trip_reproduces_test_metrics(run):
     for member, values in run.test.items():
         assert metrics[member]["auc"] == pytest.approx(values["auc"], abs=1e-6)
         assert metrics[member]["logloss"] == pytest.approx(values["logloss"], abs=1e-6)
+    # the stored noise figure is DeLong's SE of the two students' AUC difference on these predictions
+    labels, logits, _ = predict(model, BatchIterator(split, 100))
+    _, cov = delong_covariance(labels, logits)
+    se = (cov[0, 0] + cov[1, 1] - 2 * cov[0, 1]) ** 0.5
+    assert run.manifest["results"]["summary"]["student_auc_diff_se"] == pytest.approx(se, rel=1e-5)
     # and back out again: export -> import into the batched form gives the same logits
     batched = build_ensemble(ProcessedDataset(run.config.dataset).feature_map, num_students=2, embedding_dim=4,
                              hidden_units=(16, 16), form="batched", seed=5)

@@ -60,6 +60,8 @@ def prepare_cmd(spec_or_name: str, data_root: Path | None, overwrite: bool, data
     from collapse_lab.data.api import prepare_dataset
 
     r = prepare_dataset(spec_or_name, data_root=data_root, overwrite=overwrite, dataset_id=dataset_id)
+    for note in r.warnings:
+        click.echo(f"warning: {note}", err=True)
     rows = " / ".join(f"{k} {v:,}" for k, v in r.rows.items())
     if r.skipped:
         click.echo(f"{r.dataset_id}: up to date in {r.path} (content hash {r.content_hash[:12]}; {rows} rows)")
@@ -83,7 +85,7 @@ def _format_info(info: Dict[str, Any]) -> str:
     lines.append(f"  {len(info['fields'])} fields ({info['num_id_columns']} id columns, {info['num_numeric']} "
                  f"numeric), {info['total_features']:,} features in total:")
     for f in info["fields"]:
-        seq = f", max_len {f['max_len']}" if f["max_len"] else ""
+        seq = f", max_len {f['max_len']}, {f['pooling']} pooling" if f["type"] == "sequence" else ""
         lines.append(f"    {f['name']:<20} {f['type']:<12} vocab {f['vocab_size']:>10,}{seq}")
     return "\n".join(lines)
 

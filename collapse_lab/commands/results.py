@@ -19,14 +19,17 @@ __all__ = ["results_command"]
 @click.option("--json", "as_json", is_flag=True, help="Print the summary and paired tests as JSON.")
 @click.option("--confidence", type=float, default=0.95, show_default=True, help="Level of the t intervals.")
 @click.option("--claims", "show_claims", is_flag=True, help="Also print the claims C1-C8 as a Markdown table.")
+@click.option("--sweep-id", default=None,
+              help="Sweep id named in results.md when SWEEP_DIR is a results.csv (default: its directory name).")
 def results_command(sweep_dir: Path, out_dir: Optional[Path], as_json: bool, confidence: float,
-                    show_claims: bool) -> None:
+                    show_claims: bool, sweep_id: Optional[str]) -> None:
     """Collect the finished runs of a sweep into results.csv, summary.csv, paired_tests.csv, claims.csv and
-    results.md (the same tables in Markdown)."""
+    results.md (the same tables in Markdown). SWEEP_DIR may also be a results.csv written earlier: the
+    statistics and claims are then recomputed from it (when the run directories are gone)."""
     from collapse_lab.results.claims import format_claims
     from collapse_lab.results.report import format_summary, write_results
 
-    report = write_results(sweep_dir, out_dir=out_dir, confidence=confidence)
+    report = write_results(sweep_dir, out_dir=out_dir, confidence=confidence, sweep_id=sweep_id)
     for run, why in report.skipped:
         click.echo(f"skipped {run}: {why}", err=True)
     if as_json:

@@ -13,7 +13,12 @@ __all__ = ["spectrum"]
 @click.argument("path", type=click.Path(path_type=Path))
 @click.option("--targets", default=None, metavar="LIST",
               help="comma-separated subset of weights,embeddings,activations,input (default: all present)")
-@click.option("--tau", type=float, default=4.0, show_default=True, help="knowledge-abundance threshold")
+@click.option("--threshold", type=click.Choice(["abs", "mp", "rel"]), default="abs", show_default=True,
+              help="knowledge-abundance threshold kind that --tau sets and the summary shows: abs (sv > tau, "
+                   "KDEF), mp (sv > tau x Marchenko-Pastur bulk edge of an equal-norm Gaussian), "
+                   "rel (sv > tau x sv_max)")
+@click.option("--tau", type=float, default=None,
+              help="threshold parameter of --threshold [default: 4 for abs, 1 for mp, 0.1 for rel]")
 @click.option("--center/--no-center", default=True, show_default=True,
               help="center activations and the embedding input (weights and tables are never centered)")
 @click.option("--exact", is_flag=True, help="TSQR (float64) for every matrix instead of the float64 Gram")
@@ -25,8 +30,8 @@ __all__ = ["spectrum"]
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None,
               help="output directory [default: <run>/spectrum, or <file stem>_spectrum next to a file]")
 @click.option("--json", "as_json", is_flag=True, help="print JSON (paths, notes, every row) instead of the summary")
-def spectrum(path: Path, targets: str | None, tau: float, center: bool, exact: bool, weighting: str,
-             field_dims: str | None, checkpoint: str, out_dir: Path | None, as_json: bool) -> None:
+def spectrum(path: Path, targets: str | None, threshold: str, tau: float | None, center: bool, exact: bool,
+             weighting: str, field_dims: str | None, checkpoint: str, out_dir: Path | None, as_json: bool) -> None:
     """Spectra, knowledge abundance and collapse metrics of PATH (run dir, checkpoint dir or tensor file).
 
     Writes spectrum.csv (tidy) and singular_values.npz and prints a summary.
@@ -40,6 +45,6 @@ def spectrum(path: Path, targets: str | None, tau: float, center: bool, exact: b
             dims = [int(x) for x in field_dims.split(",") if x.strip()]
         except ValueError:
             raise UserError(f"--field-dims: expected comma-separated integers, got {field_dims!r}") from None
-    text = spectrum_report(path, out_dir=out_dir, as_json=as_json, targets=targets, tau=tau, center=center,
-                           exact=exact, weighting=weighting, field_dims=dims, checkpoint=checkpoint)
+    text = spectrum_report(path, out_dir=out_dir, as_json=as_json, targets=targets, tau=tau, threshold=threshold,
+                           center=center, exact=exact, weighting=weighting, field_dims=dims, checkpoint=checkpoint)
     click.echo(text, nl=False)

@@ -174,7 +174,8 @@ def prepare_dataset(spec_or_name: PathLike, *, data_root: PathLike | None = None
 
 
 def dataset_info(name_or_dir: PathLike, *, data_root: PathLike | None = None) -> Dict[str, Any]:
-    """Rows and positive rate per split, fields with vocabulary sizes, hash and (synthetic) oracle metrics."""
+    """Rows and positive rate per split, fields (vocabulary size; max_len and pooling of sequences), hash and
+    (synthetic) oracle metrics."""
     import numpy as np
 
     from collapse_lab.data.dataset import SPLITS, ProcessedDataset
@@ -195,7 +196,7 @@ def dataset_info(name_or_dir: PathLike, *, data_root: PathLike | None = None) ->
         "positive_rate": sum(v["rows"] * v["positive_rate"] for v in splits.values()) / total if total else None,
         "splits": splits,
         "fields": [{"name": f.name, "type": f.type, "vocab_size": f.vocab_size, "max_len": f.max_len,
-                    "oov_idx": f.oov_idx} for f in fmap.fields],
+                    "oov_idx": f.oov_idx, "pooling": f.pooling} for f in fmap.fields],
         "num_id_columns": fmap.num_id_columns, "num_numeric": fmap.num_numeric,
         "total_features": sum(f.vocab_size for f in fmap.fields),
         **({"oracle": ds.meta["oracle"]} if "oracle" in ds.meta else {}),

@@ -4,12 +4,21 @@ A processed dataset stores, per split, one int32 matrix ``ids`` of shape ``(rows
 contiguous block of its columns:
 
 * ``categorical`` field: 1 column holding a field-local id in ``[0, vocab_size)``;
-* ``sequence`` field: ``max_len`` columns of field-local ids, padded with ``padding_idx`` (post padding);
+* ``sequence`` field: ``max_len`` columns of field-local ids, padded with ``padding_idx`` (post or pre
+  padding), pooled into one vector by ``pooling``: ``mean`` (FuxiCTR's default ``MaskedAveragePooling``) or
+  ``sum`` (``MaskedSumPooling``);
 * ``numeric`` field (not bucketised): no id column; its float32 value lives in column ``column`` of the
   split's ``values`` matrix ``(rows, n_numeric)`` and is embedded as ``value * vector``.
 
 Id conventions follow FuxiCTR: ``padding_idx = 0``, known tokens ``1 .. n``, ``oov_idx = n + 1`` and
 ``vocab_size = n + 2``. Tokens seen fewer than ``min_categr_count`` times in the training split map to OOV.
+
+Feature maps written before ``pooling`` was recorded (collapse-lab 0.1.0 pooled every sequence by sum) read a
+sequence field without the key as ``mean``: FuxiCTR's semantics for a field without a ``feature_encoder``, and
+what the KDEF authors ran (the ML_1M_7_x1 and KKBox logs of github.com/salmon1802/KDEF print
+``layers.MaskedAveragePooling()``). The ids are the same either way, so an old processed dataset is read
+correctly without a rebuild; ``data prepare`` rebuilds it once all the same (the pooling is part of the spec's
+content hash) and then records the key.
 """
 
 from __future__ import annotations
@@ -25,6 +34,7 @@ __all__ = ["FieldInfo", "FeatureMap", "FEATURE_MAP_SCHEMA_VERSION"]
 
 FEATURE_MAP_SCHEMA_VERSION = 1
 FIELD_TYPES = ("categorical", "sequence", "numeric")
+POOLING_MODES = ("mean", "sum")
 
 
 @dataclass
@@ -40,10 +50,18 @@ class FieldInfo:
     oov_idx: int | None = None
     max_len: int | None = None
     extra: Dict[str, Any] = field(default_factory=dict)  # e.g. preprocessing recipe, source column
+    pooling: str | None = None  # sequence fields: mean | sum (absent in old feature maps: mean); else None
 
     def __post_init__(self) -> None:
         if self.type not in FIELD_TYPES:
             raise UserError(f"field {self.name!r}: type {self.type!r} is not one of {', '.join(FIELD_TYPES)}")
+        if self.type == "sequence":
+            self.pooling = "mean" if self.pooling is None else self.pooling
+            if self.pooling not in POOLING_MODES:
+                raise UserError(f"field {self.name!r}: pooling {self.pooling!r} is not one of "
+                                f"{', '.join(POOLING_MODES)}")
+        elif self.pooling is not None:
+            raise UserError(f"field {self.name!r}: pooling applies to sequence fields, not {self.type}")
 
 
 @dataclass

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Union
 
@@ -46,6 +46,7 @@ class PrepareResult:
     skipped: bool  # True when an identical processed dataset already existed
     rows: Dict[str, int]
     seconds: float
+    warnings: List[str] = field(default_factory=list)  # the spec's FuxiCTR keys that were accepted, not used
 
 
 class _Field:
@@ -121,7 +122,8 @@ class _Field:
             extra.update({"splitter": self.col.splitter, "padding": self.col.padding})
         return FieldInfo(name=self.col.name, type=self.kind, column=self.column, width=self.width,
                          vocab_size=self.vocab.vocab_size, padding_idx=0, oov_idx=self.vocab.oov_idx,
-                         max_len=self.max_len if self.kind == "sequence" else None, extra=extra)
+                         max_len=self.max_len if self.kind == "sequence" else None, extra=extra,
+                         pooling=self.col.pooling if self.kind == "sequence" else None)
 
 
 def _pass1(spec: DatasetSpec, fields: List[_Field], progress: bool | None) -> Dict[str, int]:
@@ -210,7 +212,8 @@ def prepare_spec(spec: DatasetSpec, out_dir: Union[str, Path], *, overwrite: boo
     digest = content_hash(spec.recipe(), [i["sha256"] for i in inputs])
     if not needs_build(out_dir, digest, spec.dataset_id, overwrite):
         meta_rows = _rows_of(out_dir)
-        return PrepareResult(out_dir, spec.dataset_id, digest, True, meta_rows, time.perf_counter() - t0)
+        return PrepareResult(out_dir, spec.dataset_id, digest, True, meta_rows, time.perf_counter() - t0,
+                             list(spec.warnings))
 
     fields = [_Field(c, spec.min_categr_count) for c in spec.feature_cols]
     log.info("preparing %s: pass 1 (vocabularies from %s)", spec.dataset_id, spec.train_data)
@@ -243,7 +246,8 @@ def prepare_spec(spec: DatasetSpec, out_dir: Union[str, Path], *, overwrite: boo
         atomic_write_json(tmp / "meta.json", build_meta(
             spec.dataset_id, source, digest, rows, rate, spec=spec.to_dict(), inputs=inputs,
             description=spec.description, prepare_seconds=round(seconds, 3), **extra))
-    return PrepareResult(out_dir, spec.dataset_id, digest, False, rows, time.perf_counter() - t0)
+    return PrepareResult(out_dir, spec.dataset_id, digest, False, rows, time.perf_counter() - t0,
+                         list(spec.warnings))
 
 
 def _rows_of(out_dir: Path) -> Dict[str, int]:

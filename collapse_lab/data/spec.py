@@ -26,7 +26,15 @@ ISRC) and ``bucketize_age`` (1–10 → "1", …, 51–60 → "6", 61–95 → "
 transforms. A preprocessed column is always a categorical field. Sequences are split on
 ``splitter`` (default ``^``), padded/truncated to ``max_len`` (default: the longest training sequence) with
 ``padding: post`` (default; keeps the first ``max_len`` tokens) or ``pre`` (keeps the last ones, FuxiCTR's
-default). Relative paths resolve against ``base_dir`` (the current directory unless given).
+default). Sequence fields are pooled into one vector per field as FuxiCTR's ``feature_encoder`` says:
+``layers.MaskedAveragePooling()`` (FuxiCTR's default when the key is absent) or ``layers.MaskedSumPooling()``;
+the choice is recorded as ``pooling`` (``mean`` | ``sum``). An explicit null, which leaves the sequence unpooled
+in FuxiCTR (for models that attend over it), is read as average with a warning: a student needs one vector
+per field.
+
+Keys FuxiCTR 2.3 reads but collapse-lab does not use (:data:`FUXICTR_COLUMN_KEYS`, :data:`FUXICTR_SPEC_KEYS`)
+are accepted with a one-line warning (``DatasetSpec.warnings``) that says what FuxiCTR does with them; keys
+neither knows are an error. Relative paths resolve against ``base_dir`` (the current directory unless given).
 """
 
 from __future__ import annotations
@@ -39,16 +47,57 @@ from collapse_lab.errors import UserError
 from collapse_lab.io.paths import check_name
 
 __all__ = ["ColumnSpec", "DatasetSpec", "load_spec", "spec_from_dict", "SPEC_KEYS", "COLUMN_KEYS",
-           "PREPROCESSORS", "NUMERIC_BUCKETS", "STRING_PREPROCESSORS"]
+           "PREPROCESSORS", "NUMERIC_BUCKETS", "STRING_PREPROCESSORS", "POOLINGS", "FUXICTR_COLUMN_KEYS",
+           "FUXICTR_SPEC_KEYS", "pooling_of"]
 
 SPEC_KEYS = ("dataset_id", "description", "data_root", "data_format", "train_data", "valid_data", "test_data",
              "min_categr_count", "feature_cols", "label_col", "sep")
 COLUMN_KEYS = ("name", "active", "dtype", "type", "fill_na", "na_value", "min_categr_count", "preprocess",
-               "splitter", "max_len", "padding", "source")
+               "splitter", "max_len", "padding", "source", "feature_encoder")
 LABEL_KEYS = ("name", "dtype")
 NUMERIC_BUCKETS = ("convert_to_bucket", "bucketize", "bucketize_log2")
 STRING_PREPROCESSORS = ("extract_country_code", "bucketize_age")
 PREPROCESSORS = NUMERIC_BUCKETS + STRING_PREPROCESSORS
+#: FuxiCTR 2.3 sequence encoders -> collapse-lab pooling (``MaskedAveragePooling`` divides the masked sum by the
+#: number of non-padding tokens, ``fuxictr/pytorch/layers/pooling.py``)
+POOLINGS = {"MaskedAveragePooling": "mean", "MaskedSumPooling": "sum"}
+_NULLS = (None, "null", "None", "none")
+_UNUSED = "collapse-lab ignores it"
+#: column keys FuxiCTR 2.3 (``preprocess/feature_processor.py``, its configuration docs) reads and collapse-lab
+#: does not use: what FuxiCTR does with each (``feature_encoder`` on a non-sequence column is handled apart)
+FUXICTR_COLUMN_KEYS = {
+    "encoder": "is not read by FuxiCTR 2.x (its docs' old name); did you mean `feature_encoder`? "
+               "(ignored: pooling follows `feature_encoder`, default masked average)",
+    "share_embedding": "makes FuxiCTR merge this field's vocabulary into the named field's and share one "
+                       "table; collapse-lab gives every field its own table",
+    "embedding_dim": "sets this field's own embedding width in FuxiCTR; collapse-lab uses the run's one "
+                     "embedding_dim for every field",
+    "emb_output_dim": "sets the output width of this field's feature encoder in FuxiCTR; " + _UNUSED,
+    "pretrained_emb": "makes FuxiCTR load pretrained vectors for this field; collapse-lab trains every table "
+                      "from its own initialisation",
+    "pretrain_dim": "is the width of FuxiCTR's pretrained vectors; " + _UNUSED,
+    "pretrain_usage": "says how FuxiCTR combines pretrained and trained vectors; " + _UNUSED,
+    "freeze_emb": "freezes FuxiCTR's pretrained vectors; " + _UNUSED,
+    "normalizer": "makes FuxiCTR scale a numeric column (fitted on the training split); collapse-lab embeds "
+                  "the raw value",
+    "category_processor": "makes FuxiCTR bucket the column (quantile_bucket, hash_bucket); collapse-lab "
+                          "tokenizes the raw values",
+    "num_buckets": "is the bucket count of FuxiCTR's category_processor; " + _UNUSED,
+    "remap": "false makes FuxiCTR use raw integer values as ids; collapse-lab always builds a vocabulary",
+    "vocab_size": "is read by FuxiCTR only with rebuild_dataset: false; collapse-lab always builds the "
+                  "vocabulary from the training split",
+}
+#: top-level keys FuxiCTR 2.3 (``preprocess/build_dataset.py``) reads and collapse-lab does not use
+FUXICTR_SPEC_KEYS = {
+    "rebuild_dataset": "false makes FuxiCTR reuse existing files; collapse-lab rebuilds exactly when the content "
+                       "hash changes",
+    "valid_size": "makes FuxiCTR split validation rows off the training file; collapse-lab reads valid_data",
+    "test_size": "makes FuxiCTR split test rows off the training file; collapse-lab reads test_data",
+    "split_type": "is how FuxiCTR splits with valid_size/test_size; " + _UNUSED,
+    "data_block_size": "sets FuxiCTR's parquet block size; " + _UNUSED,
+    "num_buckets": "is the default bucket count of FuxiCTR's category_processor; " + _UNUSED,
+    "group_id": "names FuxiCTR's group column for gAUC; " + _UNUSED,
+}
 _DTYPES = {"str": "str", "string": "str", "int": "int", "float": "float"}
 _TYPES = ("categorical", "numeric", "sequence")
 _FORMATS = ("csv", "parquet")
@@ -68,6 +117,7 @@ class ColumnSpec:
     max_len: int | None = None  # sequences only; None = longest training sequence
     padding: str = "post"  # sequences only: post | pre
     source: str = ""  # free tag (FuxiCTR's user/item source), recorded in the feature map
+    pooling: str | None = None  # sequences only: mean | sum (FuxiCTR's feature_encoder); None otherwise
 
     @property
     def field_type(self) -> str:
@@ -98,6 +148,7 @@ class DatasetSpec:
     description: str = ""
     source: str = "spec"  # where the spec came from (file path or built-in name), for messages
     extra: Dict[str, Any] = field(default_factory=dict)
+    warnings: List[str] = field(default_factory=list)  # FuxiCTR keys accepted but not used (not in the recipe)
 
     @property
     def paths(self) -> Dict[str, Path]:
@@ -107,7 +158,7 @@ class DatasetSpec:
         """Everything that determines the output besides the input bytes (hashed into ``content_hash``)."""
         return {"dataset_id": self.dataset_id, "data_format": self.data_format, "sep": self.sep,
                 "min_categr_count": self.min_categr_count, "label_col": self.label_col,
-                "label_dtype": self.label_dtype, "feature_cols": [asdict(c) for c in self.feature_cols],
+                "label_dtype": self.label_dtype, "feature_cols": [_column_recipe(c) for c in self.feature_cols],
                 "extra": self.extra}
 
     def to_dict(self) -> Dict[str, Any]:
@@ -115,10 +166,45 @@ class DatasetSpec:
                 "paths": {k: str(v) for k, v in self.paths.items()}}
 
 
-def _check_keys(entry: Dict[str, Any], valid: tuple, where: str) -> None:
+def _column_recipe(col: ColumnSpec) -> Dict[str, Any]:
+    """A column's part of the recipe; ``pooling`` only for sequences, so specs without them keep their hash."""
+    recipe = asdict(col)
+    if recipe["pooling"] is None:
+        del recipe["pooling"]
+    return recipe
+
+
+def _check_keys(entry: Dict[str, Any], valid: tuple, where: str, fuxictr: Dict[str, str] | None = None,
+                warnings: List[str] | None = None, named: str | None = None) -> None:
+    """Unknown keys are an error; keys of ``fuxictr`` (FuxiCTR's, unused here) append a warning instead, located
+    by ``named`` (default ``where``)."""
     for key in entry:
-        if key not in valid:
-            raise UserError(f"{where}: unknown key {key!r}; valid keys: {', '.join(valid)}")
+        if key in valid:
+            continue
+        if fuxictr is not None and key in fuxictr and warnings is not None:
+            warnings.append(f"{named or where}: `{key}` {fuxictr[key]}")
+            continue
+        raise UserError(f"{where}: unknown key {key!r}; valid keys: {', '.join(valid)}")
+
+
+def pooling_of(encoder: Any, where: str) -> str:
+    """The pooling (``mean`` | ``sum``) of a sequence column's FuxiCTR ``feature_encoder`` value.
+
+    Accepts ``layers.MaskedAveragePooling()``, ``MaskedAveragePooling``, their ``MaskedSumPooling`` forms and
+    null (absent or null: average, FuxiCTR's default encoder; see the module docstring for null).
+
+        >>> pooling_of("layers.MaskedSumPooling()", "x"), pooling_of(None, "x")
+        ('sum', 'mean')
+    """
+    if encoder in _NULLS:
+        return "mean"
+    name = str(encoder).strip()
+    name = name[len("layers."):] if name.startswith("layers.") else name
+    name = name[:-2] if name.endswith("()") else name
+    if isinstance(encoder, str) and name in POOLINGS:
+        return POOLINGS[name]
+    raise UserError(f"{where}: feature_encoder {encoder!r} is not supported for a sequence; valid: "
+                    "layers.MaskedAveragePooling() (default), layers.MaskedSumPooling(), null")
 
 
 def _column(entry: Any, name: str, default_type: str, where: str) -> ColumnSpec:
@@ -148,9 +234,23 @@ def _column(entry: Any, name: str, default_type: str, where: str) -> ColumnSpec:
         dtype = "str"
     if ctype == "numeric" and pre is None and dtype == "str":
         dtype = "float"
+    pooling = pooling_of(entry.get("feature_encoder"), where) if ctype == "sequence" else None
     return ColumnSpec(name=str(name), type=ctype, dtype=dtype, fill_na=fill, min_categr_count=mcc,
                       preprocess=pre, splitter=str(entry.get("splitter", "^")), max_len=max_len, padding=padding,
-                      source=str(entry.get("source", "")))
+                      source=str(entry.get("source", "")), pooling=pooling)
+
+
+def _encoder_warning(entry: Dict[str, Any], where: str) -> str | None:
+    """What FuxiCTR does with a ``feature_encoder`` that collapse-lab reads differently (None: nothing to say)."""
+    if "feature_encoder" not in entry:
+        return None
+    if entry.get("type", "categorical") != "sequence":
+        return (f"{where}: `feature_encoder` on a {entry.get('type', 'categorical')} column makes FuxiCTR apply "
+                "that layer to the field's embedding; collapse-lab ignores it")
+    if entry["feature_encoder"] in _NULLS:
+        return (f"{where}: `feature_encoder: null` leaves the sequence unpooled in FuxiCTR (for models that "
+                "attend over it); collapse-lab's students need one vector per field: masked average pooling")
+    return None
 
 
 def spec_from_dict(data: Any, source: str = "spec", base_dir: Union[str, Path, None] = None,
@@ -171,7 +271,8 @@ def spec_from_dict(data: Any, source: str = "spec", base_dir: Union[str, Path, N
         if dataset_id not in data or not isinstance(data[dataset_id], dict):
             raise UserError(f"{source}: no dataset {dataset_id!r}; datasets: {', '.join(map(str, ids))}")
         data = {"dataset_id": dataset_id, **data[dataset_id]}
-    _check_keys(data, SPEC_KEYS, source)
+    warnings: List[str] = []
+    _check_keys(data, SPEC_KEYS, source, FUXICTR_SPEC_KEYS, warnings)
     missing = [k for k in ("dataset_id", "train_data", "valid_data", "test_data", "feature_cols", "label_col")
                if data.get(k) in (None, "", [])]
     if missing:
@@ -206,10 +307,14 @@ def spec_from_dict(data: Any, source: str = "spec", base_dir: Union[str, Path, N
         where = f"{source}: feature_cols[{i}]"
         if not isinstance(entry, dict) or "name" not in entry:
             raise UserError(f"{where}: expected a mapping with at least a 'name'")
-        _check_keys(entry, COLUMN_KEYS, where)
+        names = entry["name"] if isinstance(entry["name"], list) else [entry["name"]]
+        named = f"{where} ({', '.join(map(str, names))})"
+        _check_keys(entry, COLUMN_KEYS, where, FUXICTR_COLUMN_KEYS, warnings, named)
         if entry.get("active", True) is False:
             continue
-        names = entry["name"] if isinstance(entry["name"], list) else [entry["name"]]
+        note = _encoder_warning(entry, named)
+        if note:
+            warnings.append(note)
         columns.extend(_column(entry, n, "categorical", f"{where} ({n})") for n in names)
     if not columns:
         raise UserError(f"{source}: feature_cols has no active column")
@@ -223,7 +328,7 @@ def spec_from_dict(data: Any, source: str = "spec", base_dir: Union[str, Path, N
                        valid_data=paths["valid_data"], test_data=paths["test_data"], feature_cols=columns,
                        label_col=str(label["name"]), label_dtype=str(label.get("dtype", "float")), data_format=fmt,
                        min_categr_count=mcc, sep=str(data.get("sep", ",")),
-                       description=str(data.get("description", "")), source=source)
+                       description=str(data.get("description", "")), source=source, warnings=warnings)
 
 
 def load_spec(path: Union[str, Path], dataset_id: str | None = None, base_dir: Union[str, Path, None] = None,

@@ -12,6 +12,7 @@ Layout (README "Run directory")::
                                               weights as one directory: io/checkpoint.save_checkpoint_pair)
     <run>/checkpoints/epoch_{k:04d}/model.safetensors   with save_every
     <run>/probe.safetensors                   hidden activations on the probe rows
+    <run>/spectra_trace.csv                   collapse metrics over training (spectra_every; train/spectra.py)
 
 An existing non-empty directory is refused unless the caller resumes it or overwrites it; only a directory
 whose ``manifest.json`` has collapse-lab's run ``kind`` is ever replaced by an overwrite, and only once the new
@@ -54,6 +55,7 @@ class RunDir:
     metrics_csv = property(lambda self: self.path / "metrics.csv")
     train_log = property(lambda self: self.path / "train.log")
     probe = property(lambda self: self.path / "probe.safetensors")
+    spectra_trace = property(lambda self: self.path / "spectra_trace.csv")
     trainer_state = property(lambda self: self.path / "checkpoints" / "last" / "trainer_state.pt")
     legacy_trainer_state = property(lambda self: self.path / "trainer_state.pt")  # before the pair directory
     checkpoints = property(lambda self: self.path / "checkpoints")

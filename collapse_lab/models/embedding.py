@@ -4,8 +4,11 @@ For a sample with fields ``f = 1..F`` the layer returns the student input ``h = 
 ``(B, F*D)`` (paper §2.1, the homogeneous model flattens it, paper §4 item 10):
 
 * categorical field: ``e_f = P_f[x_f]`` (a row of the table ``P_f`` of shape ``(V_f, D)``);
-* sequence field (``max_len`` id columns, post-padded with ``padding_idx``): masked sum pooling,
-  ``e_f = sum_{t : x_{f,t} != padding_idx} P_f[x_{f,t}]`` (FuxiCTR ``MaskedSumPooling``);
+* sequence field (``max_len`` id columns, post- or pre-padded with ``padding_idx``), pooled over its
+  non-padding positions ``T_f = {t : x_{f,t} != padding_idx}`` as the feature map's ``pooling`` says:
+  ``mean`` (FuxiCTR's default ``MaskedAveragePooling``): ``e_f = sum_{t in T_f} P_f[x_{f,t}] / |T_f|``, or
+  ``sum`` (``MaskedSumPooling``): ``e_f = sum_{t in T_f} P_f[x_{f,t}]``; a row with no token (``T_f`` empty)
+  gives ``e_f = 0`` in both (FuxiCTR divides by ``|T_f| + 1e-12``);
 * numeric field: ``e_f = v_f * P_f[0]`` with a one-row table ``P_f`` of shape ``(1, D)``.
 
 Tables live in an ``nn.ModuleDict`` named ``tables``, so inside :class:`~collapse_lab.models.CTREnsemble`
@@ -90,9 +93,10 @@ class SharedEmbedding(nn.Module):
             if f.type == "categorical":
                 parts.append(F.embedding(ids[:, f.column], weight, padding_idx=table.padding_idx))  # (B, D)
             elif f.type == "sequence":
-                # masked sum pooling over the non-padding positions (embedding_bag excludes padding_idx)
+                # masked mean/sum over the non-padding positions: embedding_bag leaves padding_idx out of both
+                # the sum and the count, and an all-padding bag gives 0
                 seq = ids[:, f.column:f.column + f.width]  # (B, L)
-                parts.append(F.embedding_bag(seq, weight, mode="sum", padding_idx=table.padding_idx))  # (B, D)
+                parts.append(F.embedding_bag(seq, weight, mode=f.pooling, padding_idx=table.padding_idx))  # (B, D)
             else:
                 if values is None:
                     raise UserError(f"field {f.name!r} is numeric: pass its values (B, n_numeric)")

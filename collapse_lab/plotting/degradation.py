@@ -16,6 +16,7 @@ from typing import Any, List, Optional, Sequence, Tuple
 
 import numpy as np
 import pandas as pd
+from matplotlib.patches import Patch
 
 from collapse_lab.plotting.style import new_axes, place_legend, style_context, variant_style
 from collapse_lab.results.collect import VARIANT_ORDER
@@ -156,37 +157,37 @@ def plot_student_variance(df: pd.DataFrame, ax: Any = None, variants: Optional[S
                           **style: Any) -> Tuple[Any, Any]:
     """Figure 4: the distribution of student test AUC (%) at each N per recipe (box + every student).
 
-    Boxes show the quartiles and whiskers 1.5 IQR (``Axes.boxplot``); every student of every seed is drawn on
-    top with a little horizontal jitter (fixed seed, so the figure is reproducible).
+    Boxes show the quartiles and whiskers 1.5 IQR (``seaborn.boxplot``, recipes side by side at each N); every
+    student of every seed is drawn on top (``seaborn.stripplot``, jitter from a fixed seed, so the figure is
+    reproducible).
 
     Args:
         df: one row per student: ``variant``, ``n``, ``test_auc`` (pooled over seeds).
-        **style: passed to ``ax.boxplot``.
+        **style: passed to ``seaborn.boxplot``.
     """
-    rng = np.random.default_rng(0)
+    import seaborn as sns
+
     own = ax is None
     with style_context():
         fig, ax = new_axes(ax)
         order = ordered_variants(df, variants)
         ns = sorted(int(n) for n in df["n"].unique())
-        width = 0.8 / max(len(order), 1)
-        handles = []
-        for i, variant in enumerate(order):
-            color = variant_style(variant, i)["color"]
-            sub = df[df["variant"] == variant]
-            groups = [(k, sub.loc[sub["n"] == n, "test_auc"].to_numpy(float) * 100) for k, n in enumerate(ns)]
-            groups = [(k, v) for k, v in groups if v.size]
-            positions = [k + (i - (len(order) - 1) / 2) * width for k, _ in groups]
-            box = ax.boxplot([v for _, v in groups], positions=positions, widths=width * 0.85, patch_artist=True,
-                             showfliers=False, manage_ticks=False,
-                             **{"boxprops": {"facecolor": color, "alpha": 0.45, "edgecolor": color},
-                                "medianprops": {"color": color}, "whiskerprops": {"color": color},
-                                "capprops": {"color": color}, **style})
-            box["boxes"][0].set_label(variant)
-            handles.append(box["boxes"][0])
-            for pos, (_, values) in zip(positions, groups, strict=True):
-                jitter = rng.uniform(-0.3, 0.3, values.size) * width
-                ax.scatter(pos + jitter, values, s=5, color=color, linewidths=0, zorder=3, label="_nolegend_")
+        data = df[df["variant"].isin(order)].assign(auc=lambda d: d["test_auc"].astype(float) * 100,
+                                                    n=lambda d: d["n"].astype(int))
+        palette = {variant: variant_style(variant, i)["color"] for i, variant in enumerate(order)}
+        common = {"data": data, "x": "n", "y": "auc", "hue": "variant", "order": ns, "hue_order": order,
+                  "palette": palette, "ax": ax}
+        sns.boxplot(**common, showfliers=False, dodge=True, width=0.8, boxprops={"alpha": 0.45},
+                    **style)
+        saved = np.random.get_state()  # stripplot's jitter draws from numpy's global generator: fix, then restore
+        np.random.seed(0)
+        try:
+            sns.stripplot(**common, dodge=True, size=2.5, linewidth=0, jitter=0.25, legend=False, zorder=3)
+        finally:
+            np.random.set_state(saved)
+        if ax.get_legend() is not None:
+            ax.get_legend().remove()
+        handles = [Patch(facecolor=palette[v], edgecolor=palette[v], alpha=0.45, label=v) for v in order]
         ax.set_xticks(range(len(ns)), [str(n) for n in ns])
         ax.set_xlabel("number of sub-networks N")
         ax.set_ylabel("student test AUC (%)")

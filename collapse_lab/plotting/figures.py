@@ -106,9 +106,10 @@ def _selected(names: Optional[Sequence[str]]) -> List[FigureSpec]:
     return chosen
 
 
-def render_figures(sweep_dir: Union[str, Path], out_dir: Optional[Union[str, Path]] = None, tau: float = DEFAULT_TAU,
-                   formats: Sequence[str] = ("png", "pdf"), only: Optional[Sequence[str]] = None,
-                   progress: Optional[bool] = None) -> FigureReport:
+def render_figures(sweep_dir: Union[str, Path], out_dir: Optional[Union[str, Path]] = None,
+                   tau: Optional[float] = None, formats: Sequence[str] = ("png", "pdf"),
+                   only: Optional[Sequence[str]] = None, progress: Optional[bool] = None,
+                   threshold: str = "abs") -> FigureReport:
     """Draw the standard figures of a sweep into ``out_dir`` (default ``<sweep_dir>/figures``).
 
     With several datasets in one sweep, every figure is drawn once per dataset (``<stem>_<dataset>``).
@@ -116,10 +117,13 @@ def render_figures(sweep_dir: Union[str, Path], out_dir: Optional[Union[str, Pat
     Args:
         sweep_dir: the sweep directory (or a directory of run directories).
         out_dir: where the PNG/PDF files go.
-        tau: the knowledge-abundance threshold of figures 5 and 6 (paper: 4). KA at τ = 4 is read from
-            ``spectrum.csv``; any other τ is recomputed from ``singular_values.npz``. τ is absolute: on small data
-            where trained weights stay near their initialisation (σ_max ≈ 2 for xavier-initialised square
-            layers), τ = 4 gives KA = 0 everywhere and a smaller τ shows the structure.
+        tau: the knowledge-abundance threshold parameter of figures 5 and 6 (None = the kind's default: 4 for
+            ``abs``, the paper's). KA at the absolute τ = 4 is read from ``spectrum.csv``; any other threshold is
+            recomputed from ``singular_values.npz``. The absolute τ does not fit every scale: on small data where
+            trained weights stay near their initialisation (σ_max ≈ 2 for xavier-initialised square layers), τ = 4
+            gives KA = 0 everywhere; ``threshold="mp"`` counts σ above the random bulk instead.
+        threshold: ``abs`` (σ > τ) | ``mp`` (σ > τ × the Marchenko–Pastur bulk edge of an equal-norm Gaussian) |
+            ``rel`` (σ > τ·σ_max); named in the titles, labels and metadata of figures 5 and 6.
         formats: file formats.
         only: figure stems or ``figN`` short names to draw (default: all ten).
         progress: tqdm over figures (``None``: only on a terminal).
@@ -129,6 +133,11 @@ def render_figures(sweep_dir: Union[str, Path], out_dir: Optional[Union[str, Pat
     """
     from tqdm.auto import tqdm
 
+    from collapse_lab.spectral.functional import threshold_label
+    from collapse_lab.spectral.report import ka_taus
+
+    tau = ka_taus(threshold, tau)[threshold]  # validates both
+    default_ka = threshold == "abs" and tau == DEFAULT_TAU
     specs = _selected(only)
     for fmt in formats:
         if fmt not in FORMATS:
@@ -147,23 +156,26 @@ def render_figures(sweep_dir: Union[str, Path], out_dir: Optional[Union[str, Pat
     for spec, dataset in tqdm(jobs, desc="figures", unit="fig", disable=None if progress is None else not progress):
         stem = spec.stem if len(datasets) == 1 else f"{spec.stem}_{dataset}"
         subset = results[results["dataset"].astype(str) == dataset]
+        shows_ka = spec.table in (tables.heatmap_table, tables.ka_table)
         if spec.table is tables.heatmap_table:
-            table = spec.table(subset, tau=tau)
+            table = spec.table(subset, tau=tau, threshold=threshold)
         elif spec.table is tables.ka_table:
-            table = spec.table(subset, tau=None if tau == DEFAULT_TAU else tau)
+            table = spec.table(subset, tau=None if default_ka else tau, threshold=threshold)
         else:
             table = spec.table(subset)
         if table.empty:
             report.skipped[stem] = f"needs {spec.needs}"
             continue
-        kwargs = {"tau": tau} if spec.plot in (plot_sv_heatmaps, plot_ka_vs_n) else {}
+        kwargs = {"tau": tau, "threshold": threshold} if shows_ka else {}
         fig, _ = spec.plot(table, **kwargs)
         runs = sorted(set(subset["run"]))
         commits = sorted({str(c) for c in subset["git_commit"].dropna()})
-        meta = figure_metadata(collected.sweep_id, spec.description,
+        description = f"{spec.description}; KA threshold {threshold_label(threshold, tau)}" if shows_ka \
+            else spec.description
+        meta = figure_metadata(collected.sweep_id, description,
                                extra={"dataset": dataset, "runs": len(runs), "run_git_commits": ",".join(commits)})
         report.written[stem] = save_figure(fig, stem, out, meta, formats=formats)
-        index["figures"].append({"stem": stem, "description": spec.description, "dataset": dataset,
+        index["figures"].append({"stem": stem, "description": description, "dataset": dataset,
                                  "files": [p.name for p in report.written[stem]], "runs": runs,
                                  "git_commit": meta["git_commit"]})
     index["skipped"] = report.skipped

@@ -1,8 +1,9 @@
 """Collapse figures: singular-value heat maps with knowledge abundance, KA vs N, normalised spectra.
 
-* :func:`plot_sv_heatmaps` — paper.md §9 Figs. 3 and 9: for each model (panel), one row per hidden layer with
-  its singular values sorted in descending order, the colour clipped to [0, τ], a dashed line after the last
-  σ > τ and KA(W, τ) = #{σ_i > τ}/#{σ_i > 0} written on the row (KDEF's Eqs. 3–4, τ = 4).
+* :func:`plot_sv_heatmaps` — KDEF (arXiv 2411.16122) Figs. 3 and 9: for each model (panel), one row per hidden
+  layer with its singular values sorted in descending order, the colour clipped to [0, τ], a dashed line after
+  the last σ > τ and KA(W, τ) = #{σ_i > τ}/#{σ_i > 0} written on the row (Eqs. 3–4, τ = 4); or the same with a
+  scale-aware cut (the Marchenko–Pastur bulk edge, or τ·σ_max), named in the figure title.
 * :func:`plot_ka_vs_n` — KA of each hidden layer of the best student vs N per recipe (claim C3).
 * :func:`plot_normalized_spectra` — σ_i/σ_1 on a log scale for embeddings and activations per recipe; the area
   under such a curve is the information abundance Σσ/σ_max (metrics.md §1.1).
@@ -23,21 +24,29 @@ __all__ = ["plot_sv_heatmaps", "plot_layer_measure_vs_n", "plot_ka_vs_n", "plot_
            "plot_normalized_spectra"]
 
 
-def plot_sv_heatmaps(df: pd.DataFrame, tau: float = 4.0, ax: Any = None, cmap: str = "cividis",
-                     **style: Any) -> Tuple[Any, Any]:
+def plot_sv_heatmaps(df: pd.DataFrame, tau: Optional[float] = None, ax: Any = None, cmap: str = "cividis",
+                     threshold: str = "abs", **style: Any) -> Tuple[Any, Any]:
     """Singular-value heat maps, one panel per model, one row per hidden layer.
 
     Args:
         df: tidy rows ``panel`` (model label, panels in order of appearance), ``layer`` (1-based), ``index``
-            (0-based position in the descending order), ``sigma``, ``ka`` (KA of that layer).
-        tau: the KA threshold; the colour scale is clipped to [0, τ].
+            (0-based position in the descending order), ``sigma``, ``ka`` (KA of that layer) and, for the scale-aware
+            thresholds, ``threshold`` (the layer's absolute σ cut, :func:`collapse_lab.results.tables.heatmap_table`).
+        tau: the threshold parameter (None = the kind's default: 4 for ``abs``).
         ax: a sequence of one axes per panel (default: a new double-column figure).
         cmap: a perceptually uniform, colour-blind-safe colour map.
+        threshold: ``abs`` — colour = σ clipped to [0, τ] (KDEF Figs. 3, 9); ``mp`` / ``rel`` — colour = σ over
+            the layer's own cut, clipped to [0, 1], so one scale serves layers whose cuts differ.
         **style: passed to ``imshow``.
     """
+    from collapse_lab.spectral.functional import DEFAULT_KA_TAU, threshold_label
+
+    tau = DEFAULT_KA_TAU[threshold] if tau is None else tau
+    absolute = threshold == "abs"
     panels = list(dict.fromkeys(df["panel"]))
     layers = sorted(df["layer"].unique())
     width = int(df["index"].max()) + 1
+    vmax = tau if absolute else 1.0
     with style_context():
         fig, axes = new_axes(ax, ncols=len(panels), figsize=(2.4 * len(panels) + 0.6, 0.45 * len(layers) + 1.0),
                              sharey=True) if ax is None else new_axes(ax, ncols=len(panels))
@@ -48,15 +57,17 @@ def plot_sv_heatmaps(df: pd.DataFrame, tau: float = 4.0, ax: Any = None, cmap: s
             grid = np.full((len(layers), width), np.nan)  # (L, max m): layers of different widths pad with NaN
             for r, layer in enumerate(layers):
                 rows = sub[sub["layer"] == layer].sort_values("index")
-                grid[r, rows["index"].to_numpy(int)] = rows["sigma"].to_numpy(float)
-                count = int((rows["sigma"].to_numpy(float) > tau).sum())
+                sigma = rows["sigma"].to_numpy(float)
+                cut = tau if absolute else (float(rows["threshold"].iloc[0]) if len(rows) else np.nan)
+                grid[r, rows["index"].to_numpy(int)] = sigma if absolute else sigma / cut
+                count = int((sigma > cut).sum())
                 if count:
                     axis.plot([count - 0.5, count - 0.5], [r - 0.5, r + 0.5], color="#D55E00", linestyle="--",
                               linewidth=1.5)
                 ka = rows["ka"].iloc[0] if len(rows) else np.nan
                 axis.text(width - 0.5, r, f"KA {100 * ka:.1f}%", ha="right", va="center", fontsize=6.5,
                           color="white", bbox={"facecolor": "black", "alpha": 0.45, "pad": 1, "linewidth": 0})
-            image = axis.imshow(np.clip(grid, 0, tau), aspect="auto", vmin=0.0, vmax=tau, cmap=cmap,
+            image = axis.imshow(np.clip(grid, 0, vmax), aspect="auto", vmin=0.0, vmax=vmax, cmap=cmap,
                                 interpolation="nearest", **style)
             axis.set_title(str(panel))
             axis.set_yticks(range(len(layers)), [f"layer {int(v)}" for v in layers])
@@ -64,7 +75,10 @@ def plot_sv_heatmaps(df: pd.DataFrame, tau: float = 4.0, ax: Any = None, cmap: s
             axis.grid(False)
         if image is not None:
             bar = fig.colorbar(image, ax=list(axes), shrink=0.9, pad=0.01)
-            bar.set_label(f"σ (clipped to [0, {tau:g}])")
+            cut_name = threshold_label(threshold, tau).split("> ", 1)[1]
+            bar.set_label(f"σ (clipped to [0, {tau:g}])" if absolute else f"σ / ({cut_name}), clipped to [0, 1]")
+        if ax is None:
+            fig.suptitle(f"KA = #{{{threshold_label(threshold, tau)}}} / #{{σ > 0}}", fontsize="medium")
     return fig, axes
 
 
@@ -111,16 +125,20 @@ def plot_layer_measure_vs_n(df: pd.DataFrame, column: str, ylabel: str, ax: Any 
 
 
 def plot_ka_vs_n(df: pd.DataFrame, ax: Any = None, variants: Optional[Sequence[str]] = None,
-                 confidence: float = 0.95, tau: float = 4.0, **style: Any) -> Tuple[Any, Any]:
-    """Figure 6: knowledge abundance KA(W, τ) (%) of each hidden layer of the best student vs N (claim C3).
+                 confidence: float = 0.95, tau: Optional[float] = None, threshold: str = "abs",
+                 **style: Any) -> Tuple[Any, Any]:
+    """Figure 6: knowledge abundance KA(W) (%) of each hidden layer of the best student vs N (claim C3).
 
     Args:
         df: rows ``variant``, ``n``, ``layer`` (1-based), ``ka`` (one per run and layer).
         ax: a sequence of one axes per layer (default: a new figure).
-        tau: the τ the KA values were computed with (for the axis label).
+        tau, threshold: the threshold the KA values were computed with (for the axis label): ``abs`` σ > τ
+            (default 4), ``mp`` σ > τ × MP bulk edge, ``rel`` σ > τ·σ_max.
     """
-    return plot_layer_measure_vs_n(df, "ka", f"KA(W, τ={tau:g}) of best student (%)", ax=ax, variants=variants,
-                                   confidence=confidence, scale=100.0, **style)
+    from collapse_lab.spectral.functional import threshold_label
+
+    return plot_layer_measure_vs_n(df, "ka", f"KA ({threshold_label(threshold, tau)}) of best student (%)", ax=ax,
+                                   variants=variants, confidence=confidence, scale=100.0, **style)
 
 
 def plot_erank_ratio_vs_n(df: pd.DataFrame, ax: Any = None, variants: Optional[Sequence[str]] = None,

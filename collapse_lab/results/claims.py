@@ -11,9 +11,33 @@ Each claim becomes one or more *quantities* — a difference of means with a 95%
 Verdicts read the interval against the claimed direction: ``supported`` when the whole interval lies on the
 claimed side of the threshold, ``contradicted`` when it lies on the other side, ``inconclusive`` otherwise
 (including single runs, which have no interval). Thresholds are 0 except where the paper states a size:
-"flat" and "within 0.1 AUC points" use the paper's 0.1-point significance threshold (paper.md §14), and
-"close to uniform" examination weights (C7) means a relative spread std/mean below 10%. AUC quantities are in
-AUC points (×100), KA in percentage points, logloss as is. The single model is vanilla mean fusion at N = 1.
+"flat" (C1) uses the paper's 0.1-point significance threshold (paper.md §14), and "close to uniform"
+examination weights (C7) means a relative spread std/mean below 10%. AUC quantities are in AUC points (×100),
+KA in percentage points, logloss as is. The single model is vanilla mean fusion at N = 1. The ``note`` column
+says where a threshold came from, or what a row shows without testing it.
+
+**C2, the students spread apart.** The best − worst student AUC is a range, and the range of N i.i.d. draws
+grows with N by itself (E = d_N σ: 1.13σ at N = 2, 3.08σ at N = 10; :mod:`~collapse_lab.results.dispersion`),
+so its trend over N says nothing about collapse. The claim is tested on the within-run standard deviation s of
+the student AUCs instead: ln s², less its exact bias ψ((N−1)/2) − ln((N−1)/2), is fitted on log2 N by
+weighted least squares with weights 1/ψ'((N−1)/2) (s of 2 students is far noisier than of 10), and the fitted
+change is reported as the ratio of the SD at the largest to the smallest N, claimed above 1
+(:func:`student_sd_trend`). With i.i.d. normal students it reads "supported" below its nominal rate (2.5%, one
+side of a 95% interval; ``tests/test_results_claim_rules.py`` simulates it). The range at the largest N is
+shown beside it with its i.i.d. expectation d_N × the mean of s / c4(N) (not tested).
+
+**C5 and C6, one rule.** DML (C5) and KDEF (C6) are read on the same three quantities at their largest N —
+ensemble − worst student, the within-run student SD (s / c4) and the gap ensemble − best student — against the
+same thresholds, set by the test split's own noise rather than by a Criteo-sized number: τ = 1.96 × SE for the
+two AUC differences and τ/√2 for the SD, where SE is the root mean square over the setting's runs (N ≥ 2,
+trained student heads) of ``student_auc_diff_se``, DeLong's standard error of a paired difference of two
+students' test AUCs (:mod:`collapse_lab.train.delong`). 1.96 × SE is what one paired difference exceeds with
+probability 5% from test-set sampling alone; for exchangeable students E[s²] = E[(AUC_a − AUC_b)²]/2, hence
+τ/√2 for the SD. Runs collected before the figure was stored have none: then these rows say ``threshold
+unavailable`` instead of borrowing a number.
+
+**C7.** Mean λ = 1/N and mean μ = 1/(N − 1) hold by construction (softmin and softmax rows sum to 1), so only
+the relative spread std/mean of λ and of μ is evidence.
 
 **Trends over N.** "Rises with N", "flat to declining" and "loses AUC as N grows" are also read as a
 least-squares line of the metric on log2 N over every run of the recipe (``stats.slope_ci``, t interval of the
@@ -28,29 +52,37 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Dict, List, Optional, Sequence
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import pandas as pd
 
 from collapse_lab.results.collect import layer_columns
+from collapse_lab.results.dispersion import c4, expected_range, log_variance_bias, log_variance_variance
 from collapse_lab.results.stats import mean_ci, slope_ci
+from collapse_lab.results.tables import UNTRAINED_STUDENT_HEADS
 
-__all__ = ["CLAIMS", "evaluate_claims", "format_claims", "welch_ci"]
+__all__ = ["CLAIMS", "evaluate_claims", "format_claims", "welch_ci", "student_sd_trend", "noise_threshold",
+           "NoiseThreshold"]
 
 #: claim id -> the statement being tested (paper.md §14, shortened)
 CLAIMS: Dict[str, str] = {
     "C1": "The vanilla mean ensemble does not scale: ensemble AUC is flat to declining in N",
-    "C2": "Vanilla sub-networks collapse: the best student loses AUC as N grows; the ensemble-best gap is positive",
+    "C2": "Vanilla sub-networks collapse: the best student loses AUC as N grows; the ensemble-best gap is positive;"
+          " the students spread apart",
     "C3": "KA falls with depth and with N; KDEF raises the best student's KA (also read scale-free: effective rank)",
     "C4": "KD with the mean-logit teacher makes ensemble AUC rise with N",
-    "C5": "DML keeps the students within 0.1 AUC points of the ensemble",
-    "C6": "KDEF: ensemble AUC rises with N, every student beats the single model, gap < 0.1 AUC points",
-    "C7": "The examination-mechanism weights are close to uniform (relative spread < 10%)",
+    "C5": "DML keeps the students within noise of each other and of the ensemble (paper: within 0.1 AUC points)",
+    "C6": "KDEF: ensemble AUC rises with N, every student beats the single model, students within noise of the "
+          "ensemble (paper: gap < 0.1 AUC points)",
+    "C7": "The examination-mechanism weights are close to uniform (relative spread std/mean < 10%)",
     "C8": "Logloss is sometimes worse with knowledge transfer (KDEF vs vanilla mean at the same N)",
 }
 FLAT = 0.1  # AUC points: the paper's significance threshold
 UNIFORM = 0.10  # relative spread std/mean of the EM weights counted as "close to uniform"
+NOISE_Z = 1.96  # noise thresholds are NOISE_Z × the pooled SE of a paired student AUC difference
+UNAVAILABLE = "threshold unavailable"
 
 
 def welch_ci(a: Sequence[float], b: Sequence[float], confidence: float = 0.95) -> tuple:
@@ -81,6 +113,8 @@ def welch_ci(a: Sequence[float], b: Sequence[float], confidence: float = 0.95) -
 
 def _verdict(lo: float, hi: float, side: str, threshold: float = 0.0) -> str:
     """``side`` is where the claim puts the quantity relative to ``threshold``: ``above`` or ``below``."""
+    if math.isnan(threshold):
+        return UNAVAILABLE
     if math.isnan(lo) or math.isnan(hi):
         return "inconclusive"
     if side == "above":
@@ -89,11 +123,80 @@ def _verdict(lo: float, hi: float, side: str, threshold: float = 0.0) -> str:
 
 
 def _row(claim: str, quantity: str, unit: str, est: tuple, runs: str, side: str, threshold: float = 0.0,
-         scale: float = 1.0) -> Dict[str, object]:
+         scale: float = 1.0, note: str = "") -> Dict[str, object]:
     diff, lo, hi = (v * scale for v in est)
-    rule = f"{'>' if side == 'above' else '<'} {threshold:g}"
+    sign = ">" if side == "above" else "<"
+    rule = f"{sign} τ (unavailable)" if math.isnan(threshold) else f"{sign} {threshold:.3g}"
     return {"claim": claim, "quantity": quantity, "unit": unit, "estimate": diff, "ci_low": lo, "ci_high": hi,
-            "runs": runs, "rule": rule, "verdict": _verdict(lo, hi, side, threshold)}
+            "runs": runs, "rule": rule, "verdict": _verdict(lo, hi, side, threshold), "note": note}
+
+
+@dataclass(frozen=True)
+class NoiseThreshold:
+    """The pooled noise figure of a setting: ``se`` (AUC units, NaN when no run has it) over ``runs`` of
+    ``eligible`` runs (N ≥ 2, trained student heads)."""
+
+    se: float
+    runs: int
+    eligible: int
+
+    def diff(self) -> float:
+        """τ for a difference of two AUCs, in AUC points."""
+        return NOISE_Z * self.se * 100
+
+    def sd(self) -> float:
+        """τ for the within-run student SD, in AUC points (τ / √2)."""
+        return self.diff() / math.sqrt(2.0)
+
+    def note(self, which: str) -> str:
+        if math.isnan(self.se):
+            return (f"no noise figure: none of the {self.eligible} runs stores student_auc_diff_se (collected "
+                    "before it was recorded; rerun the sweep)")
+        factor = f"{NOISE_Z:g} × SE" + (" / √2" if which == "sd" else "")
+        return (f"τ = {factor}, SE = {100 * self.se:.3f} AUC points = RMS of student_auc_diff_se (DeLong SE of a "
+                f"paired student AUC difference on the test split) over {self.runs} of {self.eligible} runs")
+
+
+def noise_threshold(runs: pd.DataFrame) -> NoiseThreshold:
+    """Pool ``student_auc_diff_se`` (root mean square) over the runs with N ≥ 2 whose students have trained
+    heads (not :data:`~collapse_lab.results.tables.UNTRAINED_STUDENT_HEADS`)."""
+    eligible = runs[(runs["n"] >= 2) & ~runs["variant"].isin(UNTRAINED_STUDENT_HEADS)]
+    if "student_auc_diff_se" not in eligible:
+        return NoiseThreshold(math.nan, 0, len(eligible))
+    se = pd.to_numeric(eligible["student_auc_diff_se"], errors="coerce").dropna().to_numpy(float)
+    return NoiseThreshold(float(np.sqrt(np.mean(se ** 2))) if se.size else math.nan, int(se.size), len(eligible))
+
+
+def student_sd_trend(n: Sequence[float], sd: Sequence[float],
+                     confidence: float = 0.95) -> Tuple[float, float, float, int, List[int]]:
+    """The fitted ratio of the within-run student AUC SD at the largest to the smallest N (C2).
+
+    Each run's SD ``s`` (ddof = 1) of its ``n`` students becomes y = ln s² − (ψ(h) − ln h), h = (n − 1)/2, an
+    unbiased estimate of ln σ² for normal students, and y is fitted on log2 n by weighted least squares with
+    weights 1/ψ'(h) = 1/Var(y) (:func:`stats.slope_ci`; :mod:`~collapse_lab.results.dispersion`). Runs with
+    n < 2 or s = 0 are left out. Returns ``(ratio, low, high, k, Ns)``: exp(slope × log2(N_max/N_min) / 2),
+    the SD ratio implied by the line, with its interval, the k runs used and the sorted distinct N.
+
+    Example (SDs that double from N = 2 to N = 8 after the bias correction):
+        >>> import math
+        >>> from collapse_lab.results.dispersion import log_variance_bias as b
+        >>> sds = [math.exp(b(n) / 2) * s for n, s in ((2, 1.0), (2, 1.0), (4, 1.414213562), (8, 2.0))]
+        >>> ratio, lo, hi, k, ns = student_sd_trend([2, 2, 4, 8], sds)
+        >>> round(ratio, 6), k, ns
+        (2.0, 4, [2, 4, 8])
+    """
+    ns = np.asarray(n, dtype=float)
+    values = np.asarray(sd, dtype=float)
+    keep = (ns >= 2) & np.isfinite(values) & (values > 0)
+    ns, values = ns[keep], values[keep]
+    distinct = sorted({int(v) for v in ns})
+    if len(distinct) < 2:
+        return np.nan, np.nan, np.nan, int(ns.size), distinct
+    y = 2.0 * np.log(values) - np.array([log_variance_bias(int(v)) for v in ns])
+    weights = 1.0 / np.array([log_variance_variance(int(v)) for v in ns])
+    slope, lo, hi, k = slope_ci(np.log2(ns), y, confidence, weights=weights)
+    span = math.log2(distinct[-1] / distinct[0])
+    return tuple(math.exp(v * span / 2) for v in (slope, lo, hi)) + (k, distinct)
 
 
 def _values(runs: pd.DataFrame, variant: str, n: Optional[int], column: str) -> pd.Series:
@@ -170,8 +273,12 @@ def evaluate_claims(results: pd.DataFrame, confidence: float = 0.95) -> pd.DataF
     if "worst_student_auc" in runs.columns:
         runs = runs.assign(worst_gap=pd.to_numeric(runs["ensemble_auc"], errors="coerce")
                            - pd.to_numeric(runs["worst_student_auc"], errors="coerce"))
+    if "student_auc_sd" in runs.columns:
+        factors = runs["n"].map(lambda v: c4(int(v)) if v >= 2 else np.nan)
+        runs = runs.assign(student_sd_c4=pd.to_numeric(runs["student_auc_sd"], errors="coerce") / factors)
     rows: List[Dict[str, object]] = []
     single = "vanilla-mean"
+    noise = noise_threshold(runs)
 
     def vs_single(claim: str, variant: str, column: str, label: str, side: str, threshold: float = 0.0) -> None:
         n = _largest_n(runs, variant)
@@ -182,14 +289,46 @@ def evaluate_claims(results: pd.DataFrame, confidence: float = 0.95) -> pd.DataF
                          welch_ci(a, b, confidence), f"{a.notna().sum()} vs {b.notna().sum()}", side, threshold, 100))
 
     def level(claim: str, variant: str, column: str, label: str, unit: str, side: str, threshold: float,
-              scale: float) -> None:
+              scale: float, note: str = "") -> None:
         n = _largest_n(runs, variant)
         values = _values(runs, variant, n, column)
         if n is None or values.dropna().empty:
             return
         mean, _, lo, hi = mean_ci(values.to_numpy(float), confidence)
         rows.append(_row(claim, f"{label} ({variant}, N={n})", unit, (mean, lo, hi), str(values.notna().sum()),
-                         side, threshold, scale))
+                         side, threshold, scale, note))
+
+    def within_noise(claim: str, variant: str) -> None:
+        """The same three quantities against the same noise thresholds, for DML (C5) and KDEF (C6)."""
+        level(claim, variant, "worst_gap", "ensemble − worst student AUC", "AUC points", "below", noise.diff(), 100,
+              noise.note("diff"))
+        level(claim, variant, "student_sd_c4", "student AUC SD within a run (s/c4)", "AUC points", "below",
+              noise.sd(), 100, noise.note("sd"))
+        level(claim, variant, "gap", "ensemble − best student AUC", "AUC points", "below", noise.diff(), 100,
+              noise.note("diff"))
+
+    def spread(variant: str) -> None:
+        """C2: the SD trend over N (tested) and, beside it, the range at the largest N with its i.i.d. value."""
+        if "student_sd_c4" not in runs:
+            return
+        sub = runs[runs["variant"] == variant]
+        ratio, lo, hi, k, ns = student_sd_trend(sub["n"], sub["student_auc_sd"], confidence)
+        if len(ns) >= 2:
+            rows.append(_row("C2", f"student AUC SD within a run, fitted ratio N={ns[-1]} / N={ns[0]} "
+                                   f"({variant}, N={','.join(map(str, ns))}; WLS of bias-corrected ln s² on "
+                                   "log2 N)", "ratio", (ratio, lo, hi), str(k), "above", 1.0, 1.0,
+                             "the range is not tested: it grows with N even for i.i.d. students"))
+        n = _largest_n(runs, variant)
+        ranges, sds = _values(runs, variant, n, "spread"), _values(runs, variant, n, "student_sd_c4")
+        if n is None or ranges.dropna().empty or sds.dropna().empty:
+            return
+        mean, _, lo, hi = mean_ci(ranges.to_numpy(float), confidence)
+        d, sd = expected_range(n), float(sds.mean())
+        rows.append({**_row("C2", f"best − worst student AUC ({variant}, N={n})", "AUC points", (mean, lo, hi),
+                            str(ranges.notna().sum()), "above", 0.0, 100),
+                     "rule": "not tested", "verdict": "not tested",
+                     "note": f"i.i.d. expectation d_{n} × SD = {d:.3f} × {100 * sd:.3f} = {100 * d * sd:.3f} AUC "
+                             "points (SD = mean s/c4 of the same runs)"})
 
     def trend(claim: str, variant: str, column: str, label: str, side: str, threshold: float = 0.0,
               min_n: int = 1) -> None:
@@ -209,26 +348,28 @@ def evaluate_claims(results: pd.DataFrame, confidence: float = 0.95) -> pd.DataF
     trend("C2", single, "best_student_auc", "best student AUC", "below", min_n=2)
     level("C2", single, "gap", "ensemble − best student AUC", "AUC points", "above", 0.0, 100)
     trend("C2", single, "gap", "ensemble − best student AUC", "above", min_n=2)
-    trend("C2", single, "spread", "best − worst student AUC", "above", min_n=2)
+    spread(single)
     for measure, label, unit, scale in (("ka", "KA", "KA points (%)", 100.0),
                                         ("erank_ratio", "effective rank / Gaussian", "ratio", 1.0)):
         rows += _layer_rows(runs, measure, label, unit, scale, confidence)
     vs_single("C4", "kd", "ensemble_auc", "ensemble AUC", "above")
     trend("C4", "kd", "ensemble_auc", "ensemble AUC", "above", min_n=2)
-    level("C5", "dml", "worst_gap", "ensemble − worst student AUC", "AUC points", "below", FLAT, 100)
-    level("C5", "dml", "spread", "best − worst student AUC", "AUC points", "below", 0.01, 100)
+    within_noise("C5", "dml")
     vs_single("C6", "kdef", "ensemble_auc", "ensemble AUC", "above")
     trend("C6", "kdef", "ensemble_auc", "ensemble AUC", "above", min_n=2)
     vs_single("C6", "kdef", "worst_student_auc", "worst student AUC", "above")
-    level("C6", "kdef", "gap", "ensemble − best student AUC", "AUC points", "below", FLAT, 100)
-    if {"lambda_std", "lambda_mean"} <= set(runs.columns):
+    within_noise("C6", "kdef")
+    for weight, symbol in (("lambda", "λ"), ("mu", "μ")):  # the means are 1/N and 1/(N-1) by construction
+        if not {f"{weight}_std", f"{weight}_mean"} <= set(runs.columns):
+            continue
         kdef = runs[runs["variant"] == "kdef"]
-        rel = pd.to_numeric(kdef["lambda_std"], errors="coerce") / pd.to_numeric(kdef["lambda_mean"], errors="coerce")
+        rel = (pd.to_numeric(kdef[f"{weight}_std"], errors="coerce")
+               / pd.to_numeric(kdef[f"{weight}_mean"], errors="coerce"))
         n = _largest_n(runs, "kdef")
         values = rel[kdef["n"] == n] if n is not None else rel.iloc[:0]
         if not values.dropna().empty:
             mean, _, lo, hi = mean_ci(values.to_numpy(float), confidence)
-            rows.append(_row("C7", f"relative spread std/mean of λ (kdef, N={n})", "ratio", (mean, lo, hi),
+            rows.append(_row("C7", f"relative spread std/mean of {symbol} (kdef, N={n})", "ratio", (mean, lo, hi),
                              str(values.notna().sum()), "below", UNIFORM))
     for n in sorted(set(runs.loc[runs["variant"] == "kdef", "n"])):
         mean, lo, hi, k = _paired(_values(runs, "kdef", int(n), "ensemble_logloss"),
@@ -236,18 +377,21 @@ def evaluate_claims(results: pd.DataFrame, confidence: float = 0.95) -> pd.DataF
         if k:
             rows.append(_row("C8", f"ensemble logloss, kdef − vanilla-mean (N={int(n)})", "logloss",
                              (mean, lo, hi), str(k), "above", 0.0))
-    columns = ["claim", "statement", "quantity", "unit", "estimate", "ci_low", "ci_high", "runs", "rule", "verdict"]
+    columns = ["claim", "statement", "quantity", "unit", "estimate", "ci_low", "ci_high", "runs", "rule", "verdict",
+               "note"]
     out = pd.DataFrame(rows, columns=[c for c in columns if c != "statement"])
     out.insert(1, "statement", out["claim"].map(CLAIMS))
     return out
 
 
 def format_claims(claims: pd.DataFrame, digits: int = 3, confidence: float = 0.95) -> str:
-    """A Markdown table of :func:`evaluate_claims` (estimate [CI at ``confidence``], verdict)."""
-    lines = [f"| claim | quantity | estimate [{100 * confidence:g}% CI] | runs | claimed | verdict |",
-             "|---|---|---|---|---|---|"]
+    """A Markdown table of :func:`evaluate_claims` (estimate [CI at ``confidence``], verdict, note)."""
+    lines = [f"| claim | quantity | estimate [{100 * confidence:g}% CI] | runs | claimed | verdict | note |",
+             "|---|---|---|---|---|---|---|"]
     for r in claims.itertuples(index=False):
         ci = "" if math.isnan(r.ci_low) else f" [{r.ci_low:.{digits}f}, {r.ci_high:.{digits}f}]"
+        note = getattr(r, "note", "")
+        note = "" if not isinstance(note, str) else note
         lines.append(f"| {r.claim} | {r.quantity} ({r.unit}) | {r.estimate:.{digits}f}{ci} | {r.runs} | {r.rule} "
-                     f"| {r.verdict} |")
+                     f"| {r.verdict} | {note} |")
     return "\n".join(lines)

@@ -5,7 +5,10 @@ logloss of that member, and per run (repeated on each of its rows):
 
 * ``ensemble_auc``/``ensemble_logloss`` (test), ``best_student``/``worst_student`` (index of the highest/lowest
   student test AUC), ``best_student_auc``, ``worst_student_auc``, ``spread`` = best − worst student AUC and
-  ``gap`` = ensemble AUC − best student AUC (paper.md §1, limitations 2 and 3);
+  ``gap`` = ensemble AUC − best student AUC (paper.md §1, limitations 2 and 3), ``student_auc_sd`` = the
+  standard deviation (ddof = 1) of the N student test AUCs (NaN for N = 1) and ``student_auc_diff_se`` = the
+  test split's noise figure stored by training (DeLong's SE of a paired student AUC difference,
+  :mod:`collapse_lab.train.delong`; NaN for runs trained before it was stored);
 * ``lambda_mean``, ``lambda_std``, ``mu_mean``, ``mu_std`` (examination weights over the last epoch, from the
   manifest summary; empty when the method has none);
 * from ``spectrum.csv`` when the run has been analysed: ``ka_layer<j>`` = knowledge abundance KA(W, τ) of this
@@ -42,6 +45,7 @@ from collapse_lab.errors import UserError
 __all__ = [
     "SweepResults",
     "collect_results",
+    "read_results_csv",
     "find_run_dirs",
     "find_spectrum",
     "variant_name",
@@ -175,6 +179,16 @@ def _metric(block: Mapping[str, Any], member: str, key: str) -> float:
     return float(value) if value is not None else np.nan
 
 
+def _sd(values: np.ndarray) -> float:
+    """Standard deviation (ddof = 1) of the finite values; NaN with fewer than two."""
+    finite = values[np.isfinite(values)]
+    return float(np.std(finite, ddof=1)) if finite.size > 1 else np.nan
+
+
+def _float(value: Any) -> float:
+    return float(value) if value is not None else np.nan
+
+
 def _run_rows(name: str, run_dir: Path, manifest: Dict[str, Any]) -> Tuple[List[Dict[str, Any]], Dict[str, Any]]:
     config = manifest.get("config") or {}
     results = manifest["results"]
@@ -200,6 +214,8 @@ def _run_rows(name: str, run_dir: Path, manifest: Dict[str, Any]) -> Tuple[List[
         "worst_student_auc": student_auc[worst] if has_students else np.nan,
         "spread": student_auc[best] - student_auc[worst] if has_students else np.nan,
         "gap": ens_auc - student_auc[best] if has_students else np.nan,
+        "student_auc_sd": _sd(student_auc),
+        "student_auc_diff_se": _float(summary.get("student_auc_diff_se")),
         "best_epoch": results.get("best_epoch"),
         "epochs_run": results.get("epochs_run"),
         **{key: summary.get(key) for key in ("lambda_mean", "lambda_std", "mu_mean", "mu_std")},
@@ -234,7 +250,8 @@ def _column_order(df: pd.DataFrame) -> List[str]:
     head += layer_columns(df.columns, "")
     rest = [c for c in df.columns if c not in head and c not in ("git_commit", "run_dir")]
     best = layer_columns(rest, "best_")
-    return head + [c for c in rest if c not in best] + best + ["git_commit", "run_dir"]
+    tail = [c for c in ("git_commit", "run_dir") if c in df.columns]
+    return [c for c in head if c in df.columns] + [c for c in rest if c not in best] + best + tail
 
 
 def layer_columns(columns: Iterable[str], prefix: str = "best_") -> List[str]:
@@ -290,6 +307,36 @@ def collect_results(sweep_dir: Union[str, Path], progress: Optional[bool] = None
     out.results = df[_column_order(df)].sort_values(["dataset", "variant", "n", "seed", "run"], key=_sort_key,
                                                      kind="stable").reset_index(drop=True)
     return out
+
+
+def read_results_csv(path: Union[str, Path], sweep_id: Optional[str] = None) -> SweepResults:
+    """A :class:`SweepResults` from a ``results.csv`` written earlier, when the run directories are gone (e.g.
+    the committed tables of a sweep), so that the statistics can be recomputed with the current rules.
+
+    Per-run columns added since the file was written are filled from what it holds: ``student_auc_sd`` from
+    the students' ``test_auc`` rows; ``student_auc_diff_se`` needs the test predictions and stays NaN.
+    ``sweep_id`` defaults to the name of the file's directory.
+
+    Raises:
+        UserError: the file is missing or lacks the columns of a results table.
+    """
+    path = Path(path)
+    try:
+        df = pd.read_csv(path, dtype={"member": str})
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{path}: cannot read results table ({exc})") from None
+    missing = [c for c in ("run", "variant", *STANDARD_KEYS, "member", "test_auc", "ensemble_auc") if c not in df]
+    if missing:
+        raise UserError(f"{path}: not a results.csv of `collapse-lab results` (no column {', '.join(missing)})")
+    at = df.columns.get_loc("gap") + 1 if "gap" in df else len(df.columns)  # where collect_results puts them
+    if "student_auc_diff_se" not in df:
+        df.insert(at, "student_auc_diff_se", np.nan)
+    if "student_auc_sd" not in df:
+        students = df[df["member"] != "ensemble"]
+        sd = students.groupby("run")["test_auc"].agg(lambda v: _sd(v.to_numpy(float)))
+        df.insert(at, "student_auc_sd", df["run"].map(sd).astype(float))
+    run_dirs = {} if "run_dir" not in df else {r: Path(d) for r, d in zip(df["run"], df["run_dir"], strict=True)}
+    return SweepResults(path.parent, sweep_id or path.parent.resolve().name, df[_column_order(df)], run_dirs)
 
 
 def _hashable(value: Any) -> Any:

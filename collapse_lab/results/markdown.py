@@ -3,7 +3,8 @@
 The same numbers as ``summary.csv``, ``paired_tests.csv`` and ``claims.csv`` (written from the same data
 frames in the same call), rounded for reading, so that a report such as ``REPRODUCTION.md`` can quote them
 and be checked against them. Cells are ``mean ± half-width`` of the t interval over seeds (just the mean for a
-single run); paired differences are in AUC points (×100) with their interval and p-values.
+single run); paired differences are in AUC points (×100) with their interval, raw p-values and
+Benjamini–Hochberg adjusted p-values (one family per metric, :func:`collapse_lab.results.stats.bh_adjust`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ SUMMARY_METRICS: Tuple[Tuple[str, str], ...] = (
     ("worst_student_auc", "Worst student test AUC"),
     ("gap", "Ensemble − best student test AUC"),
     ("spread", "Best − worst student test AUC"),
+    ("student_auc_sd", "Standard deviation of the student test AUCs within a run (ddof = 1)"),
+    ("student_auc_diff_se", "Noise: DeLong SE of a paired student test AUC difference (RMS over pairs)"),
     ("ensemble_logloss", "Ensemble test logloss"),
 )
 
@@ -50,9 +53,10 @@ def summary_pivot(summary: pd.DataFrame, metric: str, with_runs: bool = True, di
     """One metric of ``summary.csv`` as a table: rows (dataset, variant, cfg_*), columns ``N=<n>``.
 
     Cells are :func:`format_value` strings, followed by `` (n=<runs>)`` when ``with_runs``; empty where a recipe
-    has no runs at that N. An empty frame when the metric is absent.
+    has no runs at that N or no value there (e.g. the student SD of the single model). An empty frame when the
+    metric is absent.
     """
-    df = summary[summary["metric"] == metric]
+    df = summary[(summary["metric"] == metric) & (summary["runs"] > 0)]
     if df.empty:
         return pd.DataFrame()
     row_keys = ["dataset", "variant", *sorted(c for c in df.columns if c.startswith("cfg_"))]
@@ -101,7 +105,7 @@ def paired_markdown(paired: pd.DataFrame, metric: str = "ensemble_auc",
     df = df[[(v, b) in wanted for v, b in zip(df["variant"], df["baseline"], strict=True)]]
     if df.empty:
         return ""
-    scale = 100.0 if metric.endswith("auc") or metric in ("gap", "spread") else 1.0
+    scale = 100.0 if metric.endswith("auc") or metric in ("gap", "spread", "student_auc_sd") else 1.0
     unit = "AUC points" if scale == 100.0 else metric
     settings = sorted(c for c in df.columns if c.startswith("cfg_"))
     rows = []
@@ -110,7 +114,8 @@ def paired_markdown(paired: pd.DataFrame, metric: str = "ensemble_auc",
         rows.append({"dataset": r["dataset"], **{c.removeprefix("cfg_"): r[c] for c in settings}, "N": int(r["n"]),
                      "comparison": f"{r['variant']} − {r['baseline']}", "pairs": int(r["pairs"]),
                      f"mean difference ({unit}) [{100 * confidence:g}% CI]": f"{scale * r['mean_diff']:+.2f}{ci}",
-                     "p (paired t)": _p(r["p_ttest"]), "p (Wilcoxon)": _p(r["p_wilcoxon"])})
+                     "p (paired t)": _p(r["p_ttest"]), "p (paired t, BH)": _p(r.get("p_ttest_bh", float("nan"))),
+                     "p (Wilcoxon)": _p(r["p_wilcoxon"]), "p (Wilcoxon, BH)": _p(r.get("p_wilcoxon_bh", float("nan")))})
     return markdown_table(pd.DataFrame(rows))
 
 
@@ -130,7 +135,9 @@ def results_markdown(sweep_id: str, runs: int, skipped: Sequence[Tuple[str, str]
     if text:
         out += ["## Paired differences of ensemble test AUC (same seeds)", "",
                 "Every recipe against vanilla mean fusion, and KDEF against KD and DML, at each N; all pairs of "
-                "recipes and the student metrics are in paired_tests.csv.", "", text, ""]
+                "recipes and the student metrics are in paired_tests.csv. BH: p-values adjusted by "
+                "Benjamini–Hochberg over every test of the metric in paired_tests.csv (one family per metric).",
+                "", text, ""]
     if claims_text:
         out += ["## Claims C1–C8 (paper.md §14)", "", claims_text, ""]
     if skipped:

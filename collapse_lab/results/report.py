@@ -12,7 +12,7 @@ import pandas as pd
 
 from collapse_lab.io.atomic import atomic_write_text
 from collapse_lab.results.claims import evaluate_claims, format_claims
-from collapse_lab.results.collect import SweepResults, collect_results
+from collapse_lab.results.collect import SweepResults, collect_results, read_results_csv
 from collapse_lab.results.markdown import format_value, results_markdown, summary_pivot
 from collapse_lab.results.stats import paired_tests, summarize
 
@@ -48,16 +48,20 @@ class ResultsReport:
 
 
 def write_results(sweep_dir: Union[str, Path], out_dir: Optional[Union[str, Path]] = None,
-                  confidence: float = 0.95, progress: Optional[bool] = None) -> ResultsReport:
+                  confidence: float = 0.95, progress: Optional[bool] = None,
+                  sweep_id: Optional[str] = None) -> ResultsReport:
     """Collect a sweep and write ``results.csv``, ``summary.csv``, ``paired_tests.csv``, ``claims.csv`` and
     ``results.md`` (atomically). ``claims.csv`` holds :func:`~collapse_lab.results.claims.evaluate_claims` per
     dataset; ``results.md`` renders the summary, the main paired tests and the claims as Markdown.
 
     Args:
-        sweep_dir: the sweep (or a directory of runs).
-        out_dir: where the tables go (default: ``sweep_dir``).
+        sweep_dir: the sweep (or a directory of runs), or a ``results.csv`` written earlier: the statistics are
+            then recomputed from it (:func:`~collapse_lab.results.collect.read_results_csv`), e.g. for committed
+            tables whose run directories are gone.
+        out_dir: where the tables go (default: ``sweep_dir``, or the directory of the ``results.csv``).
         confidence: level of the t intervals.
         progress: tqdm while reading runs (``None``: only on a terminal).
+        sweep_id: the id named in ``results.md`` when reading a ``results.csv`` (default: its directory name).
 
     Raises:
         UserError: no finished run in ``sweep_dir``.
@@ -66,7 +70,11 @@ def write_results(sweep_dir: Union[str, Path], out_dir: Optional[Union[str, Path
         from collapse_lab.errors import UserError
 
         raise UserError(f"--confidence must be between 0 and 1 (e.g. 0.95), got {confidence}")
-    collected = collect_results(sweep_dir, progress=progress)
+    if Path(sweep_dir).is_file():
+        collected = read_results_csv(sweep_dir, sweep_id)
+        sweep_dir = Path(sweep_dir).parent
+    else:
+        collected = collect_results(sweep_dir, progress=progress)
     summary = summarize(collected.results, confidence=confidence)
     paired = paired_tests(collected.results, confidence=confidence)
     # claims compare recipes at one setting: evaluate them per dataset and per combination of the other

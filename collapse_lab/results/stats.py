@@ -14,6 +14,11 @@ mean; with at least 6 pairs also the Wilcoxon signed-rank test (``scipy.stats.wi
 normality assumption (with fewer pairs its smallest attainable two-sided p-value exceeds 0.05).
 Runs sharing a seed share their data order and initial seeds, so pairing removes that part of the noise.
 
+**Multiple comparisons.** ``paired_tests`` runs many tests (every pair of recipes at every N); each metric is
+one family, and within it the p-values are adjusted by Benjamini–Hochberg (``scipy.stats.false_discovery_control``,
+method ``bh``; Benjamini & Hochberg 1995, JRSS B 57:289), which controls the false discovery rate at the level
+the adjusted p-value is read against: ``p_ttest_bh`` and ``p_wilcoxon_bh``, NaN where the raw test is NaN.
+
 Reference: paper.md §14 (the paper ran one seed per point; differences of 0.05–0.1 AUC points are comparable
 to seed noise on small data).
 """
@@ -29,11 +34,13 @@ import pandas as pd
 
 from collapse_lab.results.collect import VARIANT_ORDER, layer_columns
 
-__all__ = ["RUN_METRICS", "mean_ci", "slope_ci", "group_keys", "summarize", "paired_tests", "MIN_WILCOXON_PAIRS"]
+__all__ = ["RUN_METRICS", "mean_ci", "slope_ci", "group_keys", "summarize", "paired_tests", "bh_adjust",
+           "MIN_WILCOXON_PAIRS"]
 
 #: per-run quantities summarised by default (those present in the table are used)
 RUN_METRICS = ("ensemble_auc", "ensemble_logloss", "best_student_auc", "worst_student_auc", "spread", "gap",
-               "emb_ia_mean", "emb_erank_mean", "lambda_mean", "lambda_std", "mu_mean", "mu_std")
+               "student_auc_sd", "student_auc_diff_se", "emb_ia_mean", "emb_erank_mean", "lambda_mean", "lambda_std",
+               "mu_mean", "mu_std")
 MIN_WILCOXON_PAIRS = 6
 
 
@@ -61,7 +68,8 @@ def mean_ci(values: Sequence[float], confidence: float = 0.95) -> Tuple[float, f
     return mean, std, float(lo), float(hi)
 
 
-def slope_ci(x: Sequence[float], y: Sequence[float], confidence: float = 0.95) -> Tuple[float, float, float, int]:
+def slope_ci(x: Sequence[float], y: Sequence[float], confidence: float = 0.95,
+             weights: Optional[Sequence[float]] = None) -> Tuple[float, float, float, int]:
     """``(slope, ci_low, ci_high, k)``: least-squares slope of ``y`` on ``x`` over the k finite pairs.
 
     .. math::
@@ -73,6 +81,10 @@ def slope_ci(x: Sequence[float], y: Sequence[float], confidence: float = 0.95) -
     so that constant or exactly linear y give a zero-width interval on every scipy version); every point is one
     independent run. NaN slope when x takes one value, NaN bounds when k < 3.
 
+    With ``weights`` w_i ∝ 1/Var(y_i) (points of unequal precision) it is the weighted least-squares line:
+    every sum above gets the factor w_i and the means become weighted means (x̄ = Σw x / Σw), with
+    se² = Σw r² / ((k − 2) Σw(x − x̄)²) — the OLS formulas on the rows scaled by √w_i.
+
     Example (y = 2x ± 1 at x = 0 and 1: slope 2, se = √2, t_0.975,2 = 4.3027):
         >>> b, lo, hi, k = slope_ci([0, 0, 1, 1], [1, -1, 3, 1])
         >>> round(b, 6), round(lo, 4), round(hi, 4), k
@@ -82,18 +94,20 @@ def slope_ci(x: Sequence[float], y: Sequence[float], confidence: float = 0.95) -
 
     xs = np.asarray(x, dtype=float)
     ys = np.asarray(y, dtype=float)
-    keep = np.isfinite(xs) & np.isfinite(ys)
-    xs, ys = xs[keep], ys[keep]
+    ws = np.ones_like(xs) if weights is None else np.asarray(weights, dtype=float)
+    keep = np.isfinite(xs) & np.isfinite(ys) & np.isfinite(ws) & (ws > 0)
+    xs, ys, ws = xs[keep], ys[keep], ws[keep]
     k = int(xs.size)
     if k < 2 or np.ptp(xs) == 0:
         return np.nan, np.nan, np.nan, k
-    dx = xs - xs.mean()
-    sxx = float(dx @ dx)
-    slope = float(dx @ (ys - ys.mean()) / sxx)
+    dx = xs - np.average(xs, weights=ws)
+    dy = ys - np.average(ys, weights=ws)
+    sxx = float(ws @ (dx * dx))
+    slope = float(ws @ (dx * dy) / sxx)
     if k < 3:
         return slope, np.nan, np.nan, k
-    residual = ys - ys.mean() - slope * dx
-    stderr = float(np.sqrt(max(float(residual @ residual), 0.0) / (k - 2) / sxx))  # 0 on an exact line
+    residual = dy - slope * dx
+    stderr = float(np.sqrt(max(float(ws @ (residual * residual)), 0.0) / (k - 2) / sxx))  # 0 on an exact line
     half = float(stats.t.ppf(0.5 + confidence / 2, df=k - 2) * stderr)
     return slope, slope - half, slope + half, k
 
@@ -166,6 +180,24 @@ def _paired(a: np.ndarray, b: np.ndarray, confidence: float) -> Dict[str, float]
     return out
 
 
+def bh_adjust(p_values: Sequence[float]) -> np.ndarray:
+    """Benjamini–Hochberg adjusted p-values of one family (``scipy.stats.false_discovery_control``); NaN
+    entries (tests not run) stay NaN and do not count towards the family size.
+
+    Example (m = 3: p_(i) · m / i, made monotone from the top):
+        >>> bh_adjust([0.01, float("nan"), 0.04, 0.03]).round(4).tolist()
+        [0.03, nan, 0.04, 0.04]
+    """
+    from scipy import stats
+
+    p = np.asarray(p_values, dtype=float)
+    out = np.full(p.shape, np.nan)
+    finite = np.isfinite(p)
+    if finite.any():
+        out[finite] = stats.false_discovery_control(p[finite], method="bh")
+    return out
+
+
 def paired_tests(results: pd.DataFrame, metrics: Sequence[str] = ("ensemble_auc", "best_student_auc", "gap"),
                  confidence: float = 0.95) -> pd.DataFrame:
     """Paired comparisons of every two recipes at each (dataset, N, ``cfg_*``) over their common seeds.
@@ -173,11 +205,13 @@ def paired_tests(results: pd.DataFrame, metrics: Sequence[str] = ("ensemble_auc"
     ``variant`` is the later recipe in :data:`~collapse_lab.results.collect.VARIANT_ORDER` and ``baseline`` the
     earlier one; ``mean_diff`` is the mean of ``variant − baseline`` over matching seeds, with its t interval,
     the paired t-test (``t``, ``p_ttest``; NaN with fewer than 2 pairs or constant differences) and, with at
-    least :data:`MIN_WILCOXON_PAIRS` pairs, the Wilcoxon signed-rank test.
+    least :data:`MIN_WILCOXON_PAIRS` pairs, the Wilcoxon signed-rank test. ``p_ttest_bh`` and ``p_wilcoxon_bh``
+    are those p-values adjusted by Benjamini–Hochberg within each metric's family of tests (:func:`bh_adjust`).
     """
     runs = _run_level(results)
     cols = ["dataset", "n", *sorted(c for c in runs.columns if c.startswith("cfg_")), "metric", "variant",
-            "baseline", "pairs", "mean_diff", "ci_low", "ci_high", "t", "p_ttest", "wilcoxon_stat", "p_wilcoxon"]
+            "baseline", "pairs", "mean_diff", "ci_low", "ci_high", "t", "p_ttest", "p_ttest_bh", "wilcoxon_stat",
+            "p_wilcoxon", "p_wilcoxon_bh"]
     rows: List[Dict[str, object]] = []
     at = cols[: cols.index("metric")]
     for key, group in runs.groupby(at, sort=True, dropna=False):
@@ -191,4 +225,7 @@ def paired_tests(results: pd.DataFrame, metrics: Sequence[str] = ("ensemble_auc"
                 stats_ = _paired(both["a"].to_numpy(float), both["b"].to_numpy(float), confidence)
                 rows.append({**dict(zip(at, key, strict=True)), "metric": metric, "variant": variant,
                              "baseline": baseline, "pairs": len(both), **stats_})
-    return pd.DataFrame(rows, columns=cols)
+    out = pd.DataFrame(rows, columns=cols)
+    for raw in ("p_ttest", "p_wilcoxon"):  # one family per metric
+        out[f"{raw}_bh"] = out.groupby("metric", sort=False)[raw].transform(lambda p: bh_adjust(p.to_numpy()))
+    return out

@@ -100,18 +100,21 @@ def student_table(results: pd.DataFrame, exclude: Sequence[str] = UNTRAINED_STUD
     return with_single_model(students, variants) if single_model else students
 
 
-def ka_table(results: pd.DataFrame, single_model: bool = True, tau: Optional[float] = None) -> pd.DataFrame:
+def ka_table(results: pd.DataFrame, single_model: bool = True, tau: Optional[float] = None,
+             threshold: str = "abs") -> pd.DataFrame:
     """``variant, n, seed, run, layer, ka`` for the best student of every run (figure 6).
 
-    With ``tau=None`` KA comes from ``spectrum.csv`` (the ``best_ka_layer*`` columns, τ of the analysis, 4 by
-    default); with a number it is recomputed at that τ from ``singular_values.npz``
-    (:func:`collapse_lab.spectral.knowledge_abundance`), e.g. to look below τ = 4 on small data.
+    With ``tau=None`` and ``threshold="abs"`` KA comes from ``spectrum.csv`` (the ``best_ka_layer*`` columns, τ of
+    the analysis, 4 by default); otherwise it is recomputed from ``singular_values.npz`` at that threshold
+    (:func:`collapse_lab.spectral.knowledge_abundance`: ``abs`` σ > τ, ``mp`` σ > τ × the Marchenko–Pastur bulk
+    edge of an equal-norm Gaussian of the layer's shape, ``rel`` σ > τ·σ_max), e.g. to look below τ = 4 on small
+    data.
     """
     runs = run_table(results, single_model)
-    if tau is not None:
+    if tau is not None or threshold != "abs":
         frames = [pd.DataFrame({"variant": row["variant"], "n": row["n"], "seed": row["seed"], "run": row["run"],
                                 "layer": layer, "ka": ka}, index=[0])
-                  for _, row in runs.iterrows() for layer, ka in _best_student_ka(row, tau).items()]
+                  for _, row in runs.iterrows() for layer, ka in _best_student_ka(row, tau, threshold).items()]
         cols = ["variant", "n", "seed", "run", "layer", "ka"]
         return pd.concat(frames, ignore_index=True)[cols] if frames else pd.DataFrame(columns=cols)
     return layer_measure_table(results, "ka", single_model)
@@ -147,10 +150,39 @@ def _best_student_sigmas(row: pd.Series) -> Dict[int, np.ndarray]:
     return out
 
 
-def _best_student_ka(row: pd.Series, tau: float) -> Dict[int, float]:
-    from collapse_lab.spectral import knowledge_abundance
+def _weight_shapes(run_dir: Path) -> Dict[str, Tuple[int, int]]:
+    """``{weight name: (rows, cols)}`` of the hidden Linear weights, from the run's ``manifest.json``."""
+    import json
 
-    return {layer: knowledge_abundance(sigma, tau=tau) for layer, sigma in _best_student_sigmas(row).items()}
+    try:
+        model = json.loads((Path(run_dir) / "manifest.json").read_text()).get("model") or {}
+    except (OSError, ValueError):
+        return {}
+    return {layer["weight"]: (int(layer["shape"][0]), int(layer["shape"][1]))
+            for layer in model.get("hidden_layers") or [] if "weight" in layer and "shape" in layer}
+
+
+def _best_student_ka(row: pd.Series, tau: Optional[float], threshold: str = "abs") -> Dict[int, float]:
+    """``{layer: KA}`` of the best student at the threshold (σ cut and KA from :func:`_ka_cuts`)."""
+    return {layer: ka for layer, (_, ka) in _ka_cuts(row, tau, threshold).items()}
+
+
+def _ka_cuts(row: pd.Series, tau: Optional[float], threshold: str) -> Dict[int, Tuple[float, float]]:
+    """``{layer: (absolute σ threshold, KA)}`` of the best student's hidden weights."""
+    from collapse_lab.errors import UserError
+    from collapse_lab.spectral import ka_threshold, knowledge_abundance
+
+    shapes = _weight_shapes(Path(row["run_dir"])) if threshold == "mp" else {}
+    best = max(int(row["best_student"]), 0)
+    out = {}
+    for layer, sigma in _best_student_sigmas(row).items():
+        shape = shapes.get(f"students.{best}.layers.{layer - 1}.linear.weight")
+        if threshold == "mp" and shape is None:
+            raise UserError(f"{Path(row['run_dir']) / 'manifest.json'}: no shape for layer {layer} of student "
+                            f"{best}, needed by the 'mp' threshold")
+        out[layer] = (ka_threshold(sigma, threshold, tau, shape),
+                      knowledge_abundance(sigma, tau, threshold=threshold, shape=shape))
+    return out
 
 
 def _pick(runs: pd.DataFrame, variant: str, n: Optional[int] = None) -> Optional[pd.Series]:
@@ -176,18 +208,18 @@ def _panels(runs: pd.DataFrame) -> List[tuple]:
     return panels
 
 
-def heatmap_table(results: pd.DataFrame, tau: float = 4.0) -> pd.DataFrame:
-    """``panel, layer, index, sigma, ka`` for figure 5: the hidden Linear weights of the best student of each
-    panel's run, with KA(W, τ) recomputed at the drawn ``tau`` (:func:`collapse_lab.spectral.knowledge_abundance`)
-    so the label always matches the τ line."""
-    from collapse_lab.spectral import knowledge_abundance
-
+def heatmap_table(results: pd.DataFrame, tau: Optional[float] = None, threshold: str = "abs") -> pd.DataFrame:
+    """``panel, layer, index, sigma, ka, threshold`` for figure 5: the hidden Linear weights of the best student of
+    each panel's run, with KA recomputed at the drawn threshold (:func:`collapse_lab.spectral.knowledge_abundance`;
+    ``threshold`` column = the absolute σ cut of that layer) so the label always matches the line."""
     frames = []
     for label, row in _panels(_runs(results)):
+        cuts = _ka_cuts(row, tau, threshold)
         for layer, sigma in _best_student_sigmas(row).items():
+            cut, ka = cuts[layer]
             frames.append(pd.DataFrame({"panel": label, "layer": layer, "index": np.arange(sigma.size),
-                                        "sigma": sigma, "ka": knowledge_abundance(sigma, tau=tau)}))
-    cols = ["panel", "layer", "index", "sigma", "ka"]
+                                        "sigma": sigma, "ka": ka, "threshold": cut}))
+    cols = ["panel", "layer", "index", "sigma", "ka", "threshold"]
     return pd.concat(frames, ignore_index=True)[cols] if frames else pd.DataFrame(columns=cols)
 
 

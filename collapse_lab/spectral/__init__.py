@@ -19,11 +19,14 @@ from typing import Any
 
 from collapse_lab.spectral.functional import (
     alpha_req,
+    alpha_req_reason,
     covariance_effective_rank,
     effective_rank,
     hill,
     information_abundance,
+    ka_threshold,
     knowledge_abundance,
+    mp_bulk_edge,
     nuclear_ratio,
     numerical_rank,
     participation_ratio,
@@ -45,7 +48,10 @@ __all__ = [
     "rankme",
     "numerical_rank",
     "knowledge_abundance",
+    "ka_threshold",
+    "mp_bulk_edge",
     "alpha_req",
+    "alpha_req_reason",
 ]
 
 _LAZY = {

@@ -54,9 +54,22 @@ __all__ = [
     "rankme",
     "numerical_rank",
     "knowledge_abundance",
+    "KA_THRESHOLDS",
+    "DEFAULT_KA_TAU",
+    "mp_bulk_edge",
+    "ka_threshold",
+    "threshold_label",
     "alpha_req",
+    "alpha_req_reason",
+    "ALPHA_MIN_EIGENVALUES",
     "as_spectrum",
 ]
+
+#: kinds of knowledge-abundance threshold: the paper's absolute τ, the Marchenko–Pastur bulk edge of a same-shape
+#: Gaussian of equal Frobenius norm (× τ), and a share τ of σ_max
+KA_THRESHOLDS = ("abs", "mp", "rel")
+#: τ of each kind when none is given: KDEF's τ = 4; the bulk edge itself; the ε-rank cut σ > 0.1·σ_max
+DEFAULT_KA_TAU = {"abs": 4.0, "mp": 1.0, "rel": 0.1}
 
 
 def as_spectrum(sigma: Sequence[float]) -> np.ndarray:
@@ -259,18 +272,99 @@ def numerical_rank(sigma: Sequence[float], shape: Tuple[int, int] | None = None,
     return int(np.count_nonzero(s > max(atol, rtol * s[0])))
 
 
-def knowledge_abundance(sigma: Sequence[float], tau: float = 4.0, zero_tol: float = 0.0) -> float:
+def mp_bulk_edge(rows: int, cols: int, energy: float) -> float:
+    """Largest singular value of the random bulk: s(√m + √n) for an m×n matrix of iid entries of variance s².
+
+    The Marchenko–Pastur law (Marchenko & Pastur 1967) puts the squared singular values of an m×n matrix with
+    iid zero-mean entries of variance s² on [s²(√m − √n)², s²(√m + √n)²]; the largest one converges to the
+    upper edge (Geman 1980; Bai & Yin 1993), with Tracy–Widom fluctuations of relative size O(min(m, n)^(−2/3)).
+    Here the Gaussian has the analysed matrix's Frobenius norm, s² = ‖A‖_F²/(mn) = Σσ²/(mn), so a singular
+    value above the edge is a direction that an isotropic matrix of the same energy would not have.
+
+    Args:
+        rows, cols: the matrix shape m × n.
+        energy: ‖A‖_F² = Σσ_k².
+
+    Example:
+        >>> mp_bulk_edge(400, 100, energy=400 * 100 * 4.0)  # s = 2: 2·(20 + 10)
+        60.0
+        >>> mp_bulk_edge(3, 3, energy=0.0)
+        0.0
+    """
+    if rows < 1 or cols < 1:
+        raise UserError(f"the bulk edge needs a matrix shape of at least 1x1, got {rows}x{cols}")
+    if not energy >= 0:
+        raise UserError(f"energy must be >= 0, got {energy!r}")
+    return math.sqrt(energy / (rows * cols)) * (math.sqrt(rows) + math.sqrt(cols))
+
+
+def ka_threshold(sigma: Sequence[float], threshold: str = "abs", tau: float | None = None,
+                 shape: Tuple[int, int] | None = None) -> float:
+    """The absolute σ threshold of a knowledge-abundance kind.
+
+    * ``abs`` — τ itself (KDEF, arXiv 2411.16122 Eqs. 3–4, τ = 4): not scale-invariant.
+    * ``mp`` — τ × :func:`mp_bulk_edge` of a same-shape Gaussian of equal Frobenius norm: σ above it are learned
+      directions (default τ = 1, the edge itself). Invariant under A → cA. Needs ``shape``.
+    * ``rel`` — τ·σ_max (the ε-rank cut σ_k/σ_1 > ε; default τ = 0.1). Invariant under A → cA.
+
+    Example:
+        >>> ka_threshold([3.0, 1.0], "abs")
+        4.0
+        >>> ka_threshold([3.0, 1.0], "rel", 0.5)
+        1.5
+        >>> ka_threshold([3.0, 1.0], "mp", shape=(2, 2))  # s² = 10/4: √2.5·2√2
+        4.47213595499958
+    """
+    if threshold not in KA_THRESHOLDS:
+        raise UserError(f"unknown KA threshold {threshold!r}; valid: {', '.join(KA_THRESHOLDS)}")
+    tau = DEFAULT_KA_TAU[threshold] if tau is None else float(tau)
+    if not tau >= 0:
+        raise UserError(f"tau must be >= 0, got {tau!r}")
+    if threshold == "abs":
+        return tau
+    s = as_spectrum(sigma)
+    if threshold == "rel":
+        return tau * (float(s[0]) if s.size else 0.0)
+    if shape is None:
+        raise UserError("the 'mp' threshold needs the matrix shape (rows, cols)")
+    return tau * mp_bulk_edge(int(shape[0]), int(shape[1]), float(np.sum(s * s)))
+
+
+def threshold_label(threshold: str = "abs", tau: float | None = None) -> str:
+    """How a figure or table names a KA threshold.
+
+    Example:
+        >>> threshold_label("abs"), threshold_label("mp"), threshold_label("mp", 1.5), threshold_label("rel")
+        ('σ > τ = 4', 'σ > MP bulk edge', 'σ > 1.5 × MP bulk edge', 'σ > 0.1·σ_max')
+    """
+    if threshold not in KA_THRESHOLDS:
+        raise UserError(f"unknown KA threshold {threshold!r}; valid: {', '.join(KA_THRESHOLDS)}")
+    tau = DEFAULT_KA_TAU[threshold] if tau is None else float(tau)
+    if threshold == "abs":
+        return f"σ > τ = {tau:g}"
+    if threshold == "mp":
+        return "σ > MP bulk edge" if tau == 1.0 else f"σ > {tau:g} × MP bulk edge"
+    return f"σ > {tau:g}·σ_max"
+
+
+def knowledge_abundance(sigma: Sequence[float], tau: float | None = None, zero_tol: float = 0.0,
+                        threshold: str = "abs", shape: Tuple[int, int] | None = None) -> float:
     """Knowledge abundance KA(W, τ) = Σ_i I(σ_i > τ) / Σ_i I(σ_i > 0) (KDEF, Li et al., arXiv 2411.16122, Eq. 3–4).
 
     σ are the singular values of the weight matrix of a hidden Linear layer of one sub-network; the paper uses
-    τ = 4. Both inequalities are strict. KA is **not** scale-invariant (it depends on the absolute size of σ)
-    and is not Guo's information abundance. KA = 0 when no σ is positive (convention, ``metrics.md`` §2).
+    τ = 4. Both inequalities are strict. KA with the paper's absolute τ is **not** scale-invariant (it depends
+    on the absolute size of σ) and is not Guo's information abundance. KA = 0 when no σ is positive
+    (convention, ``metrics.md`` §2). ``threshold`` swaps the absolute τ for one that fits the matrix's scale
+    (:func:`ka_threshold`): the Marchenko–Pastur bulk edge of a same-shape Gaussian of equal Frobenius norm
+    (``mp``, σ above the random bulk) or a share of σ_max (``rel``).
 
     Args:
         sigma: singular values.
-        tau: the threshold τ.
+        tau: the threshold parameter (None = :data:`DEFAULT_KA_TAU` of the kind: 4, 1, 0.1).
         zero_tol: σ ≤ zero_tol count as zero in the denominator (pass the resolution floor of a computed
             spectrum so round-off values are not counted as positive).
+        threshold: ``abs`` | ``mp`` | ``rel`` (:data:`KA_THRESHOLDS`).
+        shape: (rows, cols) of the matrix, needed by ``mp``.
 
     Example:
         >>> knowledge_abundance([8, 5, 4, 2])  # σ = τ is not counted
@@ -281,26 +375,62 @@ def knowledge_abundance(sigma: Sequence[float], tau: float = 4.0, zero_tol: floa
         0.666667
         >>> knowledge_abundance([0, 0])
         0.0
+        >>> knowledge_abundance([8, 5, 4, 2], tau=0.5, threshold="rel")  # σ > 4
+        0.5
     """
-    if tau < 0:
+    if tau is not None and tau < 0:
         raise ValueError(f"tau must be >= 0, got {tau}")
     s = as_spectrum(sigma)
+    cut = ka_threshold(s, threshold, tau, shape)
     floor = max(zero_tol, 0.0)
     positive = int(np.count_nonzero(s > floor))
     if positive == 0:
         return 0.0
-    return float(np.count_nonzero(s > max(tau, floor))) / positive  # numerator ⊆ denominator: KA <= 1
+    return float(np.count_nonzero(s > max(cut, floor))) / positive  # numerator ⊆ denominator: KA <= 1
+
+
+#: α-ReQ is NaN below this many eigenvalues above the numerical floor (the default window starts at rank 11)
+ALPHA_MIN_EIGENVALUES = 20
+
+
+def alpha_req_reason(sigma: Sequence[float], ranks: Tuple[int, int] = (11, 100),
+                     shape: Tuple[int, int] | None = None, atol: float = 0.0,
+                     min_eigenvalues: int = ALPHA_MIN_EIGENVALUES) -> str | None:
+    """Why :func:`alpha_req` is NaN for this spectrum, or ``None`` when it can be fitted.
+
+    The fit uses only the eigenvalues whose σ :func:`numerical_rank` counts (same ``shape`` and ``atol``): a
+    rank-r matrix has m − r round-off σ (≈ max(n, d)·eps·σ_1, or the backend's resolution floor) whose power
+    law is that of the floating-point noise, not of the features.
+
+    Example:
+        >>> alpha_req_reason(np.r_[np.ones(10), np.full(30, 1e-17)])
+        'only 10 of 40 eigenvalues above the numerical floor (needs 20)'
+    """
+    lo, hi = int(ranks[0]), int(ranks[1])
+    if lo < 1 or hi < lo:
+        raise UserError(f"ranks must satisfy 1 <= first <= last, got {ranks!r}")
+    s = as_spectrum(sigma)
+    kept = numerical_rank(s, shape=shape, atol=atol)
+    if kept < min_eigenvalues:
+        return f"only {kept} of {s.size} eigenvalues above the numerical floor (needs {min_eigenvalues})"
+    if min(hi, kept) - lo + 1 < 3:
+        return f"fewer than 3 of ranks {lo}..{hi} among the {kept} eigenvalues above the numerical floor"
+    return None
 
 
 def alpha_req(sigma: Sequence[float], power: int = 2, ranks: Tuple[int, int] = (11, 100),
-              weighted: bool = True) -> float:
+              weighted: bool = True, shape: Tuple[int, int] | None = None, atol: float = 0.0,
+              min_eigenvalues: int = ALPHA_MIN_EIGENVALUES) -> float:
     """α-ReQ: the power-law decay exponent α of the eigenspectrum, log λ_i = c − α·log i (Agrawal et al., NeurIPS 2022).
 
     λ_i = σ_i^power (power 2: σ of the centered features → covariance eigenvalues; power 1: pass eigenvalues
-    directly). The fit runs over 1-based ranks ``ranks[0]..ranks[1]`` (inclusive, clipped to the positive
-    eigenvalues); ``weighted`` uses weights 1/i on the squared residuals (Stringer & Pachitariu, as reptrix
-    does). Larger α = faster decay = more collapse; α → 0 = whitened. Needs at least 3 eigenvalues in the
-    window, otherwise NaN (also NaN for a zero spectrum). Meaningless for K = 10–64 tables.
+    directly). Only the σ above the numerical floor enter (those :func:`numerical_rank` counts with ``shape``
+    and ``atol``; pass the matrix shape and the backend's resolution floor as the spectral report does). The fit
+    runs over 1-based ranks ``ranks[0]..ranks[1]`` (inclusive, clipped to the kept eigenvalues); ``weighted``
+    uses weights 1/i on the squared residuals (Stringer & Pachitariu, as reptrix does). Larger α = faster decay
+    = more collapse; α → 0 = whitened. NaN when fewer than ``min_eigenvalues`` (20) remain or fewer than 3
+    ranks fall in the window (:func:`alpha_req_reason` says which); also NaN for a zero spectrum. Meaningless
+    for K = 10–64 tables.
 
     Example:
         >>> i = np.arange(1, 201)
@@ -308,17 +438,16 @@ def alpha_req(sigma: Sequence[float], power: int = 2, ranks: Tuple[int, int] = (
         1.0
         >>> round(alpha_req(i ** -1.0, power=2, weighted=False), 6)  # σ = 1/i → λ = 1/i²
         2.0
+        >>> alpha_req(np.r_[1.0 / i[:10], np.full(190, 1e-17)])  # rank 10: round-off is not a power law
+        nan
     """
     if power not in (1, 2):
         raise UserError(f"power must be 1 or 2, got {power!r}")
-    lo, hi = int(ranks[0]), int(ranks[1])
-    if lo < 1 or hi < lo:
-        raise UserError(f"ranks must satisfy 1 <= first <= last, got {ranks!r}")
-    s = as_spectrum(sigma)
-    lam = s[s > 0].astype(np.float64) ** power
-    rank = np.arange(lo, min(hi, lam.size) + 1)
-    if rank.size < 3:
+    if alpha_req_reason(sigma, ranks, shape, atol, min_eigenvalues) is not None:
         return float("nan")
+    s = as_spectrum(sigma)
+    lam = s[:numerical_rank(s, shape=shape, atol=atol)] ** power  # descending: the kept σ come first
+    rank = np.arange(int(ranks[0]), min(int(ranks[1]), lam.size) + 1)
     y = np.log(lam[rank - 1])
     w = 1.0 / np.sqrt(rank) if weighted else None  # polyfit weights multiply residuals: sqrt(1/i)
     slope, _ = np.polyfit(np.log(rank), y, 1, w=w)

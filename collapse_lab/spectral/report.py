@@ -22,7 +22,7 @@ import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Sequence, Tuple
 
 import numpy as np
 
@@ -36,12 +36,14 @@ from collapse_lab.spectral.streaming import below_gram_resolution, matrix_spectr
 from collapse_lab.spectral.targets import TARGETS, MatrixSpec, discover
 
 __all__ = ["COLUMNS", "WEIGHTINGS", "SpectralReport", "analyze", "compute_spectra", "write_outputs",
-           "load_singular_values", "default_out_dir", "spectrum_report", "RANKME_EPS"]
+           "load_singular_values", "default_out_dir", "spectrum_report", "json_records", "RANKME_EPS", "KA_METRICS",
+           "ka_taus", "metric_rows"]
 
 COLUMNS = ["source", "member", "target", "name", "rows", "cols", "convention", "metric", "value", "baseline", "ratio"]
 WEIGHTINGS = ("uniform", "frequency", "trained")
 RANKME_EPS = 1e-7
-ALPHA_MIN_RANK = 20  # α-ReQ is reported only for spectra with at least this many singular values
+ALPHA_MIN_RANK = F.ALPHA_MIN_EIGENVALUES  # α-ReQ rows only for spectra with this many σ (NaN + note if fewer
+# of them lie above the numerical floor)
 BOOKKEEPING = ("attainable_rank", "resolution_floor", "storage_floor", "nonfinite_rows", "excluded_rows")
 
 
@@ -56,15 +58,40 @@ class SpectralReport:
     kind: str = ""
 
 
-def _metric_functions(target: str, sp: Spectrum, tau: float) -> Dict[str, Tuple[Callable[[np.ndarray], float], str]]:
+def _floor(sp: Spectrum) -> float:
+    """σ at or below the larger of the backend's resolution floor and the storage-precision floor are noise."""
+    return max(sp.resolution_floor, sp.storage_floor if np.isfinite(sp.storage_floor) else 0.0)
+
+
+#: the metric name of each knowledge-abundance threshold kind (functional.KA_THRESHOLDS)
+KA_METRICS = {"abs": "knowledge_abundance", "mp": "knowledge_abundance_mp", "rel": "knowledge_abundance_rel"}
+
+
+def ka_taus(threshold: str = "abs", tau: float | None = None) -> Dict[str, float]:
+    """τ of every KA kind: ``tau`` for ``threshold`` (None = its default), the defaults for the others.
+
+    Example:
+        >>> ka_taus("mp", 1.5)
+        {'abs': 4.0, 'mp': 1.5, 'rel': 0.1}
+    """
+    if threshold not in F.KA_THRESHOLDS:
+        raise UserError(f"unknown KA threshold {threshold!r}; valid: {', '.join(F.KA_THRESHOLDS)}")
+    if tau is not None and not tau >= 0:
+        raise UserError(f"tau must be >= 0, got {tau!r}")
+    return {kind: float(tau) if kind == threshold and tau is not None else F.DEFAULT_KA_TAU[kind]
+            for kind in F.KA_THRESHOLDS}
+
+
+def _metric_functions(target: str, sp: Spectrum, taus: Mapping[str, float]
+                      ) -> Dict[str, Tuple[Callable[[np.ndarray], float], str]]:
     """name → (function of σ, metric-specific convention) for one matrix."""
     shape = (sp.rows, sp.cols)
-    # σ at or below the larger of the backend's resolution floor and the storage-precision floor are noise
-    floor = max(sp.resolution_floor, sp.storage_floor if np.isfinite(sp.storage_floor) else 0.0)
+    floor = _floor(sp)
     fns: Dict[str, Tuple[Callable[[np.ndarray], float], str]] = {}
     if target == "weights":
-        fns["knowledge_abundance"] = (functools.partial(F.knowledge_abundance, tau=tau, zero_tol=floor),
-                                      f"tau={tau:g};positive=sv>floor")
+        for kind, metric in KA_METRICS.items():
+            fns[metric] = (functools.partial(F.knowledge_abundance, tau=taus[kind], zero_tol=floor, threshold=kind,
+                                             shape=shape), f"threshold={kind};tau={taus[kind]:g};positive=sv>floor")
     fns.update({
         "information_abundance": (F.information_abundance, "power=1"),
         "effective_rank": (F.effective_rank, "power=1"),
@@ -77,33 +104,52 @@ def _metric_functions(target: str, sp: Spectrum, tau: float) -> Dict[str, Tuple[
                            "tol=max(floor|numpy)"),
     })
     if sp.sigma.size >= ALPHA_MIN_RANK:
-        fns["alpha_req"] = (F.alpha_req, "power=2;ranks=11-100;weighted=1/i")
+        fns["alpha_req"] = (functools.partial(F.alpha_req, shape=shape, atol=floor),
+                            "power=2;ranks=11-100;weighted=1/i;sv>tol")
     fns["sv_max"] = (lambda s: float(s[0]) if s.size else 0.0, "")
     fns["sv_min"] = (lambda s: float(s[-1]) if s.size else 0.0, "")
     return fns
 
 
-def _rows(spec: MatrixSpec, sp: Spectrum, weighting: str, tau: float, draws: int, seed: int) -> List[Dict]:
+def metric_rows(target: str, sp: Spectrum, weighting: str = "uniform", taus: Mapping[str, float] | None = None,
+                draws: int = DEFAULT_DRAWS, seed: int = DEFAULT_SEED, bookkeeping: bool = True) -> List[Dict]:
+    """``convention, metric, value, baseline, ratio`` rows of one spectrum (the metric part of :data:`COLUMNS`).
+
+    Args:
+        target: ``weights`` (adds the three knowledge abundances), ``embeddings``, ``activations`` or ``input``.
+        sp: the spectrum (:func:`~collapse_lab.spectral.streaming.matrix_spectrum`).
+        weighting: how embedding rows were weighted (recorded in ``convention``).
+        taus: τ per KA kind (:func:`ka_taus`; default: 4, 1, 0.1).
+        draws, seed: the same-shape Gaussian baseline's Monte-Carlo size and seed.
+        bookkeeping: also the rows of :data:`BOOKKEEPING` (no baseline).
+    """
     base = f"center={'yes' if sp.centered else 'no'};rows={weighting};method={sp.method}"
-    fns = _metric_functions(spec.target, sp, tau)
+    fns = _metric_functions(target, sp, ka_taus() if taus is None else taus)
     values = {name: fn(sp.sigma) for name, (fn, _) in fns.items()}
     energy = float(np.sum(sp.sigma**2))
     baseline = gaussian_baseline({n: f for n, (f, _) in fns.items()}, sp.rows, sp.cols, sp.centered, energy,
                                  draws, seed)
-    common = {"source": spec.source, "member": spec.member, "target": spec.target, "name": spec.name,
-              "rows": sp.rows, "cols": sp.cols}
     out = []
     for name, (_, extra) in fns.items():
         value, ref = float(values[name]), baseline[name]
         ratio = value / ref if ref and np.isfinite(ref) else float("nan")
-        out.append({**common, "convention": f"{base};{extra}" if extra else base, "metric": name, "value": value,
+        out.append({"convention": f"{base};{extra}" if extra else base, "metric": name, "value": value,
                     "baseline": ref, "ratio": ratio})
-    book = {"attainable_rank": sp.attainable_rank, "resolution_floor": sp.resolution_floor,
-            "storage_floor": sp.storage_floor, "nonfinite_rows": sp.nonfinite_rows, "excluded_rows": sp.excluded_rows}
-    for name, value in book.items():
-        out.append({**common, "convention": base, "metric": name, "value": float(value), "baseline": float("nan"),
-                    "ratio": float("nan")})
+    if bookkeeping:
+        book = {"attainable_rank": sp.attainable_rank, "resolution_floor": sp.resolution_floor,
+                "storage_floor": sp.storage_floor, "nonfinite_rows": sp.nonfinite_rows,
+                "excluded_rows": sp.excluded_rows}
+        for name, value in book.items():
+            out.append({"convention": base, "metric": name, "value": float(value), "baseline": float("nan"),
+                        "ratio": float("nan")})
     return out
+
+
+def _rows(spec: MatrixSpec, sp: Spectrum, weighting: str, taus: Mapping[str, float], draws: int,
+          seed: int) -> List[Dict]:
+    common = {"source": spec.source, "member": spec.member, "target": spec.target, "name": spec.name,
+              "rows": sp.rows, "cols": sp.cols}
+    return [{**common, **row} for row in metric_rows(spec.target, sp, weighting, taus, draws, seed)]
 
 
 def _row_weights(spec: MatrixSpec, weighting: str, counts_dir: Path | None) -> np.ndarray | None:
@@ -118,18 +164,18 @@ def _row_weights(spec: MatrixSpec, weighting: str, counts_dir: Path | None) -> n
     return (counts > 0).astype(np.float64)
 
 
-def compute_spectra(path: Any, targets: Any = None, tau: float = 4.0, center: bool = True, exact: bool = False,
-                    weighting: str = "uniform", field_dims: Sequence[int] | None = None, checkpoint: str = "best",
-                    progress: bool | None = None, chunk_rows: int | None = None, auto_exact: bool = True,
-                    baseline_draws: int = DEFAULT_DRAWS, seed: int = DEFAULT_SEED) -> SpectralReport:
+def compute_spectra(path: Any, targets: Any = None, tau: float | None = None, center: bool = True,
+                    exact: bool = False, weighting: str = "uniform", field_dims: Sequence[int] | None = None,
+                    checkpoint: str = "best", progress: bool | None = None, chunk_rows: int | None = None,
+                    auto_exact: bool = True, baseline_draws: int = DEFAULT_DRAWS, seed: int = DEFAULT_SEED,
+                    threshold: str = "abs") -> SpectralReport:
     """Discover the matrices at ``path``, compute their spectra and metrics; see :func:`analyze`."""
     import pandas as pd
     from tqdm.auto import tqdm
 
     if weighting not in WEIGHTINGS:
         raise UserError(f"unknown weighting {weighting!r}; valid: {', '.join(WEIGHTINGS)}")
-    if not tau >= 0:
-        raise UserError(f"tau must be >= 0, got {tau!r}")
+    taus = ka_taus(threshold, tau)
     found = discover(path, targets, field_dims, checkpoint)
     order = {t: i for i, t in enumerate(TARGETS)}
     specs = sorted(found.specs, key=lambda s: order[s.target])
@@ -143,7 +189,11 @@ def compute_spectra(path: Any, targets: Any = None, tau: float = 4.0, center: bo
         sp = matrix_spectrum(spec.matrix, center=centered, exact=exact, auto_exact=auto_exact, weights=weights,
                              chunk_rows=chunk_rows, progress=progress, desc=spec.name)
         spectra[f"{spec.target}:{spec.name}"] = sp.sigma
-        rows += _rows(spec, sp, weighting if spec.target == "embeddings" else "uniform", tau, baseline_draws, seed)
+        rows += _rows(spec, sp, weighting if spec.target == "embeddings" else "uniform", taus, baseline_draws, seed)
+        if sp.sigma.size >= ALPHA_MIN_RANK:
+            why = F.alpha_req_reason(sp.sigma, shape=(sp.rows, sp.cols), atol=_floor(sp))
+            if why:
+                notes.append(f"{spec.name}: alpha_req is NaN: {why}")
         if sp.nonfinite_rows:
             notes.append(f"{spec.name}: {sp.nonfinite_rows} row(s) with NaN/Inf excluded")
         if below_gram_resolution(sp):
@@ -190,10 +240,11 @@ def default_out_dir(path: Any) -> Path:
     return p / "spectrum" if p.is_dir() else p.parent / f"{p.stem}_spectrum"
 
 
-def analyze(path: Any, targets: Any = None, tau: float = 4.0, center: bool = True, exact: bool = False,
+def analyze(path: Any, targets: Any = None, tau: float | None = None, center: bool = True, exact: bool = False,
             weighting: str = "uniform", field_dims: Sequence[int] | None = None, checkpoint: str = "best",
             out_dir: Any = None, progress: bool | None = None, chunk_rows: int | None = None,
-            auto_exact: bool = True, baseline_draws: int = DEFAULT_DRAWS, seed: int = DEFAULT_SEED) -> Any:
+            auto_exact: bool = True, baseline_draws: int = DEFAULT_DRAWS, seed: int = DEFAULT_SEED,
+            threshold: str = "abs") -> Any:
     """Spectral collapse metrics of every matrix in a run directory, checkpoint directory or tensor file.
 
     Args:
@@ -201,7 +252,8 @@ def analyze(path: Any, targets: Any = None, tau: float = 4.0, center: bool = Tru
             (loaded with ``weights_only=True``) or ``.npy`` matrix.
         targets: subset of ``weights, embeddings, activations, input`` (comma string or sequence); None = all
             present. Requesting a target that is absent is an error.
-        tau: knowledge-abundance threshold τ (KDEF uses 4).
+        tau: the knowledge-abundance threshold parameter of the ``threshold`` kind (None = its default: 4 for
+            ``abs``, 1 × the bulk edge for ``mp``, 0.1·σ_max for ``rel``).
         center: center activations and the embedding input (weights and embedding tables are never centered).
         exact: TSQR for every matrix instead of the float64 Gram.
         weighting: embedding rows ``uniform`` | ``frequency`` (scaled by √count) | ``trained`` (count > 0);
@@ -213,18 +265,35 @@ def analyze(path: Any, targets: Any = None, tau: float = 4.0, center: bool = Tru
         chunk_rows: rows per streamed chunk (default ≈ 8 MiB of float64).
         auto_exact: redo a Gram spectrum with TSQR when σ_min/σ_1 < 1e-6.
         baseline_draws, seed: Monte-Carlo size and seed of the Gaussian baselines.
+        threshold: which KA kind ``tau`` sets (``abs`` | ``mp`` | ``rel``). Every weight gets all three rows,
+            ``knowledge_abundance`` (σ > τ, KDEF), ``knowledge_abundance_mp`` (σ above τ × the Marchenko–Pastur
+            bulk edge of a same-shape Gaussian of equal Frobenius norm) and ``knowledge_abundance_rel``
+            (σ > τ·σ_max), each with ``threshold=<kind>;tau=<τ>`` in ``convention``.
 
     Returns:
         The tidy pandas DataFrame (:data:`COLUMNS`); ``df.attrs["notes"]`` holds notes (dropped rows, tensors
         not analysed).
     """
     report = compute_spectra(path, targets, tau, center, exact, weighting, field_dims, checkpoint, progress,
-                             chunk_rows, auto_exact, baseline_draws, seed)
+                             chunk_rows, auto_exact, baseline_draws, seed, threshold)
     if out_dir is not None:
         write_outputs(report, out_dir)
     report.frame.attrs["notes"] = report.notes
     report.frame.attrs["kind"] = report.kind
+    report.frame.attrs["ka_threshold"] = {"threshold": threshold, "tau": ka_taus(threshold, tau)[threshold]}
     return report.frame
+
+
+def json_records(df: Any) -> List[Dict[str, Any]]:
+    """The rows of ``df`` as JSON-ready dicts, floats at full precision (``json`` writes ``repr``, which reads
+    back to the same float64; ``DataFrame.to_json`` rounds to 10 decimals, so a 1.1e-13 floor became 0.0).
+    NaN and ±inf become null, as in ``to_json``; numpy scalars become Python numbers."""
+    def plain(v: Any) -> Any:
+        if isinstance(v, (float, np.floating)):
+            return float(v) if np.isfinite(v) else None
+        return v.item() if isinstance(v, np.generic) else v
+
+    return [{k: plain(v) for k, v in rec.items()} for rec in df.to_dict(orient="records")]
 
 
 def spectrum_report(path: Any, out_dir: Any = None, as_json: bool = False, **options: Any) -> str:
@@ -236,6 +305,8 @@ def spectrum_report(path: Any, out_dir: Any = None, as_json: bool = False, **opt
     df = analyze(path, out_dir=out, **options)
     if as_json:
         payload = {"path": str(path), "out_dir": str(out), "files": ["spectrum.csv", "singular_values.npz"],
-                   "notes": df.attrs.get("notes", []), "rows": json.loads(df.to_json(orient="records"))}
-        return json.dumps(payload, indent=1)
-    return summarize(df, header=f"spectrum of {path} -> {out}/{{spectrum.csv,singular_values.npz}}")
+                   "ka_threshold": df.attrs["ka_threshold"],
+                   "notes": df.attrs.get("notes", []), "rows": json_records(df)}
+        return json.dumps(payload, indent=1, allow_nan=False)
+    return summarize(df, header=f"spectrum of {path} -> {out}/{{spectrum.csv,singular_values.npz}}",
+                     threshold=df.attrs["ka_threshold"]["threshold"])

@@ -53,13 +53,30 @@ def short_name(name: str) -> str:
     return name
 
 
-def _section(df: Any, target: str) -> List[str]:
+def _ka_view(threshold: str, tau: float) -> tuple:
+    """The weights view with the knowledge abundance of the chosen threshold kind."""
+    from collapse_lab.spectral.functional import threshold_label
+    from collapse_lab.spectral.report import KA_METRICS
+
+    title, columns = _VIEWS["weights"]
+    metric = KA_METRICS[threshold]
+    title = title.replace("#{sv > tau}", f"#{{{threshold_label(threshold, tau)}}}")
+    return title, [(metric if m == "knowledge_abundance" else m, label, col) for m, label, col in columns]
+
+
+def _section(df: Any, target: str, threshold: str = "abs") -> List[str]:
     import pandas as pd
 
     title, columns = _VIEWS[target]
     sub = df[df["target"] == target]
     if sub.empty:
         return []
+    if target == "weights":
+        from collapse_lab.spectral.report import KA_METRICS
+
+        ka = sub[sub["metric"] == KA_METRICS[threshold]]["convention"]
+        tau = float(ka.iloc[0].split("tau=")[1].split(";")[0]) if len(ka) else None
+        title, columns = _ka_view(threshold, tau)
     conv = sub["convention"].iloc[0].split(";")
     details = ", ".join(c for c in conv if c.startswith(("center=", "rows=", "method=")))
     keys = list(dict.fromkeys(zip(sub["member"], sub["name"], strict=True)))
@@ -80,17 +97,19 @@ def _section(df: Any, target: str) -> List[str]:
     return [f"{title} [{details}]", *("  " + line for line in text.splitlines()), ""]
 
 
-def summarize(df: Any, header: str = "", notes: Sequence[str] | None = None) -> str:
+def summarize(df: Any, header: str = "", notes: Sequence[str] | None = None, threshold: str = "abs") -> str:
     """The readable summary of a tidy spectrum DataFrame (one block per target).
 
     Args:
         df: the frame returned by :func:`collapse_lab.spectral.analyze`.
         header: a first line (e.g. where the files were written).
         notes: extra notes; defaults to ``df.attrs["notes"]``.
+        threshold: which knowledge abundance the weights block shows (``abs`` | ``mp`` | ``rel``); its τ is read
+            from the rows' ``convention``.
     """
     lines = [header, ""] if header else []
     for target in _VIEWS:
-        lines += _section(df, target)
+        lines += _section(df, target, threshold)
     notes = list(df.attrs.get("notes", [])) if notes is None else list(notes)
     lines += [f"note: {n}" for n in notes]
     lines.append("ratios are value / mean over same-shape Gaussian matrices of equal energy")

@@ -322,7 +322,8 @@ def _train_in(cfg: TrainConfig, run: RunDir, out: Path, resume: bool, manifest: 
 def _finish(cfg: TrainConfig, trainer: Any, built: Dict[str, Any], run: RunDir, manifest: Manifest,
             metrics: MetricsLog, log: Any) -> None:
     """Restore the best weights, score valid and test, save the probe, complete the manifest."""
-    from collapse_lab.train.evaluation import evaluate, summarize
+    from collapse_lab.train.delong import student_auc_diff_se
+    from collapse_lab.train.evaluation import evaluate, predict, score_members, summarize
     from collapse_lab.train.probe import collect_probe, probe_entry, probe_indices
 
     model = trainer.model
@@ -330,13 +331,14 @@ def _finish(cfg: TrainConfig, trainer: Any, built: Dict[str, Any], run: RunDir, 
     model.import_state_dict(weights)
     best_epoch, best_step = trainer.monitor.best_epoch, trainer.monitor.best_step
     valid = evaluate(model, built["valid"], split="valid")
-    test = evaluate(model, built["test"], split="test")
+    labels, logits, fused = predict(model, built["test"])  # kept for the test split's noise figure
+    test = score_members(labels, logits, fused, split="test")
     for split, values in (("valid", valid), ("test", test)):
         for member, scores in values.items():
             for metric, value in scores.items():
                 metrics.add(best_epoch, best_step, split, member, metric, value)
     metrics.flush()
-    summary = summarize(test, trainer.transfer)
+    summary = summarize(test, trainer.transfer, student_auc_diff_se(labels, logits))
     probe = None
     if cfg.probe_rows > 0:
         split = built["splits"]["valid"]

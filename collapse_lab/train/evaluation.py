@@ -9,7 +9,9 @@ on the concatenated float64 predictions of the whole split, as FuxiCTR/BARS repo
     logloss = -(1/R) sum_i [ y_i log p_i + (1 - y_i) log(1 - p_i) ]
 
 The summary adds best/worst student (by AUC), ``spread = best - worst`` and ``gap = ensemble - best`` (paper
-limitations 2 and 3).
+limitations 2 and 3), ``student_auc_sd`` = the standard deviation (ddof = 1) of the N student AUCs, and the
+test split's noise figure ``student_auc_diff_se`` (DeLong's SE of a paired student AUC difference,
+:mod:`collapse_lab.train.delong`; None for N = 1).
 """
 
 from __future__ import annotations
@@ -88,12 +90,14 @@ def evaluate(model: Any, batches: Iterable[Any], split: str = "split") -> Dict[s
 
 
 def summarize(metrics: Mapping[str, Mapping[str, float]],
-              transfer: Mapping[str, float | None] | None = None) -> Dict[str, Any]:
+              transfer: Mapping[str, float | None] | None = None,
+              student_auc_diff_se: float | None = None) -> Dict[str, Any]:
     """Summary of a split's metrics (manifest ``results.summary``).
 
     Args:
         metrics: output of :func:`score_members`.
         transfer: ``lambda_mean, lambda_std, mu_mean, mu_std`` of the last training epoch (None = no EM weights).
+        student_auc_diff_se: the split's noise figure (:func:`collapse_lab.train.delong.student_auc_diff_se`).
 
     Example:
         >>> m = {"ensemble": {"auc": 0.8, "logloss": 0.4}, "0": {"auc": 0.7, "logloss": 0.5},
@@ -101,6 +105,8 @@ def summarize(metrics: Mapping[str, Mapping[str, float]],
         >>> s = summarize(m)
         >>> s["best_student"], s["worst_student"], round(s["spread"], 10), round(s["gap"], 10)
         (1, 0, 0.05, 0.05)
+        >>> round(s["student_auc_sd"], 10)  # |0.75 - 0.7| / sqrt(2)
+        0.0353553391
     """
     students = sorted((k for k in metrics if k != "ensemble"), key=int)
     aucs = [metrics[k]["auc"] for k in students]
@@ -115,5 +121,7 @@ def summarize(metrics: Mapping[str, Mapping[str, float]],
         "worst_student_auc": aucs[worst],
         "spread": aucs[best] - aucs[worst],
         "gap": metrics["ensemble"]["auc"] - aucs[best],
+        "student_auc_sd": float(np.std(aucs, ddof=1)) if len(aucs) > 1 else None,
+        "student_auc_diff_se": student_auc_diff_se,
         **{key: transfer.get(key) for key in ("lambda_mean", "lambda_std", "mu_mean", "mu_std")},
     }

@@ -31,6 +31,7 @@ from collapse_lab.io.rundir import MetricsLog, RunDir
 from collapse_lab.train.evaluation import evaluate
 from collapse_lab.train.rng import get_rng_state, set_rng_state
 from collapse_lab.train.schedule import PlateauMonitor
+from collapse_lab.train.spectra import SpectraTrace
 from collapse_lab.train.stats import LOSS_PARTS, TrainStats
 
 __all__ = ["Trainer", "training_step", "TRAINER_STATE_VERSION"]
@@ -97,6 +98,8 @@ class Trainer:
         self.throughput: list = []  # training samples/s per epoch (not part of the metrics: not deterministic)
         self.check_every = 1 if self.device.type == "cpu" else 25  # host syncs for the NaN check
         self.meta = {"config_hash": config_hash(cfg), "dataset_id": manifest["dataset"]["id"]}
+        self.trace = SpectraTrace(run.spectra_trace, model.describe(), cfg.spectra_every, cfg.spectra_unit) \
+            if cfg.spectra_every else None  # collapse metrics over training (train/spectra.py)
 
     # ---- state --------------------------------------------------------------------------------------------
     def state_dict(self) -> Dict[str, Any]:
@@ -125,6 +128,8 @@ class Trainer:
         self.last_eval_step = int(state["last_eval_step"])
         self.transfer, self.throughput = dict(state["transfer"]), list(state["throughput"])
         self.metrics.load(keep=int(state["metrics_rows"]))
+        if self.trace is not None:
+            self.trace.load(through_step=self.step)  # rows past the saved state are recomputed
         set_rng_state(state["rng"])
 
     def _save_weights(self, name: str, epoch: int, step: int) -> str:
@@ -140,6 +145,8 @@ class Trainer:
         cfg = self.cfg
         disable = None if self.progress is None else not self.progress
         console = any(type(h) is logging.StreamHandler for h in self.log.handlers)
+        if self.trace is not None and self.step == 0 and self.trace.last_step < 0:
+            self.trace.record(self.model, 0, 0)  # the initialisation
         with logging_redirect_tqdm(loggers=[self.log]) if console else contextlib.nullcontext():
             while not self.done and self.epoch < cfg.max_epochs:
                 epoch = self.epoch + 1
@@ -155,6 +162,8 @@ class Trainer:
                     samples += len(batch)
                     self.stats.update({k: parts[k] for k in LOSS_PARTS}, parts.get("lambda"), parts.get("mu"))
                     bar.update(1)
+                    if self.trace is not None and self.trace.due_after_step(self.step):
+                        self.trace.record(self.model, epoch, self.step)
                     if self.step % self.check_every == 0:
                         self._check_finite(epoch)
                         elapsed = train_time + time.perf_counter() - tick
@@ -238,6 +247,10 @@ class Trainer:
                                           "epoch": epoch, "step": self.step, "sha256": sha,
                                           "metrics": {"valid": self.last_valid}
                                           if self.last_eval_step == self.step else None})
+        if self.trace is not None:  # before the trainer state: the file holds every row up to its step
+            if self.trace.due_at_epoch_end(epoch, self.step, self.done or epoch == self.cfg.max_epochs):
+                self.trace.record(self.model, epoch, self.step)
+            self.trace.flush()
         self.metrics.flush()  # may run ahead of the pair: a resume keeps only the rows the state counts
         meta = {**self.meta, "name": "last", "epoch": epoch, "step": self.step}
         save_checkpoint_pair(self.run.checkpoint("last").parent, self.model.export_state_dict(), meta,
