@@ -227,3 +227,33 @@ def test_two_real_sweeps_on_one_directory_leave_complete_runs_with_all_their_fil
         log = (run / "train.log").read_text()
         assert log.count("INFO training ") == 1 and "resuming" not in log  # trained exactly once
     assert sorted(p.name for p in (out / "runs").iterdir()) == sorted(runs)
+
+
+def test_a_sweep_resumes_an_interrupted_run_whose_lock_is_free(tmp_path):
+    """A run left ``running`` by a killed process (lock free) continues from its last epoch, not from scratch."""
+    from train_fixtures import make_dataset
+
+    from collapse_lab.sweep.runner import plan_sweep
+    from collapse_lab.train.api import train
+
+    data = make_dataset(tmp_path, rows=2000)
+    grid = tmp_path / "one.yaml"
+    grid.write_text(yaml.safe_dump({"name": "one", "base": {
+        "dataset": str(data), "hidden_units": [8], "embedding_dim": 4, "max_epochs": 2, "probe_rows": 32,
+        "num_threads": 1}, "grid": {"n": [2]}}))
+    out = tmp_path / "sw"
+    _, (point,), _ = plan_sweep(grid, out)
+    run_dir = out / "runs" / point.name
+
+    def stop(event, info):
+        if event == "epoch_end":
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(point.config, run_dir, device="cpu", console=False, callbacks=[stop])
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    (run_dir / "manifest.json").write_text(json.dumps({**manifest, "status": "running"}))  # as after kill -9
+    report = run_sweep(grid, out_dir=out, device="cpu", progress=False)
+    assert report.completed == [point.name] and run_status(run_dir) == "complete"
+    log = (run_dir / "train.log").read_text()
+    assert "resuming" in log and "after epoch 1" in log and log.count("INFO training ") == 1
