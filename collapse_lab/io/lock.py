@@ -90,7 +90,10 @@ class DirLock:
         self._depth = 0  # how many times this object holds it (nested ``with`` on one object)
 
     def acquire(self, wait: bool = False, poll: float = 0.2) -> DirLock:
-        """Take the lock; with ``wait`` block until the holder exits, else raise :class:`LockBusy` at once."""
+        """Take the lock; with ``wait`` block until the holder exits, else raise :class:`LockBusy` (after 0.5 s).
+
+        Re-entrant per process, not per thread: the toolkit holds a run's lock in one thread at a time.
+        """
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.path = self.path.parent.resolve() / self.path.name  # one key per file, however it was reached
         key = str(self.path)
@@ -124,7 +127,8 @@ class DirLock:
             os.ftruncate(fd, 0)
             os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         except BaseException:
-            os.close(fd)
+            with contextlib.suppress(OSError):
+                os.close(fd)
             raise
         with _GUARD:
             _HELD[key] = (fd, 1)

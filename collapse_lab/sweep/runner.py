@@ -126,7 +126,9 @@ def run_status(run_dir: Union[str, Path]) -> str:
 def execute_run(task: RunTask) -> RunOutcome:
     """Train one run with ``task.trainer`` (``module:function`` with the signature of ``train``).
 
-    Never raises for a failing run: the error and its traceback come back in the :class:`RunOutcome`.
+    Holds the run's lock throughout; a run another live process holds comes back ``busy`` (or is waited for with
+    ``task.wait``), one found complete once the lock is taken comes back with ``trained=False``. Never raises for
+    a failing run: the error and its traceback come back in the :class:`RunOutcome`.
     """
     start = time.perf_counter()
     try:
@@ -157,7 +159,6 @@ def execute_run(task: RunTask) -> RunOutcome:
     finally:
         lock.release()
     return RunOutcome(task.name, "complete", time.perf_counter() - start)
-
 
 
 def check_datasets(configs: Sequence[Mapping[str, Any]]) -> None:
