@@ -58,7 +58,7 @@ def _same_tensors(a, b):
 def test_run_directory_holds_the_contract_files(run):
     files = {p.relative_to(run.run_dir).as_posix() for p in run.run_dir.rglob("*") if p.is_file()}
     assert files == {"config.yaml", "manifest.json", "metrics.csv", "train.log", "probe.safetensors",
-                     "spectra_trace.csv", "trainer_state.pt", "checkpoints/best/model.safetensors",
+                     "spectra_trace.csv", "checkpoints/last/trainer_state.pt", "checkpoints/best/model.safetensors",
                      "checkpoints/last/model.safetensors"}
     stored = yaml.safe_load((run.run_dir / "config.yaml").read_text())
     assert resolve_config(stored) == run.config
@@ -190,7 +190,7 @@ def test_resume_after_epoch_one_ends_exactly_like_an_uninterrupted_run(run, data
         train(tiny_config(dataset, **CFG), out, device="cpu", console=False, callbacks=[stop_after_first_epoch])
     m = json.loads((out / "manifest.json").read_text())
     assert m["status"] == "failed" and "stopped after epoch 1" in m["error"]
-    state = load_trainer_state(out / "trainer_state.pt")  # weights_only=True
+    state = load_trainer_state(out / "checkpoints/last/trainer_state.pt")  # weights_only=True
     assert state["epoch"] == 1 and state["step"] == 38 and isinstance(state["rng"]["torch"], torch.Tensor)
     with pytest.raises(UserError, match="cannot resume with a different config.*seed"):
         train(tiny_config(dataset, **CFG, seed=7), out, resume=True, device="cpu", console=False)

@@ -171,9 +171,12 @@ def test_run_directory_rules(tmp_path):
     with pytest.raises(UserError, match="is not a collapse-lab run directory .* refusing to overwrite"):
         RunDir.prepare(run.path, overwrite=True)  # e.g. --out . --overwrite must never wipe a folder
     assert (run.path / "x.txt").exists()
-    (run.path / "manifest.json").write_text("{}")
-    assert RunDir.prepare(run.path, overwrite=True, check_only=True).path.exists()
-    assert not (RunDir.prepare(run.path, overwrite=True).path / "x.txt").exists()
+    (run.path / "manifest.json").write_text('{"name": "a web app manifest"}')  # not ours: still refused
+    with pytest.raises(UserError, match="is not a collapse-lab run directory .* refusing to overwrite"):
+        RunDir.prepare(run.path, overwrite=True)
+    (run.path / "manifest.json").write_text('{"kind": "collapse-lab-run"}')
+    assert RunDir.prepare(run.path, overwrite=True).path.exists()  # accepted; the caller replaces it at the end
+    assert (run.path / "x.txt").exists()
     assert run.relative(run.checkpoint("best")) == "checkpoints/best/model.safetensors"
 
 

@@ -22,6 +22,7 @@ from collapse_lab.data.catalog import data_root as _data_root
 from collapse_lab.data.catalog import resolve_processed
 from collapse_lab.data.prepare import PrepareResult
 from collapse_lab.errors import UserError
+from collapse_lab.io.paths import child
 from collapse_lab.utils.resources import config_dir, config_names
 
 __all__ = ["Builtin", "BUILTINS", "presets_dir", "preset_names", "list_datasets", "fetch_dataset",
@@ -168,7 +169,8 @@ def prepare_dataset(spec_or_name: PathLike, *, data_root: PathLike | None = None
         raise UserError(f"{path}: spec file not found")
     else:
         raise _unknown(text)
-    return prepare_spec(spec, root / spec.dataset_id, overwrite=overwrite, progress=progress)
+    out = child(root, spec.dataset_id, "dataset_id", spec.source)  # never outside the data root (--overwrite)
+    return prepare_spec(spec, out, overwrite=overwrite, progress=progress)
 
 
 def dataset_info(name_or_dir: PathLike, *, data_root: PathLike | None = None) -> Dict[str, Any]:

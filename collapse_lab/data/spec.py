@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Union
 
 from collapse_lab.errors import UserError
+from collapse_lab.io.paths import check_name
 
 __all__ = ["ColumnSpec", "DatasetSpec", "load_spec", "spec_from_dict", "SPEC_KEYS", "COLUMN_KEYS",
            "PREPROCESSORS", "NUMERIC_BUCKETS", "STRING_PREPROCESSORS", "POOLINGS", "FUXICTR_COLUMN_KEYS",
@@ -322,7 +323,8 @@ def spec_from_dict(data: Any, source: str = "spec", base_dir: Union[str, Path, N
         if c.name in seen or c.name == label["name"]:
             raise UserError(f"{source}: column {c.name!r} is listed twice (or is also the label)")
         seen.add(c.name)
-    return DatasetSpec(dataset_id=str(data["dataset_id"]), train_data=paths["train_data"],
+    dataset_id = check_name(data["dataset_id"], "dataset_id", source)  # it names <data_root>/<dataset_id>
+    return DatasetSpec(dataset_id=dataset_id, train_data=paths["train_data"],
                        valid_data=paths["valid_data"], test_data=paths["test_data"], feature_cols=columns,
                        label_col=str(label["name"]), label_dtype=str(label.get("dtype", "float")), data_format=fmt,
                        min_categr_count=mcc, sep=str(data.get("sep", ",")),

@@ -7,12 +7,16 @@
   (style.md §6.3; the default of ``torch.load`` since PyTorch 2.6).
 
 Both are written atomically (temporary name + rename) and their SHA-256 is returned for the manifest.
+The resumable pair ``checkpoints/last/{model.safetensors,trainer_state.pt}`` is written as one directory
+(:func:`save_checkpoint_pair`) so that a kill at any instant leaves one consistent pair.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any, Dict, Mapping, Tuple, Union
 
@@ -20,7 +24,10 @@ from collapse_lab.errors import UserError
 from collapse_lab.io.atomic import atomic_path
 
 __all__ = ["CHECKPOINT_FORMAT", "file_sha256", "save_weights", "load_weights", "save_trainer_state",
-           "load_trainer_state"]
+           "load_trainer_state", "save_checkpoint_pair", "recover_checkpoint_pair", "WEIGHTS_FILE", "STATE_FILE"]
+
+WEIGHTS_FILE = "model.safetensors"
+STATE_FILE = "trainer_state.pt"
 
 CHECKPOINT_FORMAT = "collapse-lab-weights-v1"
 PathLike = Union[str, os.PathLike]
@@ -116,3 +123,65 @@ def load_trainer_state(path: PathLike) -> Dict[str, Any]:
     if not isinstance(state, dict):
         raise UserError(f"{path}: expected a dict trainer state, got {type(state).__name__}")
     return state
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _old_name(final: Path) -> Path:
+    return final.parent / f".{final.name}.old"
+
+
+def save_checkpoint_pair(final: PathLike, tensors: Mapping[str, Any], metadata: Mapping[str, Any],
+                         state: Mapping[str, Any]) -> Tuple[str, str]:
+    """Write weights and trainer state into directory ``final`` as one unit; return both SHA-256.
+
+    Both files go into a fresh temporary sibling ``.<name>.*.tmp`` and are fsynced; then the previous pair is
+    renamed to ``.<name>.old``, the new one renamed to ``final`` and the old one deleted. At every instant either
+    ``final`` or ``.<name>.old`` is a complete pair (:func:`recover_checkpoint_pair` picks it up after a kill),
+    never weights of one epoch with the state of another.
+    """
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+    old = _old_name(final)
+    try:
+        weights_sha = save_weights(tmp / WEIGHTS_FILE, tensors, metadata)
+        state_sha = save_trainer_state(tmp / STATE_FILE, state)
+        os.chmod(tmp, 0o755)
+        _fsync_dir(tmp)
+        if final.exists():
+            if old.exists():  # a complete ``final`` exists, so an ``.old`` beside it is a leftover
+                shutil.rmtree(old)
+            os.replace(final, old)
+        os.replace(tmp, final)
+        _fsync_dir(final.parent)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+    return weights_sha, state_sha
+
+
+def recover_checkpoint_pair(final: PathLike) -> bool:
+    """After a kill: restore ``.<name>.old`` if ``final`` is missing, delete unfinished ``.<name>.*.tmp``.
+
+    Call it only while holding the run's lock (nothing else may be writing there). Returns whether a complete
+    pair is now at ``final``.
+    """
+    final = Path(final)
+    if not final.parent.is_dir():
+        return False
+    old = _old_name(final)
+    for tmp in final.parent.glob(f".{final.name}.*.tmp"):
+        shutil.rmtree(tmp, ignore_errors=True)
+    if not final.exists() and old.is_dir():
+        os.replace(old, final)
+    elif old.exists():
+        shutil.rmtree(old, ignore_errors=True)
+    return (final / WEIGHTS_FILE).is_file() and (final / STATE_FILE).is_file()

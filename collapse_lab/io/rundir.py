@@ -8,13 +8,15 @@ Layout (README "Run directory")::
     <run>/train.log                           the log (appended; the only file not replaced atomically)
     <run>/checkpoints/best/model.safetensors  best weights (early-stopping monitor)
     <run>/checkpoints/last/model.safetensors  weights after the last finished epoch (for --resume)
+    <run>/checkpoints/last/trainer_state.pt   optimizer, schedule, counters, RNG states (written with the
+                                              weights as one directory: io/checkpoint.save_checkpoint_pair)
     <run>/checkpoints/epoch_{k:04d}/model.safetensors   with save_every
     <run>/probe.safetensors                   hidden activations on the probe rows
     <run>/spectra_trace.csv                   collapse metrics over training (spectra_every; train/spectra.py)
-    <run>/trainer_state.pt                    optimizer, schedule, counters, RNG states
 
 An existing non-empty directory is refused unless the caller resumes it or overwrites it; only a directory
-holding a ``manifest.json`` is ever deleted by an overwrite.
+whose ``manifest.json`` has collapse-lab's run ``kind`` is ever replaced by an overwrite, and only once the new
+run is complete: it is built in a staging sibling (:func:`staging_dir`) and swapped in (:func:`swap_in`).
 """
 
 from __future__ import annotations
@@ -22,17 +24,22 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import json
 import logging
 import math
+import os
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 from typing import Iterator, List, Tuple, Union
 
 from collapse_lab.errors import UserError
 from collapse_lab.io.atomic import atomic_write_text
+from collapse_lab.io.manifest import MANIFEST_KIND
 
-__all__ = ["RunDir", "MetricsLog", "METRICS_COLUMNS", "run_logger"]
+__all__ = ["RunDir", "MetricsLog", "METRICS_COLUMNS", "run_logger", "is_run_dir", "staging_dir", "swap_in",
+           "recover_run_dir", "remove_temporaries"]
 
 METRICS_COLUMNS = ("epoch", "step", "split", "member", "metric", "value")
 
@@ -49,7 +56,8 @@ class RunDir:
     train_log = property(lambda self: self.path / "train.log")
     probe = property(lambda self: self.path / "probe.safetensors")
     spectra_trace = property(lambda self: self.path / "spectra_trace.csv")
-    trainer_state = property(lambda self: self.path / "trainer_state.pt")
+    trainer_state = property(lambda self: self.path / "checkpoints" / "last" / "trainer_state.pt")
+    legacy_trainer_state = property(lambda self: self.path / "trainer_state.pt")  # before the pair directory
     checkpoints = property(lambda self: self.path / "checkpoints")
 
     def checkpoint(self, name: str) -> Path:
@@ -65,9 +73,13 @@ class RunDir:
                 check_only: bool = False) -> RunDir:
         """Create (or reopen with ``resume``) a run directory; ``check_only`` validates without touching disk.
 
+        With ``overwrite`` an existing directory is only checked, never deleted here: it must be a collapse-lab
+        run (:func:`is_run_dir`); the caller builds the new run in :func:`staging_dir` and swaps it in with
+        :func:`swap_in` once complete.
+
         Raises:
-            UserError: the directory exists and is not empty (without ``resume``/``overwrite``), or ``resume``
-                was asked for a directory that holds no run.
+            UserError: the directory exists and is not empty (without ``resume``/``overwrite``), is not a run
+                (with ``overwrite``), or ``resume`` was asked for a directory that holds no run.
         """
         run = cls(path)
         exists = run.path.exists() and any(run.path.iterdir()) if run.path.is_dir() else run.path.exists()
@@ -81,18 +93,95 @@ class RunDir:
             if not overwrite:
                 raise UserError(f"{run.path}: output directory exists; pass --resume to continue it or "
                                 "--overwrite to replace it")
-            if not run.manifest_json.exists():  # never delete a directory that is not a run (e.g. --out .)
-                raise UserError(f"{run.path}: exists and is not a collapse-lab run directory (no manifest.json); "
-                                "refusing to overwrite it — choose another --out")
-            if check_only:
-                return run
-            if run.path.is_dir():
-                shutil.rmtree(run.path)
-            else:
-                run.path.unlink()
+            if not is_run_dir(run.path):  # never replace a directory that is not a run (e.g. --out .)
+                raise UserError(f"{run.path}: exists and is not a collapse-lab run directory (no manifest.json of "
+                                f"kind {MANIFEST_KIND!r}); refusing to overwrite it — choose another --out")
+            return run  # the caller builds the new run in staging_dir() and swaps it in at the end
         if not check_only:
             run.path.mkdir(parents=True, exist_ok=True)
         return run
+
+
+def is_run_dir(path: Union[str, Path]) -> bool:
+    """Whether ``path`` is a directory whose ``manifest.json`` is a JSON object of collapse-lab's run ``kind``."""
+    manifest = Path(path) / "manifest.json"
+    if not Path(path).is_dir() or not manifest.is_file():
+        return False
+    try:
+        data = json.loads(manifest.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and data.get("kind") == MANIFEST_KIND
+
+
+_STAGING = ".staging-"
+
+
+def staging_dir(path: Union[str, Path]) -> Path:
+    """A new empty sibling ``.<name>.staging-XXXX.tmp`` to build a replacement of run ``path`` in."""
+    path = Path(path).absolute()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}{_STAGING}", suffix=".tmp", dir=path.parent))
+    os.chmod(tmp, 0o755)
+    return tmp
+
+
+def _old_dir(path: Path) -> Path:
+    return path.parent / f".{path.name}.old"
+
+
+def swap_in(staged: Union[str, Path], path: Union[str, Path]) -> None:
+    """Replace run ``path`` by the complete run ``staged``: old -> ``.<name>.old``, staged -> path, delete old.
+
+    At every instant ``path`` or ``.<name>.old`` is a complete run (:func:`recover_run_dir` restores the latter
+    if a kill lands between the two renames).
+    """
+    path = Path(path).absolute()
+    old = _old_dir(path)
+    if old.exists():
+        shutil.rmtree(old)
+    if path.exists():
+        os.replace(path, old)
+    os.replace(staged, path)
+    fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def recover_run_dir(path: Union[str, Path]) -> None:
+    """After a kill, under the run's lock: delete stale staging siblings, restore an interrupted swap."""
+    path = Path(path).absolute()
+    if not path.parent.is_dir():
+        return
+    for entry in path.parent.glob(f".{path.name}{_STAGING}*.tmp"):
+        if entry.name[1:].rsplit(_STAGING, 1)[0] == path.name:  # not the staging of a run named "<name>.x"
+            shutil.rmtree(entry, ignore_errors=True)
+    old = _old_dir(path)
+    if old.is_dir():
+        if not path.exists():
+            os.replace(old, path)
+        else:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def remove_temporaries(path: Union[str, Path]) -> List[Path]:
+    """Delete the ``.*.tmp`` files and folders an earlier killed process left inside run ``path``.
+
+    Only call it while holding the run's lock (a live writer's temporaries look the same). Returns what went.
+    """
+    gone = []
+    for entry in sorted(Path(path).rglob(".*.tmp"), key=lambda p: len(p.parts)):
+        if not entry.exists():
+            continue  # inside a folder removed just before
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+        gone.append(entry)
+    return gone
 
 
 def _format(value: float) -> str:

@@ -8,7 +8,8 @@ others. Executors are looked up by name in :data:`EXECUTORS`.
 ``local`` runs tasks in this process (``jobs=1``) or in ``jobs`` worker processes started with the *spawn*
 method (``concurrent.futures.ProcessPoolExecutor``). Each task runs with ``threads`` torch threads (default
 ``cpu_count // jobs``) so K workers do not oversubscribe the cores: on a busy 2-core machine two OpenMP threads
-per process made training ~10x slower than one (measured: 1.3k vs 16–24k samples/s).
+per process made training ~10x slower than one (measured: 1.3k vs 16–24k samples/s). Workers exit when the
+sweep process dies, even by ``kill -9`` (:func:`_exit_with_parent`).
 
 A Ray executor slots in without touching the sweep logic: register ``"ray"`` in :data:`EXECUTORS` with a class
 whose ``run`` wraps ``fn`` in ``ray.remote(num_cpus=..., num_gpus=...)``, submits every task, and yields
@@ -19,8 +20,13 @@ exception (style.md §6.11).
 from __future__ import annotations
 
 import abc
+import ctypes
 import multiprocessing
 import os
+import signal
+import sys
+import threading
+import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Any, Callable, Dict, Iterator, Optional, Sequence, Tuple, Union
 
@@ -49,8 +55,38 @@ class Executor(abc.ABC):
         return {"executor": type(self).__name__, "jobs": self.jobs}
 
 
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def _exit_with_parent(parent: int, poll: float = 1.0) -> None:
+    """Make this worker die with the sweep process ``parent`` (a killed sweep must not leave runs training).
+
+    Linux: ``prctl(PR_SET_PDEATHSIG, SIGKILL)`` (prctl(2)) has the kernel kill the worker when its parent dies.
+    Everywhere: a daemon thread polls ``os.getppid()``, which changes when the parent dies (the worker is
+    re-parented), and ends the process; it also covers a parent that died before the ``prctl`` call.
+    """
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):  # pragma: no cover - no libc prctl: the watchdog still works
+            pass
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll)
+        os._exit(1)  # the run's lock dies with us; the next sweep resumes the run
+
+    threading.Thread(target=watch, name="collapse-lab-parent-watchdog", daemon=True).start()
+
+
+def _init_worker(threads: int, parent: int) -> None:
+    """Worker initialiser: exit with the parent, and cap torch/BLAS threads so ``jobs`` workers share the cores."""
+    _exit_with_parent(parent)
+    _limit_threads(threads)
+
+
 def _limit_threads(threads: int) -> None:
-    """Worker initialiser: cap torch/BLAS threads so ``jobs`` workers share the cores."""
+    """Cap torch/BLAS threads so ``jobs`` workers share the cores."""
     os.environ["OMP_NUM_THREADS"] = str(threads)
     os.environ["MKL_NUM_THREADS"] = str(threads)
     try:
@@ -104,7 +140,7 @@ class LocalExecutor(Executor):
 
     def _run_pool(self, fn: Callable[[Any], Any], tasks: Sequence[Any]) -> Iterator[Outcome]:
         pool = ProcessPoolExecutor(max_workers=self.jobs, mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=_limit_threads, initargs=(self.threads,))
+                                   initializer=_init_worker, initargs=(self.threads, os.getpid()))
         pending: Dict[Future, int] = {}
         try:
             pending = {pool.submit(fn, task): index for index, task in enumerate(tasks)}

@@ -40,6 +40,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 import yaml
 
 from collapse_lab.errors import UserError
+from collapse_lab.io.paths import check_name
 
 __all__ = [
     "SweepSpec",
@@ -171,7 +172,7 @@ def spec_from_dict(data: Mapping[str, Any], source: str = "<grid>", default_name
         axes[str(key)] = values
     for entry in exclude:
         _check_keys(list(entry), "exclude", source, valid)
-    name = str(data.get("name") or default_name)
+    name = check_name(data.get("name") or default_name, "sweep name", source)  # it names sweeps/<name>
     return SweepSpec(name=name, base=base, axes=axes, exclude=[dict(e) for e in exclude],
                      description=str(data.get("description") or ""), source=source)
 

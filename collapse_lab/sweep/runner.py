@@ -5,15 +5,22 @@ Layout of a sweep directory::
     <sweep_dir>/sweep.json          # id, spec, executor, and per run: config, status, error, seconds, attempts
     <sweep_dir>/runs/<run name>/    # one run directory per point (README "Run directory")
 
-A run whose ``manifest.json`` says ``"status": "complete"`` is skipped; a run that failed or was interrupted
-(status ``running``/``failed``, or a directory without a readable manifest) is trained again from scratch
-(``train(..., overwrite=True)``). A run that raises is recorded in ``sweep.json`` with its error and the sweep
-goes on. ``sweep.json`` is rewritten atomically after every finished run, so an interrupted sweep can be
-resumed by running the same command again.
+A run whose ``manifest.json`` says ``"status": "complete"`` is skipped. Every run is trained while holding its
+directory's lock (:mod:`collapse_lab.io.lock`; the kernel drops it when the holder dies): a run whose lock another
+live process holds is left to it and waited for after the free runs; a run in state ``running`` whose lock is
+free was interrupted and is resumed (``train(..., resume=True)``, from scratch if that cannot work); a failed run
+is trained again (``overwrite=True``, which replaces it only once the new one is complete). A run that raises is
+recorded in ``sweep.json`` with its error and the sweep goes on.
+
+``sweep.json`` is rewritten atomically after every finished run, under the sweep's lock ``.sweep.lock``, merged
+with what other processes recorded meanwhile: two sweeps started together on one directory each train the runs
+the other has not taken, wait for the others, and leave one consistent record. An interrupted sweep is resumed
+by running the same command again.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import hashlib
 import importlib
@@ -27,6 +34,8 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
 from collapse_lab.errors import UserError
 from collapse_lab.io.atomic import atomic_write_json
+from collapse_lab.io.lock import DirLock, LockBusy, run_lock_path
+from collapse_lab.io.paths import child
 from collapse_lab.sweep.executor import Executor, make_executor
 from collapse_lab.sweep.grid import SweepPoint, SweepSpec, expand_grid, load_grid, parse_grid_overrides
 
@@ -58,6 +67,7 @@ class RunTask:
     run_dir: str
     trainer: str = DEFAULT_TRAINER
     device: str = "auto"
+    wait: bool = False  # wait for a run another process holds (else report it as busy at once)
 
 
 @dataclass
@@ -65,10 +75,11 @@ class RunOutcome:
     """The result of one training attempt."""
 
     name: str
-    status: str  # complete | failed
+    status: str  # complete | failed | busy (another live process holds the run)
     seconds: float
     error: Optional[str] = None
     traceback: Optional[str] = None
+    trained: bool = True  # False: found complete (finished by another process) once its lock was taken
 
 
 @dataclass
@@ -115,19 +126,38 @@ def run_status(run_dir: Union[str, Path]) -> str:
 def execute_run(task: RunTask) -> RunOutcome:
     """Train one run with ``task.trainer`` (``module:function`` with the signature of ``train``).
 
-    Never raises for a failing run: the error and its traceback come back in the :class:`RunOutcome`.
+    Holds the run's lock throughout; a run another live process holds comes back ``busy`` (or is waited for with
+    ``task.wait``), one found complete once the lock is taken comes back with ``trained=False``. Never raises for
+    a failing run: the error and its traceback come back in the :class:`RunOutcome`.
     """
     start = time.perf_counter()
     try:
+        lock = DirLock(run_lock_path(task.run_dir), f"run directory {task.run_dir}").acquire(wait=task.wait)
+    except LockBusy as exc:
+        return RunOutcome(task.name, "busy", time.perf_counter() - start, str(exc))
+    try:
+        status = run_status(task.run_dir)
+        if status == "complete":  # finished by another sweep while this one was planning or waiting
+            return RunOutcome(task.name, "complete", time.perf_counter() - start, trained=False)
         trainer = _import_target(task.trainer)
-        trainer(dict(task.config), out_dir=task.run_dir, overwrite=True, device=task.device, progress=False,
-                console=False)
+        kwargs = dict(out_dir=task.run_dir, device=task.device, progress=False, console=False)
+        resumed = False
+        if status == "running":  # interrupted (its lock was free): continue it from its last finished epoch
+            try:
+                trainer(dict(task.config), resume=True, **kwargs)
+                resumed = True
+            except Exception:  # noqa: BLE001 - any reason it cannot continue: train it again from scratch
+                pass
+        if not resumed:
+            trainer(dict(task.config), overwrite=True, **kwargs)
         status = run_status(task.run_dir)
         if status != "complete":
             raise RuntimeError(f"training returned but {task.run_dir}/manifest.json has status {status!r}")
     except Exception as exc:  # recorded in sweep.json; the sweep goes on
         return RunOutcome(task.name, "failed", time.perf_counter() - start, f"{type(exc).__name__}: {exc}",
                           "".join(traceback.format_exception(exc))[-4000:])
+    finally:
+        lock.release()
     return RunOutcome(task.name, "complete", time.perf_counter() - start)
 
 
@@ -165,7 +195,7 @@ def plan_sweep(grid: Union[str, Path, SweepSpec], out_dir: Optional[Union[str, P
     spec = grid if isinstance(grid, SweepSpec) else load_grid(grid)
     axes = parse_grid_overrides(list(overrides)) if not isinstance(overrides, Mapping) else dict(overrides)
     points = expand_grid(spec, axes)
-    sweep_dir = Path(out_dir) if out_dir is not None else Path("sweeps") / spec.name
+    sweep_dir = Path(out_dir) if out_dir is not None else child("sweeps", spec.name, "sweep name", spec.source)
     return spec, points, sweep_dir
 
 
@@ -182,38 +212,59 @@ def _load_state(path: Path) -> Dict[str, Any]:
 
 
 class _SweepRecord:
-    """``sweep.json``: merged with an existing record so an extended sweep keeps its earlier runs."""
+    """``sweep.json``: merged with an existing record so an extended sweep keeps its earlier runs.
+
+    Every save happens under the sweep's lock and re-reads the file first, then lays over it only the fields this
+    process set, so two processes recording different runs of one sweep never erase each other's entries.
+    """
 
     def __init__(self, sweep_dir: Path, spec: SweepSpec, executor: Executor) -> None:
         from collapse_lab.utils.provenance import git_info
 
         self.path = sweep_dir / "sweep.json"
-        old = _load_state(self.path)
+        self.lock = sweep_lock(sweep_dir)
+        self.mine: Dict[str, Dict[str, Any]] = {}  # run -> fields this process set
         self.state: Dict[str, Any] = {
             "schema_version": SWEEP_SCHEMA_VERSION,
             "kind": "collapse-lab-sweep",
             "id": None,
             "name": spec.name,
-            "created": old.get("created", _now()),
+            "created": _now(),
             "updated": _now(),
             "git": git_info(),
             "spec": spec.to_dict(),
             "executor": executor.describe(),
-            "runs": {r["name"]: r for r in old.get("runs", []) if isinstance(r, dict) and "name" in r},
+            "runs": {},
         }
+        self._merge(_load_state(self.path))
+
+    def _merge(self, disk: Mapping[str, Any]) -> None:
+        runs = {r["name"]: dict(r) for r in disk.get("runs", []) if isinstance(r, dict) and "name" in r}
+        for name, fields in self.mine.items():
+            runs.setdefault(name, {"name": name}).update(fields)
+        self.state["runs"] = runs
+        self.state["created"] = disk.get("created", self.state["created"])
 
     def set_run(self, name: str, **fields: Any) -> None:
+        self.mine.setdefault(name, {}).update(fields)
         self.state["runs"].setdefault(name, {"name": name}).update(fields)
 
     def save(self) -> None:
-        runs = self.state["runs"]
-        self.state["id"] = sweep_id(self.state["name"], list(runs))
-        self.state["updated"] = _now()
-        atomic_write_json(self.path, {**self.state, "runs": list(runs.values())})
+        with self.lock:
+            self._merge(_load_state(self.path))
+            runs = self.state["runs"]
+            self.state["id"] = sweep_id(self.state["name"], list(runs))
+            self.state["updated"] = _now()
+            atomic_write_json(self.path, {**self.state, "runs": list(runs.values())})
 
     @property
     def id(self) -> str:
         return sweep_id(self.state["name"], list(self.state["runs"]))
+
+
+def sweep_lock(sweep_dir: Union[str, Path]) -> DirLock:
+    """The lock of a sweep's record and planning (``<sweep_dir>/.sweep.lock``); ``with`` waits for it."""
+    return DirLock(Path(sweep_dir) / ".sweep.lock", f"sweep {sweep_dir}", wait=True)
 
 
 class _RunLog:
@@ -292,25 +343,30 @@ def run_sweep(grid: Union[str, Path, SweepSpec], out_dir: Optional[Union[str, Pa
     runs_dir.mkdir(parents=True, exist_ok=True)
     record = _SweepRecord(sweep_dir, spec, executor)
     todo: List[SweepPoint] = []
-    for point in points:
-        status = report.statuses[point.name]
-        if status == "complete":
-            report.skipped.append(point.name)
-            record.set_run(point.name, config=point.config, overrides=point.overrides, status="complete")
-        else:
-            todo.append(point)
-            record.set_run(point.name, config=point.config, overrides=point.overrides, status="pending",
-                           previous_status=status)
-    record.save()
+    with record.lock:  # plan on the runs' state as of now: another sweep may be working on this directory
+        for point in points:
+            status = report.statuses[point.name] = run_status(runs_dir / point.name)
+            if status == "complete":
+                report.skipped.append(point.name)
+                record.set_run(point.name, config=point.config, overrides=point.overrides, status="complete")
+            else:
+                todo.append(point)
+                record.set_run(point.name, config=point.config, overrides=point.overrides, status="pending",
+                               previous_status=status)
+        record.save()
     tasks = [RunTask(p.name, p.config, str(runs_dir / p.name), trainer, device) for p in todo]
     bar = tqdm(total=len(tasks), desc=f"sweep {spec.name}", unit="run", disable=None if progress is None
                else not progress)
     log = _RunLog(tasks, enabled=progress is None and bool(bar.disable), jobs=getattr(executor, "jobs", 1))
-    try:
-        for index, outcome in executor.run(execute_run, tasks):
-            name = tasks[index].name
-            if isinstance(outcome, BaseException):  # the worker itself died
-                outcome = RunOutcome(name, "failed", 0.0, f"{type(outcome).__name__}: {outcome}")
+
+    def record_outcome(index: int, outcome: Any) -> None:
+        name = tasks[index].name
+        if isinstance(outcome, BaseException):  # the worker itself died
+            outcome = RunOutcome(name, "failed", 0.0, f"{type(outcome).__name__}: {outcome}")
+        if outcome.status == "complete" and not outcome.trained:  # another process finished it
+            report.skipped.append(name)
+            record.set_run(name, status="complete", error=None, traceback=None)
+        else:
             attempts = int(record.state["runs"][name].get("attempts", 0)) + 1
             record.set_run(name, status=outcome.status, error=outcome.error, traceback=outcome.traceback,
                            seconds=round(outcome.seconds, 3), attempts=attempts, finished=_now())
@@ -318,10 +374,21 @@ def run_sweep(grid: Union[str, Path, SweepSpec], out_dir: Optional[Union[str, Pa
                 report.completed.append(name)
             else:
                 report.failed[name] = outcome.error or "failed"
-            record.save()
-            bar.set_postfix_str(f"{name} {outcome.status}", refresh=False)
-            bar.update(1)
-            log.finished(index, outcome)
+        record.save()
+        bar.set_postfix_str(f"{name} {outcome.status}", refresh=False)
+        bar.update(1)
+        log.finished(index, outcome)
+
+    try:
+        busy = []  # runs another live process holds: waited for once every free run is done
+        for index, outcome in executor.run(execute_run, tasks):
+            if isinstance(outcome, RunOutcome) and outcome.status == "busy":
+                busy.append(index)
+            else:
+                record_outcome(index, outcome)
+        waiting = [dataclasses.replace(tasks[i], wait=True) for i in busy]
+        for k, outcome in executor.run(execute_run, waiting):
+            record_outcome(busy[k], outcome)
     finally:
         bar.close()
         record.save()

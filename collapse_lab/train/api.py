@@ -13,6 +13,7 @@ test, save the probe activations and mark the manifest ``complete``. Errors mark
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, Sequence, Union
@@ -20,9 +21,18 @@ from typing import Any, Callable, Dict, Sequence, Union
 from collapse_lab.config import ConfigLike, TrainConfig, config_hash, config_to_dict, config_to_yaml, resolve_config
 from collapse_lab.errors import UserError
 from collapse_lab.io.atomic import atomic_write_text
-from collapse_lab.io.checkpoint import load_trainer_state, load_weights, save_weights
+from collapse_lab.io.checkpoint import load_trainer_state, load_weights, recover_checkpoint_pair, save_weights
+from collapse_lab.io.lock import lock_run
 from collapse_lab.io.manifest import Manifest, read_manifest
-from collapse_lab.io.rundir import MetricsLog, RunDir, run_logger
+from collapse_lab.io.rundir import (
+    MetricsLog,
+    RunDir,
+    recover_run_dir,
+    remove_temporaries,
+    run_logger,
+    staging_dir,
+    swap_in,
+)
 
 __all__ = ["train", "RunResult", "default_run_dir", "resolve_device"]
 
@@ -114,8 +124,10 @@ def train(config: ConfigLike = None, out_dir: Union[str, Path] | None = None, re
     Args:
         config: a :class:`TrainConfig`, a dict of config keys or a list of ``key=value`` overrides.
         out_dir: the run directory (default :func:`default_run_dir`).
-        resume: continue the run in ``out_dir`` after its last finished epoch.
-        overwrite: replace an existing ``out_dir``.
+        resume: continue the run in ``out_dir`` after its last finished epoch (from the start if it was killed
+            during its first epoch).
+        overwrite: replace an existing ``out_dir`` — only a collapse-lab run (manifest ``kind``), and only once the
+            new run is complete (it is built in a hidden sibling and swapped in).
         device: ``auto`` | ``cpu`` | ``cuda`` (``cuda:1``...).
         progress: tqdm progress bar (None = only on a terminal).
         config_file: a YAML file of config keys, merged before ``config``.
@@ -126,7 +138,8 @@ def train(config: ConfigLike = None, out_dir: Union[str, Path] | None = None, re
         :class:`RunResult` of the finished run.
 
     Raises:
-        UserError: bad config, unprepared dataset, existing output directory, non-finite loss...
+        UserError: bad config, unprepared dataset, existing output directory, another live process training
+            ``out_dir`` (its lock, io/lock.py), non-finite loss...
     """
     import torch
 
@@ -140,7 +153,7 @@ def train(config: ConfigLike = None, out_dir: Union[str, Path] | None = None, re
         cfg = _resume_config(out, config, config_file)
         if read_manifest(out / "manifest.json").get("status") == "complete":
             return RunResult.from_run_dir(out)
-    elif out.exists() and (not out.is_dir() or any(out.iterdir())):
+    elif _occupied(out):
         RunDir.prepare(out, overwrite=overwrite, check_only=True)  # fail fast, before the model is built
     dev = resolve_device(device)
     old_threads = torch.get_num_threads()
@@ -153,6 +166,11 @@ def train(config: ConfigLike = None, out_dir: Union[str, Path] | None = None, re
     finally:
         torch.set_num_threads(old_threads)
         torch.set_flush_denormal(old_flush)
+
+
+def _occupied(out: Path) -> bool:
+    """Whether ``out`` exists as a file or a non-empty directory."""
+    return out.exists() and (not out.is_dir() or any(out.iterdir()))
 
 
 def _build(cfg: TrainConfig, dev: str) -> Dict[str, Any]:
@@ -203,34 +221,94 @@ def _build(cfg: TrainConfig, dev: str) -> Dict[str, Any]:
 
 def _run(cfg: TrainConfig, out: Path, resume: bool, overwrite: bool, dev: str, progress: bool | None,
          console: bool, callbacks: Sequence[Any]) -> RunResult:
-    from collapse_lab.train.trainer import Trainer
+    """Validate and build, then train under the run directory's lock (io/lock.py) and write the run.
+
+    Under the lock the state of ``out`` is read again (another process may have finished or replaced it), the
+    leftovers of a killed process are cleaned up, and the run is written in one of three ways:
+
+    * resume: in place, from the last complete ``checkpoints/last`` pair, or from scratch if the run was killed
+      before its first epoch ended (nothing to resume from is not an error);
+    * new: the directory appears with its manifest already in it (built as a temporary sibling and renamed);
+    * overwrite: the new run is built in a staging sibling and swapped in only when complete, so a failing or
+      killed new run leaves the old one as it was.
+    """
+    built = _build(cfg, dev)
+    with lock_run(out):
+        recover_run_dir(out)
+        if resume and read_manifest(out / "manifest.json").get("status") == "complete":
+            return RunResult.from_run_dir(out)  # finished by another process while this one was building
+        replacing = not resume and _occupied(out)
+        if replacing:
+            RunDir.prepare(out, overwrite=overwrite, check_only=True)  # refuses anything but an old run
+        work = staging_dir(out) if replacing else out
+        try:
+            manifest = _open_run(cfg, out, work, resume, dev, built)
+            result = _train_in(cfg, RunDir(work), out, resume, manifest, dev, built, progress, console, callbacks)
+        except BaseException:
+            if replacing:
+                shutil.rmtree(work, ignore_errors=True)  # the old run stays as it was
+            raise
+        if replacing:
+            swap_in(work, out)
+        return RunResult(out, cfg, result)
+
+
+def _open_run(cfg: TrainConfig, out: Path, work: Path, resume: bool, dev: str, built: Dict[str, Any]) -> Manifest:
+    """The manifest of the run being written in ``work`` (created, or reopened for a resume)."""
     from collapse_lab.utils.seed import derive_seeds
 
-    built = _build(cfg, dev)
-    model, data = built["model"], built["data"]
-    run = RunDir.prepare(out, resume=resume, overwrite=overwrite)
+    run = RunDir(work)
     if resume:
-        manifest = Manifest.load(run.manifest_json)
-    else:
-        atomic_write_text(run.config_yaml, config_to_yaml(cfg))
-        manifest = Manifest.create(
-            run.manifest_json, device=dev, form=built["form"], config=config_to_dict(cfg),
-            config_hash=config_hash(cfg), seeds={"run": cfg.seed, "students": derive_seeds(cfg.seed, cfg.n)},
-            dataset={"id": data.dataset_id, "path": str(built["path"]), "hash": data.content_hash,
-                     "rows": {name: len(split) for name, split in built["splits"].items()}},
-            model={**model.describe(), **({"capacity": built["capacity"]} if built["capacity"] else {})})
+        remove_temporaries(run.path)
+        if not run.config_yaml.exists():
+            atomic_write_text(run.config_yaml, config_to_yaml(cfg))
+        return Manifest.load(run.manifest_json)
+    data = built["data"]
+    fields = dict(device=dev, form=built["form"], config=config_to_dict(cfg), config_hash=config_hash(cfg),
+                  seeds={"run": cfg.seed, "students": derive_seeds(cfg.seed, cfg.n)},
+                  dataset={"id": data.dataset_id, "path": str(built["path"]), "hash": data.content_hash,
+                           "rows": {name: len(split) for name, split in built["splits"].items()}},
+                  model={**built["model"].describe(),
+                         **({"capacity": built["capacity"]} if built["capacity"] else {})})
+    # a new run appears with its manifest in it (built in a staging sibling, which recover_run_dir removes after a
+    # kill); an overwrite's ``work`` is already such a sibling
+    skeleton = staging_dir(out) if work == out else work
+    manifest = Manifest.create(skeleton / "manifest.json", **fields)
+    manifest.save()
+    atomic_write_text(skeleton / "config.yaml", config_to_yaml(cfg))
+    if skeleton != work:
+        swap_in(skeleton, out)  # replaces at most an empty directory here
+        manifest.path = run.manifest_json
+    return manifest
+
+
+def _train_in(cfg: TrainConfig, run: RunDir, out: Path, resume: bool, manifest: Manifest, dev: str,
+              built: Dict[str, Any], progress: bool | None, console: bool, callbacks: Sequence[Any]) -> Dict[str, Any]:
+    """Train (or continue) the run in ``run``, finish it, and return its manifest."""
+    from collapse_lab.train.trainer import Trainer
+
+    state = None
+    if resume:
+        if recover_checkpoint_pair(run.checkpoint("last").parent):
+            state = load_trainer_state(run.trainer_state)
+        elif run.legacy_trainer_state.exists():  # runs written before the pair directory
+            state = load_trainer_state(run.legacy_trainer_state)
+        else:  # killed before the first epoch ended: nothing to resume from, start over in place
+            shutil.rmtree(run.checkpoints, ignore_errors=True)
+            manifest.update(checkpoints=[], probe=None, results=None, timing={"train_samples_per_s": []})
     manifest.set_status("running")
     manifest.save()
     metrics = MetricsLog(run.metrics_csv)
     with run_logger(run.train_log, console=console) as log:
-        trainer = Trainer(cfg, model, built["task"], built["train"], built["valid"], run, metrics, manifest, log,
-                          dev, progress=progress, callbacks=callbacks)
+        trainer = Trainer(cfg, built["model"], built["task"], built["train"], built["valid"], run, metrics, manifest,
+                          log, dev, progress=progress, callbacks=callbacks)
         try:
-            if resume:
-                trainer.load_state_dict(load_trainer_state(run.trainer_state))
-                log.info("resuming %s after epoch %d (step %d)", run.path, trainer.epoch, trainer.step)
+            if state is not None:
+                trainer.load_state_dict(state)
+                log.info("resuming %s after epoch %d (step %d)", out, trainer.epoch, trainer.step)
             else:
-                log.info("training %s", run.path)
+                log.info("training %s%s", out, " (no finished epoch to resume from; from the start)" if resume
+                         else "")
                 log.info("config %s", config_to_dict(cfg), extra={"file_only": True})
             trainer.fit()
             _finish(cfg, trainer, built, run, manifest, metrics, log)
@@ -245,7 +323,8 @@ def _run(cfg: TrainConfig, out: Path, resume: bool, overwrite: bool, dev: str, p
             manifest.set_status("failed", reason)
             manifest.save()
             raise
-    return RunResult(run.path, cfg, manifest.data)
+    remove_temporaries(run.path)  # leftovers of earlier killed attempts (this process holds the lock)
+    return manifest.data
 
 
 def _finish(cfg: TrainConfig, trainer: Any, built: Dict[str, Any], run: RunDir, manifest: Manifest,

@@ -10,7 +10,8 @@ One step on a batch (x, y)::
 After every epoch (or every ``eval_every_steps`` steps) the validation split is scored for every student and the
 ensemble; the validation **ensemble AUC** drives the plateau rule (:mod:`collapse_lab.train.schedule`):
 improvement -> ``checkpoints/best``; otherwise lr x 0.1 (floor 1e-6) and stop at patience 2. After every epoch
-``checkpoints/last`` and ``trainer_state.pt`` are written so ``--resume`` continues at the next epoch and ends
+``checkpoints/last`` (weights + ``trainer_state.pt``, one directory swapped in whole) is written so ``--resume``
+continues at the next epoch and ends
 with exactly the metrics of an uninterrupted run (same batches: ``BatchIterator.set_epoch``; same dropout:
 restored RNG states).
 """
@@ -24,7 +25,7 @@ from typing import Any, Callable, Dict, Mapping, Sequence
 
 from collapse_lab.config import TrainConfig, config_hash
 from collapse_lab.errors import UserError
-from collapse_lab.io.checkpoint import load_weights, save_trainer_state, save_weights
+from collapse_lab.io.checkpoint import load_weights, save_checkpoint_pair, save_weights
 from collapse_lab.io.manifest import Manifest
 from collapse_lab.io.rundir import MetricsLog, RunDir
 from collapse_lab.train.evaluation import evaluate
@@ -239,7 +240,6 @@ class Trainer:
         self.epoch = epoch
         if self.cfg.max_steps is not None and self.step >= self.cfg.max_steps:
             self.done = True
-        self._save_weights("last", epoch, self.step)
         if self.cfg.save_every and epoch % self.cfg.save_every == 0:
             name = f"epoch_{epoch:04d}"
             sha = self._save_weights(name, epoch, self.step)
@@ -251,8 +251,10 @@ class Trainer:
             if self.trace.due_at_epoch_end(epoch, self.step, self.done or epoch == self.cfg.max_epochs):
                 self.trace.record(self.model, epoch, self.step)
             self.trace.flush()
-        self.metrics.flush()
-        save_trainer_state(self.run.trainer_state, self.state_dict())
+        self.metrics.flush()  # may run ahead of the pair: a resume keeps only the rows the state counts
+        meta = {**self.meta, "name": "last", "epoch": epoch, "step": self.step}
+        save_checkpoint_pair(self.run.checkpoint("last").parent, self.model.export_state_dict(), meta,
+                             self.state_dict())
         self.manifest.update(timing={"train_samples_per_s": list(self.throughput)})
         self.manifest.save()
         self.log.info("epoch %d done: %.0f training samples/s", epoch, self.throughput[-1])
