@@ -1,4 +1,4 @@
-"""Spectral benchmark: speed, accuracy and memory of the streaming spectra (metrics.md §8, performance.md §5).
+"""Spectral benchmark: speed, accuracy and memory of the streaming spectra (docs/metrics.md §8, docs/performance.md §5).
 
 Three cases (``--only`` picks some):
 

@@ -1,6 +1,6 @@
 """Training benchmarks: KDEF throughput against the fp32 GEMM peak, and ML-100K AUC of vanilla-mean vs KDEF.
 
-**Throughput** (default mode). A synthetic dataset shaped like ``performance.md`` §1 (24 categorical fields,
+**Throughput** (default mode). A synthetic dataset shaped like ``docs/performance.md`` §1 (24 categorical fields,
 d = 16, students MLP 384 -> 400 -> 400 -> 400 -> 1, batch 4096) is generated with
 :func:`collapse_lab.data.synthetic.make_synthetic`; for every N in ``--students`` and every form in ``--forms``
 (loop, batched) the real training step (:func:`collapse_lab.train.trainer.training_step`: forward, KDEF loss,

@@ -4,9 +4,9 @@ Resolution order (later wins)::
 
     TrainConfig defaults  <-  --config FILE (YAML)  <-  key=value overrides (CLI dotlist or a dict)
 
-Keys are snake_case and equal the constructor kwargs of the models and strategies (style.md §4, §6.1), with
+Keys are snake_case and equal the constructor kwargs of the models and strategies (docs/architecture.md §4, §5), with
 FuxiCTR spellings where the concept exists (``embedding_dim``, ``hidden_units``, ``net_dropout``,
-``batch_norm``, ``embedding_regularizer``). Defaults follow the authors' setup (paper.md §6, §8.2). Unknown keys,
+``batch_norm``, ``embedding_regularizer``). Defaults follow the authors' setup (docs/method.md §6, §8.2). Unknown keys,
 wrong types and out-of-range values raise :class:`~collapse_lab.errors.UserError` naming the key and what was
 expected. The resolved config is saved as ``config.yaml`` in every run directory; :func:`config_hash` is the
 SHA-256 of its canonical JSON.
@@ -35,7 +35,7 @@ from collapse_lab.errors import UserError
 __all__ = ["TrainConfig", "CONFIG_KEYS", "FORMS", "resolve_config", "config_to_dict", "config_hash",
            "config_to_yaml", "load_config_file", "validate_config"]
 
-#: implementations of homogeneous students: auto = loop on CPU, batched on CUDA (performance.md §3, §6)
+#: implementations of homogeneous students: auto = loop on CPU, batched on CUDA (docs/performance.md §3, §6)
 FORMS: Tuple[str, ...] = ("auto", "loop", "batched")
 
 
@@ -53,12 +53,12 @@ class TrainConfig:
     student: str = "mlp"  # student architecture (student registry)
     hidden_units: List[int] = field(default_factory=lambda: [400, 400, 400])  # MLP widths, paper footnote 2
     width_match_n: int | None = None  # capacity control: n=1 vanilla, widths scaled to the parameters of K students
-    embedding_dim: int = 16  # d, every dataset but KKBox (paper.md §8.2)
+    embedding_dim: int = 16  # d, every dataset but KKBox (docs/method.md §8.2)
     net_dropout: float = 0.1  # dropout after each hidden layer, KDEF_MLP setting
     batch_norm: bool = True  # Linear -> BatchNorm -> ReLU -> Dropout (FuxiCTR MLP_Block)
     embedding_regularizer: float = 1e-5  # lambda_emb: loss += lambda_emb/2 * sum_f ||P_f||^2 (Criteo setting)
     embedding_init_std: float = 1e-4  # FuxiCTR default normal(0, 1e-4) embedding init
-    # --- optimisation (paper.md §6, FuxiCTR 2.0.x behaviour)
+    # --- optimisation (docs/method.md §6, FuxiCTR 2.0.x behaviour)
     batch_size: int = 4096  # rows per step (paper's small-scale plan; Criteo used 10,000)
     lr: float = 1e-3  # Adam learning rate
     max_epochs: int = 100  # upper bound; early stopping ends most runs long before

@@ -1,4 +1,4 @@
-"""MovieLens-100K end to end: fetch from the recbole 1.2.1 wheel (PyPI), prepare, summarise (``data.md`` §2.3).
+"""MovieLens-100K end to end: fetch from the recbole 1.2.1 wheel (PyPI), prepare, summarise (``docs/data.md`` §2.3).
 
 Marked ``data``: it downloads a 2 MB wheel once per test session into a temporary data root and skips cleanly
 when PyPI cannot be reached.
@@ -57,7 +57,7 @@ def test_prepare_and_info(ml_root, capsys):
     splits = info["splits"]
     assert [splits[s]["rows"] for s in ("train", "valid", "test")] == [80000, 10000, 10000]
     assert info["rows"] == 100000 and info["positive_rate"] == pytest.approx(0.55375)
-    # data.md §2.3: the seeded (default_rng(2024)) 80/10/10 split
+    # docs/data.md §2.3: the seeded (default_rng(2024)) 80/10/10 split
     assert [round(splits[s]["positive_rate"], 4) for s in ("train", "valid", "test")] == [0.5547, 0.5476, 0.5525]
     fields = {f["name"]: f for f in info["fields"]}
     assert list(fields) == ["user_id", "item_id", "age", "gender", "occupation", "zip_code", "release_year",

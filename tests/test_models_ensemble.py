@@ -1,5 +1,5 @@
 """The ensemble: canonical tensor names (README table), hidden activations, per-student initialisation, fusion,
-parameter counts (paper §8.2), export/import round trips across the two forms."""
+parameter counts (docs/method.md §8.2), export/import round trips across the two forms."""
 
 from __future__ import annotations
 
@@ -125,7 +125,7 @@ def test_fusions(form: str) -> None:
 
 
 def test_parameter_counts_match_the_papers_criteo_logs() -> None:
-    # Criteo_x4: 39 fields, 910,747 features in total, D = 16, MLP [400, 400, 400] with BN (paper.md §8.2)
+    # Criteo_x4: 39 fields, 910,747 features in total, D = 16, MLP [400, 400, 400] with BN (docs/method.md §8.2)
     vocab = [10] * 38 + [910_747 - 380]
     fm = FeatureMap("criteo", [FieldInfo(f"f{i}", "categorical", i, 1, v) for i, v in enumerate(vocab)])
     model = build_ensemble(fm, num_students=3, embedding_dim=16, hidden_units=(400, 400, 400))

@@ -23,7 +23,7 @@ def _with_sigma(n, sigma, seed=0, dtype=np.float64):
 
 
 def test_rank_one_float32_table_default_mode():
-    """metrics.md §11: a rank-1 100k×64 float32 table gives erank < 1.0001 (an f32 Gram gives 1.031)."""
+    """docs/metrics.md §11: a rank-1 100k×64 float32 table gives erank < 1.0001 (an f32 Gram gives 1.031)."""
     rng = np.random.default_rng(0)
     table = np.outer(rng.standard_normal(100_000), rng.standard_normal(64)).astype(np.float32)
     gram = matrix_spectrum(table, auto_exact=False)  # the float64 Gram alone
@@ -89,7 +89,7 @@ def test_chan_merged_covariance_equals_full():
 
 
 def test_centering_with_a_dominant_mean():
-    """metrics.md §8.4: mean 300× the spread; uncentered erank ≈ 1, centered close to the spread's."""
+    """docs/metrics.md §8.4: mean 300× the spread; uncentered erank ≈ 1, centered close to the spread's."""
     rng = np.random.default_rng(4)
     spread = rng.standard_normal((50_000, 16)) * np.linspace(1, 0.1, 16)
     a = (spread + 300.0).astype(np.float32)

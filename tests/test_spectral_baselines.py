@@ -1,4 +1,4 @@
-"""Same-shape Gaussian baselines: Monte-Carlo values against metrics.md §1.5/§7.5, caching, iid ratio ≈ 1."""
+"""Same-shape Gaussian baselines: Monte-Carlo values against docs/metrics.md §1.5/§7.5, caching, iid ratio ≈ 1."""
 
 from __future__ import annotations
 
@@ -13,13 +13,13 @@ from collapse_lab.spectral.streaming import matrix_spectrum
 @pytest.mark.parametrize("k,d,expected", [(10, 100, 7.86), (16, 1000, 14.30), (64, 100, 33.56), (64, 1000, 51.05),
                                           (64, 100_000, 62.46), (16, 10, 5.59)])
 def test_mean_information_abundance_of_iid_gaussians(k, d, expected):
-    """metrics.md §1.5 table (20 draws there); D < K rows use the wide (n < d) route."""
+    """docs/metrics.md §1.5 table (20 draws there); D < K rows use the wide (n < d) route."""
     b = gaussian_baseline({"ia": F.information_abundance}, d, k, draws=20)
     assert b["ia"] == pytest.approx(expected, rel=0.03)
 
 
 def test_isotropic_sample_size_bias():
-    """metrics.md §7.5 (one draw there; the draw-to-draw sd is 0.004·d for IA, 0.0065·d for srank): d = 128,
+    """docs/metrics.md §7.5 (one draw there; the draw-to-draw sd is 0.004·d for IA, 0.0065·d for srank): d = 128,
     N = 1024: erank/d ≈ 0.984, IA/d ≈ 0.725, PR/d ≈ 0.890, srank/d ≈ 0.543."""
     fns = {"er": F.effective_rank, "ia": F.information_abundance, "pr": F.participation_ratio, "sr": F.stable_rank}
     b = gaussian_baseline(fns, 1024, 128, draws=4)

@@ -1,4 +1,4 @@
-"""Metric presets against the hand-computable vectors of metrics.md §2/§5, third-party targets, invariances and
+"""Metric presets against the hand-computable vectors of docs/metrics.md §2/§5, third-party targets, invariances and
 the Hill-family inequalities (property test)."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from collapse_lab.errors import UserError
 from collapse_lab.spectral import functional as F
 from collapse_lab.spectral.streaming import matrix_spectrum
 
-# metrics.md §5: σ, IA, erank, erank_e, RankMe 1e-7, RankMe 1e-5, srank, PR, nuc, rank
+# docs/metrics.md §5: σ, IA, erank, erank_e, RankMe 1e-7, RankMe 1e-5, srank, PR, nuc, rank
 VECTORS = [
     ((1, 1, 1, 1), 4, 4, 4, 4.00000062, 4.00006180, 4, 4, 4, 4),
     ((4, 0, 0, 0), 1, 1, 1, 1.00000474, 1.00033544, 1, 1, 1, 1),
@@ -207,7 +207,7 @@ spectra = st.lists(st.floats(min_value=0.0, max_value=1e6, allow_nan=False, allo
 @settings(max_examples=300, deadline=None)
 @given(spectra)
 def test_hill_inequality_chain(sigma):
-    """metrics.md §3.2: rank ≥ erank ≥ nuc ≥ IA ≥ 1, rank ≥ erank_e ≥ PR ≥ srank ≥ 1, q majorises p, Cauchy–Schwarz."""
+    """docs/metrics.md §3.2: rank ≥ erank ≥ nuc ≥ IA ≥ 1, rank ≥ erank_e ≥ PR ≥ srank ≥ 1, q majorises p, C–S."""
     tol = 1e-9
     r = F.hill(sigma, 0)
     er, nuc, ia = F.effective_rank(sigma), F.nuclear_ratio(sigma), F.information_abundance(sigma)

@@ -142,7 +142,7 @@ def test_plain_torch_state_dict_nested_and_prefixed(tmp_path):
 
 
 def test_foreign_single_table_sliced_by_field_dims(tmp_path):
-    """Multi-Embedding layout (one table, offsets): metrics.md §5 slicing example, IA 1.577350 / 1.000000."""
+    """Multi-Embedding layout (one table, offsets): docs/metrics.md §5 slicing example, IA 1.577350 / 1.000000."""
     table = torch.tensor([[1.0, 0], [0, 1], [1, 1], [2, 2], [1, 1]])
     torch.save({"model": {"embedding.embedding.weight": table, "mlp.0.weight": torch.randn(3, 4)}},
                tmp_path / "me.model")

@@ -40,6 +40,6 @@ def results_command(sweep_dir: Path, out_dir: Optional[Path], as_json: bool, con
         click.echo("")
     if show_claims:
         for dataset, claims in report.claims.groupby("dataset", sort=False):
-            click.echo(f"claims (paper.md §14) on {dataset}:\n{format_claims(claims, confidence=confidence)}\n")
+            click.echo(f"claims (docs/method.md §14) on {dataset}:\n{format_claims(claims, confidence=confidence)}\n")
     runs = report.collected.runs().shape[0]
     click.echo(f"{runs} runs ({len(report.skipped)} skipped) -> " + ", ".join(str(p) for p in report.paths.values()))

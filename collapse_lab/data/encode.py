@@ -3,7 +3,7 @@
 Every function takes one pyarrow column of a :class:`~collapse_lab.data.reader.Chunk` and reports bad cells
 as ``UserError("<file>: line N, column 'X': expected ..., got '...'")``.
 
-Bucketing (``data.md`` §1.2), applied after missing cells are filled:
+Bucketing (``docs/data.md`` §1.2), applied after missing cells are filled:
 
 * ``convert_to_bucket`` (FuxiCTR, Criteo): b(x) = ⌊(ln x)²⌋ if x > 2 else int(x) (truncation toward 0);
 * ``bucketize_log2`` (BARS README): b(x) = ⌊log₂ x⌋ if x > 2 else 1.

@@ -1,4 +1,4 @@
-"""GroupLens MovieLens-100K, obtained at run time and turned into a CTR dataset (``data.md`` §2.3–2.4).
+"""GroupLens MovieLens-100K, obtained at run time and turned into a CTR dataset (``docs/data.md`` §2.3–2.4).
 
 The data may not be redistributed, so it is never committed or shipped: :func:`fetch_movielens_100k` reads
 it either from a folder in the official zip layout (``u.data``, ``u.user``, ``u.item``) or, by default, from

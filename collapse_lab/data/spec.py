@@ -1,4 +1,4 @@
-"""Dataset specs in FuxiCTR's vocabulary (``shared/docs/data.md`` §1.4).
+"""Dataset specs in FuxiCTR's vocabulary (``docs/data.md`` §1.4).
 
 A spec names the raw train/valid/test files (CSV with a header, or parquet), the feature columns and the label.
 It is YAML, either flat (with a ``dataset_id`` key) or keyed by the dataset id as in FuxiCTR's
@@ -21,7 +21,7 @@ Column semantics follow FuxiCTR: ``fill_na`` (alias ``na_value``) replaces missi
 of the vocabulary; tokens seen fewer than ``min_categr_count`` times (global, or per column) in the training
 split map to the OOV id. ``preprocess: convert_to_bucket`` (alias ``bucketize``) applies FuxiCTR's Criteo
 transform x → ⌊(ln x)²⌋ if x > 2 else int(x); ``bucketize_log2`` applies the BARS README's ⌊log₂ x⌋ if x > 2
-else 1 (``data.md`` §1.2); FuxiCTR's KKBox hooks ``extract_country_code`` (first two characters, e.g. of an
+else 1 (``docs/data.md`` §1.2); FuxiCTR's KKBox hooks ``extract_country_code`` (first two characters, e.g. of an
 ISRC) and ``bucketize_age`` (1–10 → "1", …, 51–60 → "6", 61–95 → "7", anything else missing) are string
 transforms. A preprocessed column is always a categorical field. Sequences are split on
 ``splitter`` (default ``^``), padded/truncated to ``max_len`` (default: the longest training sequence) with

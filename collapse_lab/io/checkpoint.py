@@ -4,7 +4,7 @@
   string metadata (format, epoch, step, config hash...). Loading never unpickles anything.
 * ``trainer_state.pt``: optimizer, LR schedule, early-stopping counters, epoch/step and every RNG state, built
   only from tensors and plain containers so that ``torch.load(path, weights_only=True)`` reads it
-  (style.md §6.3; the default of ``torch.load`` since PyTorch 2.6).
+  (docs/architecture.md §6.4; the default of ``torch.load`` since PyTorch 2.6).
 
 Both are written atomically (temporary name + rename) and their SHA-256 is returned for the manifest.
 The resumable pair ``checkpoints/last/{model.safetensors,trainer_state.pt}`` is written as one directory

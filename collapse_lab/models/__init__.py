@@ -1,4 +1,4 @@
-"""Models: the shared embedding, student sub-networks, fusion and the N-student CTR ensemble (paper §2)."""
+"""Models: the shared embedding, student sub-networks, fusion and the N-student CTR ensemble (docs/method.md §2)."""
 
 from collapse_lab.models.batched import BatchedMLP
 from collapse_lab.models.embedding import SharedEmbedding

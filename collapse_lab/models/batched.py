@@ -11,7 +11,7 @@ the unbiased variance).
 Forward values equal :class:`~collapse_lab.models.students.MLPStudent` run in a loop up to float rounding
 (``tests/test_models_forms.py`` checks max |delta logit| <= 1e-5 and equal gradients). Dropout masks differ
 between the forms (different RNG consumption), so train-mode equivalence holds with ``net_dropout = 0``.
-See ``performance.md`` §3 and §6 for when this form is faster (GPU) or slower (CPU, N >= 8).
+See ``docs/performance.md`` §3 and §6 for when this form is faster (GPU) or slower (CPU, N >= 8).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The shared embedding layer: one table per field, FuxiCTR-style (``FeatureEmbeddingDict`` semantics).
 
 For a sample with fields ``f = 1..F`` the layer returns the student input ``h = [e_1, ..., e_F]`` of shape
-``(B, F*D)`` (paper §2.1, the homogeneous model flattens it, paper §4 item 10):
+``(B, F*D)`` (docs/method.md §2.1, the homogeneous model flattens it, docs/method.md §4.10):
 
 * categorical field: ``e_f = P_f[x_f]`` (a row of the table ``P_f`` of shape ``(V_f, D)``);
 * sequence field (``max_len`` id columns, post- or pre-padded with ``padding_idx``), pooled over its

@@ -1,4 +1,4 @@
-"""The CTR ensemble: one shared embedding, N students, a fusion (paper §2, Fig. 7).
+"""The CTR ensemble: one shared embedding, N students, a fusion (docs/method.md §2, Fig. 7).
 
     h   = [e_1, ..., e_F]                 (B, F*D)   shared embedding input, computed once per batch
     z_k = Student_k(h)                    (B,)       k = 0 .. N-1, returned together as logits (B, N)
@@ -48,7 +48,7 @@ def aux_seed(seed: int, stream: str) -> int:
 
 
 def resolve_form(form: str, device: Any = "cpu") -> str:
-    """``auto`` -> ``batched`` on CUDA, ``loop`` elsewhere (``performance.md`` §3, §6); other values are checked.
+    """``auto`` -> ``batched`` on CUDA, ``loop`` elsewhere (``docs/performance.md`` §3, §6); other values are checked.
 
     Example:
         >>> resolve_form("auto", "cpu"), resolve_form("auto", "cuda:0"), resolve_form("batched")
@@ -229,7 +229,7 @@ def build_ensemble(feature_map: FeatureMap, num_students: int = 1, student: str 
                    hidden_units: Sequence[int] = (400, 400, 400), net_dropout: float = 0.1, batch_norm: bool = True,
                    fusion: str = "mean", form: str = "loop", seed: int = 2024,
                    embedding_init_std: float = 1e-4) -> CTREnsemble:
-    """Build a shared-embedding ensemble (paper §2; defaults = the KDEF_MLP Criteo setting).
+    """Build a shared-embedding ensemble (docs/method.md §2; defaults = the KDEF_MLP Criteo setting).
 
     Args:
         feature_map: fields of the processed dataset.

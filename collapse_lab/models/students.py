@@ -1,12 +1,12 @@
 """Student sub-networks and their registry.
 
-A student maps the shared embedding input ``h`` of shape ``(B, F*D)`` to one logit ``z_k`` (paper §2.2).
+A student maps the shared embedding input ``h`` of shape ``(B, F*D)`` to one logit ``z_k`` (docs/method.md §2.2).
 The ``mlp`` student is FuxiCTR's ``MLP_Block`` followed by a logit head (the KDEF_MLP students):
 
     for j = 0 .. L-1:  a_j = Dropout(ReLU(BatchNorm1d(W_j a_{j-1} + b_j)))      a_{-1} = h
     z = w_head . a_{L-1} + b_head
 
-Every ``nn.Linear`` gets xavier-normal weights and zero bias (FuxiCTR ``init_weights``, paper §6), drawn from
+Every ``nn.Linear`` gets xavier-normal weights and zero bias (FuxiCTR ``init_weights``, docs/method.md §6), drawn from
 the student's own generator, so students differ by design. State-dict names below a student are
 ``layers.<j>.linear.*``, ``layers.<j>.bn.*`` and ``head.*`` (``students.<k>.`` inside the ensemble).
 """

@@ -1,6 +1,6 @@
 """Scaling figures: ensemble AUC, student AUC, ensemble − best-student gap and student variance vs N.
 
-These reproduce paper.md §9 Figs. 2(a)/4(a)/6(a)/8(a) (ensemble AUC vs N), 2(b)/4(b)/6(b)/8(b) (best and worst
+These reproduce docs/method.md §9 Figs. 2(a)/4(a)/6(a)/8(a) (ensemble AUC vs N), 2(b)/4(b)/6(b)/8(b) (best and worst
 sub-network), 5 and 8(c) (gap), with means over seeds and Student-t 95% bands (:func:`collapse_lab.results.stats
 .mean_ci`). Inputs are tidy DataFrames from :mod:`collapse_lab.results.tables`:
 

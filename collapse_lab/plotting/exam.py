@@ -1,4 +1,4 @@
-"""Examination-mechanism weights over training (claim C7, paper.md §14).
+"""Examination-mechanism weights over training (claim C7, docs/method.md §14).
 
 KDEF sets the KD weight λ_k of student k by a softmin over exam scores and the DML weight μ_{k,l} by a softmax
 over score differences, so Σ_k λ_k = 1 and Σ_{l≠k} μ_{k,l} = 1: uniform weights are λ_k = 1/N and

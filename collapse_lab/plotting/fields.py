@@ -1,7 +1,7 @@
 """Per-field information abundance against a same-shape random baseline (Guo et al., ICML 2024, Fig. 2 analogue).
 
-Information abundance IA(E) = ‖σ‖₁/‖σ‖∞ of each field's raw embedding table E_f ∈ ℝ^{V_f×D} (metrics.md §1.1).
-Because IA is biased by the table shape (metrics.md §7.5), each field is drawn next to the IA of a Gaussian
+Information abundance IA(E) = ‖σ‖₁/‖σ‖∞ of each field's raw embedding table E_f ∈ ℝ^{V_f×D} (docs/metrics.md §1.1).
+Because IA is biased by the table shape (docs/metrics.md §7.5), each field is drawn next to the IA of a Gaussian
 matrix of the same shape (the ``baseline`` column of ``spectrum.csv``); fields are sorted by cardinality V_f.
 """
 

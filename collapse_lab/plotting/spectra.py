@@ -6,7 +6,7 @@
   scale-aware cut (the Marchenko–Pastur bulk edge, or τ·σ_max), named in the figure title.
 * :func:`plot_ka_vs_n` — KA of each hidden layer of the best student vs N per recipe (claim C3).
 * :func:`plot_normalized_spectra` — σ_i/σ_1 on a log scale for embeddings and activations per recipe; the area
-  under such a curve is the information abundance Σσ/σ_max (metrics.md §1.1).
+  under such a curve is the information abundance Σσ/σ_max (docs/metrics.md §1.1).
 """
 
 from __future__ import annotations

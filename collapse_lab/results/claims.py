@@ -1,4 +1,4 @@
-"""The paper's headline claims C1–C8 (paper.md §14) measured on a sweep, with confidence intervals.
+"""The paper's headline claims C1–C8 (docs/method.md §14) measured on a sweep, with confidence intervals.
 
 Each claim becomes one or more *quantities* — a difference of means with a 95% interval — and a verdict:
 
@@ -11,7 +11,7 @@ Each claim becomes one or more *quantities* — a difference of means with a 95%
 Verdicts read the interval against the claimed direction: ``supported`` when the whole interval lies on the
 claimed side of the threshold, ``contradicted`` when it lies on the other side, ``inconclusive`` otherwise
 (including single runs, which have no interval). Thresholds are 0 except where the paper states a size:
-"flat" (C1) uses the paper's 0.1-point significance threshold (paper.md §14), and "close to uniform"
+"flat" (C1) uses the paper's 0.1-point significance threshold (docs/method.md §14), and "close to uniform"
 examination weights (C7) means a relative spread std/mean below 10%. AUC quantities are in AUC points (×100),
 KA in percentage points, logloss as is. The single model is vanilla mean fusion at N = 1. The ``note`` column
 says where a threshold came from, or what a row shows without testing it.
@@ -66,7 +66,7 @@ from collapse_lab.results.tables import UNTRAINED_STUDENT_HEADS
 __all__ = ["CLAIMS", "evaluate_claims", "format_claims", "welch_ci", "student_sd_trend", "noise_threshold",
            "NoiseThreshold"]
 
-#: claim id -> the statement being tested (paper.md §14, shortened)
+#: claim id -> the statement being tested (docs/method.md §14, shortened)
 CLAIMS: Dict[str, str] = {
     "C1": "The vanilla mean ensemble does not scale: ensemble AUC is flat to declining in N",
     "C2": "Vanilla sub-networks collapse: the best student loses AUC as N grows; the ensemble-best gap is positive;"

@@ -5,7 +5,7 @@ logloss of that member, and per run (repeated on each of its rows):
 
 * ``ensemble_auc``/``ensemble_logloss`` (test), ``best_student``/``worst_student`` (index of the highest/lowest
   student test AUC), ``best_student_auc``, ``worst_student_auc``, ``spread`` = best − worst student AUC and
-  ``gap`` = ensemble AUC − best student AUC (paper.md §1, limitations 2 and 3), ``student_auc_sd`` = the
+  ``gap`` = ensemble AUC − best student AUC (docs/method.md §1, limitations 2 and 3), ``student_auc_sd`` = the
   standard deviation (ddof = 1) of the N student test AUCs (NaN for N = 1) and ``student_auc_diff_se`` = the
   test split's noise figure stored by training (DeLong's SE of a paired student AUC difference,
   :mod:`collapse_lab.train.delong`; NaN for runs trained before it was stored);
@@ -13,7 +13,7 @@ logloss of that member, and per run (repeated on each of its rows):
   manifest summary; empty when the method has none);
 * from ``spectrum.csv`` when the run has been analysed: ``ka_layer<j>`` = knowledge abundance KA(W, τ) of this
   member's hidden Linear layer j (1-based: ``students.<k>.layers.<j-1>.linear.weight``), ``best_ka_layer<j>``
-  = the same for the run's best student; the scale-free companions (τ is absolute, paper.md §14 C3)
+  = the same for the run's best student; the scale-free companions (τ is absolute, docs/method.md §14 C3)
   ``erank_ratio_layer<j>`` / ``ia_ratio_layer<j>`` = effective rank / information abundance of that weight
   divided by the same measure of a same-shape Gaussian matrix (the ``ratio`` column of ``spectrum.csv``; 1 =
   as spread out as random), with ``best_erank_ratio_layer<j>`` / ``best_ia_ratio_layer<j>`` for the best

@@ -19,7 +19,7 @@ one family, and within it the p-values are adjusted by Benjamini–Hochberg (``s
 method ``bh``; Benjamini & Hochberg 1995, JRSS B 57:289), which controls the false discovery rate at the level
 the adjusted p-value is read against: ``p_ttest_bh`` and ``p_wilcoxon_bh``, NaN where the raw test is NaN.
 
-Reference: paper.md §14 (the paper ran one seed per point; differences of 0.05–0.1 AUC points are comparable
+Reference: docs/method.md §14 (the paper ran one seed per point; differences of 0.05–0.1 AUC points are comparable
 to seed noise on small data).
 """
 

@@ -1,10 +1,10 @@
-"""Singular values of tall matrices by streaming row chunks, in float64 (``metrics.md`` §8).
+"""Singular values of tall matrices by streaming row chunks, in float64 (``docs/metrics.md`` §8).
 
 Two backends share one interface (``update(chunk)``, ``merge(other)``, ``spectrum()``):
 
 * :class:`GramAccumulator` (``gram64``, the default): G = Σ_chunks XᵀX accumulated in float64, each chunk cast
   to float64 and multiplied with numpy (OpenBLAS forms ``a.T @ a`` more accurately than torch/MKL,
-  ``performance.md`` §5), then λ = ``eigvalsh(G)`` clipped at 0 and σ = √λ. Cost ≈ 2NK² flops and K×K memory.
+  ``docs/performance.md`` §5), then λ = ``eigvalsh(G)`` clipped at 0 and σ = √λ. Cost ≈ 2NK² flops and K×K memory.
   It resolves σ_k/σ_1 down to about √(K·u) ≈ 1e-7 (u = 2⁻⁵³): the **resolution floor** it reports.
   A float32 Gram (floor ≈ 3e-4) is never formed.
 * :class:`TSQRAccumulator` (``tsqr``, exact mode): a QR per chunk in float64 (leaf blocks batched through
@@ -62,7 +62,7 @@ class Spectrum:
 
     @property
     def attainable_rank(self) -> int:
-        """min(n, d) uncentered, min(n − 1, d) centered (metrics.md §4)."""
+        """min(n, d) uncentered, min(n − 1, d) centered (docs/metrics.md §4)."""
         return attainable_rank(self.rows, self.cols, self.centered)
 
 

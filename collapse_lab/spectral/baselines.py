@@ -1,7 +1,7 @@
 """Same-shape random baselines: the expected metric of an iid Gaussian matrix of the analysed shape.
 
 Collapse metrics depend on the aspect ratio (Marchenko–Pastur): even an iid D×K Gaussian has IA well below K
-unless D ≫ K (``metrics.md`` §1.5, §7.5), so every value is reported next to the same-shape expectation and
+unless D ≫ K (``docs/metrics.md`` §1.5, §7.5), so every value is reported next to the same-shape expectation and
 the ratio to it.
 
 The Monte-Carlo draws are exact and cheap at any row count: for X ∈ ℝ^{n×d} with iid N(0, 1) entries,
@@ -80,7 +80,7 @@ def gaussian_baseline(metrics: Mapping[str, Callable[[np.ndarray], float]], rows
     Example:
         >>> from collapse_lab.spectral.functional import information_abundance
         >>> b = gaussian_baseline({"ia": information_abundance}, 1000, 16, draws=200)
-        >>> bool(abs(b["ia"] - 14.36) < 0.05)  # 400 direct SVDs: 14.36 ± 0.01 (metrics.md §1.5, 20 draws: 14.30)
+        >>> bool(abs(b["ia"] - 14.36) < 0.05)  # 400 direct SVDs: 14.36 ± 0.01 (docs/metrics.md §1.5, 20 draws: 14.30)
         True
     """
     m = attainable_rank(rows, cols, centered)

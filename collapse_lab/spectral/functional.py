@@ -1,7 +1,7 @@
 """Spectral collapse metrics as pure functions of a singular-value vector.
 
 Every "effective dimension" in use is a **Hill number** (exponential Rényi entropy) of a distribution built
-from the singular values σ_1 ≥ … ≥ σ_m ≥ 0 of a matrix A (``metrics.md`` §3):
+from the singular values σ_1 ≥ … ≥ σ_m ≥ 0 of a matrix A (``docs/metrics.md`` §3):
 
 * the σ-family, power 1: p_k = σ_k / Σ_j σ_j (Roy–Vetterli effective rank, RankMe, information abundance);
 * the σ²-family, power 2: q_k = σ_k² / Σ_j σ_j² (covariance eigenvalues, participation ratio, stable rank).
@@ -26,7 +26,7 @@ plus :func:`rankme` (Garrido et al., ICML 2023; ε inside the entropy), :func:`n
 :func:`knowledge_abundance` (KDEF, arXiv 2411.16122, Eqs. 3–4) and :func:`alpha_req` (Agrawal et al.,
 NeurIPS 2022).
 
-Conventions (``metrics.md`` §4): a zero spectrum gives 0 for every Hill number and for RankMe (never NaN),
+Conventions (``docs/metrics.md`` §4): a zero spectrum gives 0 for every Hill number and for RankMe (never NaN),
 NaN for α-ReQ; 0·ln 0 = 0 (zeros are masked, no ε inside the log except in RankMe); spectra are rescaled by
 their maximum before powers are taken, so tiny (1e-200) or huge (1e200) values neither underflow nor
 overflow. The input is a spectrum, not a matrix: how it was computed (centering, weighting, backend) is the
@@ -105,7 +105,7 @@ def hill(sigma: Sequence[float], order: float, power: int = 1) -> float:
     .. math:: D_q = (\\sum_k w_k^q)^{1/(1-q)}, \\quad w_k = \\sigma_k^{p} / \\sum_j \\sigma_j^{p}
 
     with the limits D_0 = #{w > 0}, D_1 = exp(−Σ w ln w), D_∞ = 1/max w. Hill numbers do not increase with
-    the order, and the σ²-family is never above the σ-family (``metrics.md`` §3.2).
+    the order, and the σ²-family is never above the σ-family (``docs/metrics.md`` §3.2).
 
     Args:
         sigma: singular values (any order).
@@ -148,7 +148,7 @@ def information_abundance(sigma: Sequence[float]) -> float:
     Example:
         >>> information_abundance([4, 2, 1, 1, 0])
         2.0
-        >>> round(information_abundance([3 ** 0.5, 1]), 6)  # per-field slicing vector, metrics.md §5
+        >>> round(information_abundance([3 ** 0.5, 1]), 6)  # per-field slicing vector, docs/metrics.md §5
         1.57735
     """
     return hill(sigma, math.inf, power=1)
@@ -173,7 +173,7 @@ def covariance_effective_rank(sigma: Sequence[float]) -> float:
     """Effective rank of the eigenvalues σ_k² (erank_e = exp(H(q)), q_k = σ_k²/Σσ²).
 
     Roy–Vetterli applied to covariance eigenvalues, the σ²-family Hill number of order 1
-    (``metrics.md`` §3.1). Never above :func:`effective_rank`.
+    (``docs/metrics.md`` §3.1). Never above :func:`effective_rank`.
 
     Example:
         >>> round(covariance_effective_rank([2, 1, 1, 0]), 6)  # 13.5 ** (1/3)
@@ -221,7 +221,7 @@ def rankme(sigma: Sequence[float], eps: float = 1e-7, power: int = 1) -> float:
     """RankMe = exp(−Σ p̃_k ln p̃_k), p̃_k = σ_k^power/Σσ^power + ε (Garrido et al., ICML 2023, arXiv 2210.02885).
 
     ε is added to **every** p_k, zeros included, exactly as the implementations citing the paper do; it biases
-    the score upward (+20% at d = 2048 for ε = 1e-5, ``metrics.md`` §5). Garrido's definition is power 1 on
+    the score upward (+20% at d = 2048 for ε = 1e-5, ``docs/metrics.md`` §5). Garrido's definition is power 1 on
     the uncentered embeddings; ``reptrix`` applies it to centered covariance eigenvalues (power 2 on the
     centered σ). A zero spectrum gives 0 by convention (naive code gives NaN).
 
@@ -254,7 +254,7 @@ def numerical_rank(sigma: Sequence[float], shape: Tuple[int, int] | None = None,
 
     The default ``rtol = max(n, d)·eps(float64)`` is numpy's ``matrix_rank`` rule (``shape`` = (n, d) of the
     matrix; without it, the length of ``sigma`` stands in for max(n, d)). Pass the spectrum's resolution floor
-    as ``atol`` to count only σ that the backend actually resolved (``metrics.md`` §4, §8.2).
+    as ``atol`` to count only σ that the backend actually resolved (``docs/metrics.md`` §4, §8.2).
 
     Example:
         >>> numerical_rank([2, 1, 1, 0])
@@ -354,7 +354,7 @@ def knowledge_abundance(sigma: Sequence[float], tau: float | None = None, zero_t
     σ are the singular values of the weight matrix of a hidden Linear layer of one sub-network; the paper uses
     τ = 4. Both inequalities are strict. KA with the paper's absolute τ is **not** scale-invariant (it depends
     on the absolute size of σ) and is not Guo's information abundance. KA = 0 when no σ is positive
-    (convention, ``metrics.md`` §2). ``threshold`` swaps the absolute τ for one that fits the matrix's scale
+    (convention, ``docs/metrics.md`` §2). ``threshold`` swaps the absolute τ for one that fits the matrix's scale
     (:func:`ka_threshold`): the Marchenko–Pastur bulk edge of a same-shape Gaussian of equal Frobenius norm
     (``mp``, σ above the random bulk) or a share of σ_max (``rel``).
 

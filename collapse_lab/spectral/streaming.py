@@ -1,4 +1,4 @@
-"""Spectra of whole matrices by streaming row chunks through an accumulator (``metrics.md`` §8.3).
+"""Spectra of whole matrices by streaming row chunks through an accumulator (``docs/metrics.md`` §8.3).
 
 :func:`matrix_spectrum` is the entry point the analysis uses: it picks the backend (float64 Gram by default,
 TSQR with ``exact``), recomputes a Gram spectrum exactly when its tail falls below the Gram's resolution
@@ -27,7 +27,7 @@ from collapse_lab.spectral.accumulator import (
 
 __all__ = ["matrix_spectrum", "below_gram_resolution", "unit_roundoff", "AUTO_EXACT_RATIO"]
 
-#: in gram64 mode a spectrum whose σ_min/σ_1 falls below this is recomputed with TSQR (metrics.md §8.3 step 5)
+#: in gram64 mode a spectrum whose σ_min/σ_1 falls below this is recomputed with TSQR (docs/metrics.md §8.3 step 5)
 AUTO_EXACT_RATIO = 1e-6
 AUTO_EXACT_MAX_ENTRIES = 1 << 28  # ... but only for matrices up to this size (a second pass; ~1-3 s on 2 cores)
 PROGRESS_MIN_ROWS = 1_000_000  # chunk progress bars only for inputs at least this tall (unless forced)
@@ -109,7 +109,7 @@ def matrix_spectrum(matrix: Any, *, center: bool = False, exact: bool = False, a
 
 def _wide_spectrum(matrix: Any, center: bool, exact: bool, auto_exact: bool, weights: np.ndarray | None,
                    roundoff: float) -> Spectrum:
-    """n < d: the same nonzero σ from the n×n Gram of Aᵀ (metrics.md §4), the matrix held in memory."""
+    """n < d: the same nonzero σ from the n×n Gram of Aᵀ (docs/metrics.md §4), the matrix held in memory."""
     rows, cols = (int(s) for s in matrix.shape)
     x, excluded = _apply_weights(_to_f64(matrix[0:rows]), weights)
     x, n_bad = _finite_rows(x)

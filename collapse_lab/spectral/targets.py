@@ -17,7 +17,7 @@ matrices (rows ≥ 16·cols and ≥ 1 000 rows) are embedding tables; other 2-D 
 weights (member = the index after ``students/subnets/towers/experts/mlps/...``, else ``shared``); 1×H output
 heads are reported but not analysed. Single concatenated tables (FuxiCTR/Multi-Embedding layout, offsets
 cumsum(field_dims)) are sliced per field with ``field_dims`` — the IA of the whole table is a different number
-(``metrics.md`` §1.3).
+(``docs/metrics.md`` §1.3).
 """
 
 from __future__ import annotations

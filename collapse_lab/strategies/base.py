@@ -8,7 +8,7 @@ A task is called as ``parts = task(out, labels)`` with ``out`` the ensemble's ou
 * ``lambda``: detached ``(N,)`` teacher weights used this batch, or ``None``;
 * ``mu``: detached ``(N, N)`` peer weights (zero diagonal), or ``None``.
 
-Notation (paper §3): ``z_k`` student logits, ``p_k = sigma(z_k)``, the teacher ``T = sigma(z_t)`` with
+Notation (docs/method.md §3): ``z_k`` student logits, ``p_k = sigma(z_k)``, the teacher ``T = sigma(z_t)`` with
 ``z_t = out["fused_logit"]`` (``mean_k z_k`` under mean fusion, §4 item 1), ``BCE`` the label loss
 ``binary_cross_entropy_with_logits`` (equal to FuxiCTR's BCE on probabilities, numerically stable).
 The teacher is detached in KD terms and the peer in DML terms (§4 items 2-3): only student k is pulled.

@@ -1,4 +1,4 @@
-"""Consistency losses between two Bernoulli predictions (paper §3, Fig. 10; all act on probabilities, §4 item 4).
+"""Consistency losses between two Bernoulli predictions (docs/method.md §3, Fig. 10; on probabilities, §4.4).
 
 Every function here is elementwise: ``cons(p, t)`` takes the **student** probability ``p = sigma(z_k)`` (the
 argument that receives the gradient) and the **target** probability ``t`` (the detached teacher
@@ -17,7 +17,7 @@ average it over the batch. With ``eps = 1e-7`` and ``p_c = clamp(p, eps, 1 - eps
   ``BCE(p; t) = KL(t || p) + H(t)``, so ``bce`` and ``kl`` have the same gradient in ``p``; ``bce`` is not zero
   at ``p = t``.
 
-How KL and BCE were defined in the paper's Fig. 10 is not documented (paper.md §15 question 8); these are the
+How KL and BCE were defined in the paper's Fig. 10 is not documented (docs/method.md §15 question 8); these are the
 standard definitions.
 
 Example:

@@ -1,4 +1,4 @@
-"""``vanilla``: the plain fused ensemble (paper §1, Fig. 2), trained with BCE on the fused prediction only.
+"""``vanilla``: the plain fused ensemble (docs/method.md §1, Fig. 2), trained with BCE on the fused prediction only.
 
     L = BCE(sigma(z_t), y)        z_t = mean | sum | concat fusion of the students
 

@@ -5,7 +5,7 @@
     mu_{k,l} = softmax_{l != k}(S_l - S_k)                           selective learning: learn from better peers
              = exp(S_l - S_k) / sum_{l' != k} exp(S_{l'} - S_k),     mu_{k,k} = 0
 
-The authors' code computes S from the live predictions, so gradients flow through lambda and mu (paper §4
+The authors' code computes S from the live predictions, so gradients flow through lambda and mu (docs/method.md §4
 item 5); ``detach=True`` stops them. With N = 1: lambda = [1] and mu = [[0]] (no peers).
 """
 

@@ -1,4 +1,4 @@
-"""``kdef``: KD + DML + the examination mechanism (paper Eq. 10, exactly as the authors' code, paper.md §4).
+"""``kdef``: KD + DML + the examination mechanism (paper Eq. 10, exactly as the authors' code, docs/method.md §4).
 
     L = (1/K) sum_k BCE(p_k, y)                                           label term, averaged over students
       + sum_k lambda_k * cons(p_k, stopgrad(T))                           KD toward the detached teacher

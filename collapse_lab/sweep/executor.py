@@ -14,7 +14,7 @@ sweep process dies, even by ``kill -9`` (:func:`_exit_with_parent`).
 A Ray executor slots in without touching the sweep logic: register ``"ray"`` in :data:`EXECUTORS` with a class
 whose ``run`` wraps ``fn`` in ``ray.remote(num_cpus=..., num_gpus=...)``, submits every task, and yields
 ``(index, ray.get(ref))`` in ``ray.wait`` order, turning ``ray.exceptions.RayTaskError`` into the yielded
-exception (style.md §6.11).
+exception (docs/architecture.md §8.3).
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """Evaluation of an ensemble: AUC and logloss for every student and for the fused ensemble prediction.
 
-Predictions follow the paper's code (paper.md §2.3, §4.8): the ensemble predicts
+Predictions follow the paper's code (docs/method.md §2.3, §4.8): the ensemble predicts
 ``p_t = sigmoid(fused_logit)`` (mean fusion: ``sigmoid((1/N) sum_k z_k)``) and student k predicts
 ``p_k = sigmoid(z_k)``, each scored on its own. Metrics are scikit-learn's ``roc_auc_score`` and ``log_loss``
-on the concatenated float64 predictions of the whole split, as FuxiCTR/BARS report them (style.md §6.13):
+on the concatenated float64 predictions of the whole split, as FuxiCTR/BARS report them (docs/method.md §6.2):
 
     AUC     = P(p_i > p_j | y_i = 1, y_j = 0)       (ties count 1/2)
     logloss = -(1/R) sum_i [ y_i log p_i + (1 - y_i) log(1 - p_i) ]

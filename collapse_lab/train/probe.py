@@ -1,7 +1,7 @@
 """The probe set: fixed validation rows whose hidden activations are saved after training.
 
-Activation spectra are only comparable between runs if they are computed on the same inputs (style.md
-§6.10), so the probe rows depend only on the dataset size, ``probe_rows`` and the run seed:
+Activation spectra are only comparable between runs if they are computed on the same inputs
+(docs/architecture.md §7), so the probe rows depend only on the dataset size, ``probe_rows`` and the run seed:
 ``numpy.random.default_rng([seed, PROBE_STREAM]).choice(R, P, replace=False)``, sorted. ``probe.safetensors``
 holds, in eval mode (BatchNorm running statistics, no dropout):
 

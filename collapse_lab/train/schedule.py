@@ -1,6 +1,6 @@
 """FuxiCTR 2.0.x's plateau rule: learning-rate decay and early stopping on the validation ensemble AUC.
 
-After every evaluation with monitored value ``v`` (paper.md §6)::
+After every evaluation with monitored value ``v`` (docs/method.md §6)::
 
     if v > best + min_delta:   best <- v; counter <- 0; save the best checkpoint
     else:                      lr <- max(lr * factor, min_lr); counter <- counter + 1

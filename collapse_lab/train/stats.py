@@ -5,7 +5,7 @@ regulariser, ``task_loss``, ``kd_loss``, ``mutual_loss``, ``reg_loss``) and, whe
 examination-mechanism weights λ (N,) and μ (N, N). They stay detached tensors on the training device until the
 interval ends (no per-step host sync on a GPU). The summary gives batch means of the parts, the mean of λ_k per
 student, and mean/std of λ over batches × students and of μ over batches × off-diagonal pairs (claim C7 of
-paper.md §14: are the EM weights near-uniform, λ ≈ 1/N, μ ≈ 1/(N-1)?).
+docs/method.md §14: are the EM weights near-uniform, λ ≈ 1/N, μ ≈ 1/(N-1)?).
 
 Example:
     >>> import torch

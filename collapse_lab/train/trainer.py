@@ -1,4 +1,4 @@
-"""The training loop (paper.md §6: FuxiCTR 2.0.x behaviour, reimplemented on plain PyTorch).
+"""The training loop (docs/method.md §6: FuxiCTR 2.0.x behaviour, reimplemented on plain PyTorch).
 
 One step on a batch (x, y)::
 

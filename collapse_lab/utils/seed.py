@@ -1,4 +1,4 @@
-"""Seeding for reproducible runs (style.md §6.10).
+"""Seeding for reproducible runs (docs/architecture.md §7).
 
 Per-student seeds come from ``numpy.random.SeedSequence(seed).spawn(n)`` so that students are initialised
 differently by design (identical initialisations would fake collapse) and reproducibly.
