@@ -102,7 +102,12 @@ def parse_numbers(arr: Any, name: str, where: Where) -> np.ndarray:
         out = pc.cast(arr, pa.float64())
     else:
         raise UserError(f"{where.path}: column {name!r} has type {arr.type}, expected numbers")
-    return out.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
+    x = out.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
+    infinite = np.isinf(x)
+    if infinite.any():  # "inf", "-Infinity", or a literal beyond float64 such as 1e400
+        i = int(np.flatnonzero(infinite)[0])
+        raise UserError(f"{where.at(i, name)}: expected a finite number, got {arr[i].as_py()!r}")
+    return x
 
 
 def parse_labels(arr: Any, name: str, where: Where) -> np.ndarray:

@@ -14,10 +14,6 @@ that names the file.
 
 from __future__ import annotations
 
-import pickle
-import re
-import warnings
-import zipfile
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +22,7 @@ from typing import Any, Callable, Dict, List, Mapping, Tuple
 import numpy as np
 
 from collapse_lab.errors import UserError
+from collapse_lab.io.safe_load import first_line, load_plain_torch
 
 __all__ = [
     "RowSource",
@@ -174,16 +171,7 @@ class TorchFile(TensorFile):
         super().__init__(path)
         import torch
 
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # e.g. "Detected pickle protocol 4"
-                obj = torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
-        except pickle.UnpicklingError as exc:
-            raise UserError(_refusal(path, exc)) from None
-        except (RuntimeError, EOFError, OSError, ValueError, KeyError, IndexError, TypeError,
-                AttributeError, zipfile.BadZipFile) as exc:
-            raise UserError(f"{path}: not a readable torch checkpoint (truncated or corrupt?): "
-                            f"{type(exc).__name__}: {_one_line(exc)}") from None
+        obj = load_plain_torch(path, "torch checkpoint")
         if isinstance(obj, torch.Tensor):
             obj = {path.stem: obj}
         if not isinstance(obj, Mapping):
@@ -240,27 +228,7 @@ def _strip_prefixes(tensors: Dict[str, Any]) -> Dict[str, Any]:
     return tensors
 
 
-def _refusal(path: Path, exc: Exception) -> str:
-    """One line saying why the weights-only unpickler refused ``path``."""
-    text = str(exc).replace("\n", " ")
-    m = re.search(r"WeightsUnpickler error:\s*(.+?)(?:\.\s+Please|\s+Check the documentation|$)", text)
-    reason = m.group(1).strip() if m else "rejected by the weights-only unpickler"
-    g = re.search(r"Unsupported global: GLOBAL (\S+)", text)
-    if g:
-        return (f"{path}: refused: unpickling it would import and run arbitrary code ({g.group(1)}); "
-                "torch.load(weights_only=True) only reads plain tensor state dicts — re-save the state dict, "
-                "or convert it to safetensors")
-    return (f"{path}: refused by torch.load(weights_only=True) ({reason}): not a plain tensor state dict "
-            "(corrupt, or a pickle that would need arbitrary code)")
-
-
-def _one_line(exc: Exception) -> str:
-    """The first line of an exception message; long ones cut after their first sentence."""
-    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-    line = lines[0] if lines else type(exc).__name__
-    if len(line) > 160 and ". " in line:
-        line = line[: line.index(". ") + 1]
-    return line[:300]
+_one_line = first_line
 
 
 class NpyFile(TensorFile):
