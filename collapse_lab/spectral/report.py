@@ -76,8 +76,8 @@ def ka_taus(threshold: str = "abs", tau: float | None = None) -> Dict[str, float
     """
     if threshold not in F.KA_THRESHOLDS:
         raise UserError(f"unknown KA threshold {threshold!r}; valid: {', '.join(F.KA_THRESHOLDS)}")
-    if tau is not None and not tau >= 0:
-        raise UserError(f"tau must be >= 0, got {tau!r}")
+    if tau is not None:
+        tau = F.check_tau(tau)
     return {kind: float(tau) if kind == threshold and tau is not None else F.DEFAULT_KA_TAU[kind]
             for kind in F.KA_THRESHOLDS}
 
@@ -126,9 +126,10 @@ def metric_rows(target: str, sp: Spectrum, weighting: str = "uniform", taus: Map
     base = f"center={'yes' if sp.centered else 'no'};rows={weighting};method={sp.method}"
     fns = _metric_functions(target, sp, ka_taus() if taus is None else taus)
     values = {name: fn(sp.sigma) for name, (fn, _) in fns.items()}
-    energy = float(np.sum(sp.sigma**2))
-    baseline = gaussian_baseline({n: f for n, (f, _) in fns.items()}, sp.rows, sp.cols, sp.centered, energy,
-                                 draws, seed)
+    top = float(sp.sigma[0]) if sp.sigma.size else 0.0
+    frobenius = top * float(np.linalg.norm(sp.sigma / top)) if top > 0 else 0.0  # ‖A‖_F without overflow
+    baseline = gaussian_baseline({n: f for n, (f, _) in fns.items()}, sp.rows, sp.cols, sp.centered,
+                                 draws=draws, seed=seed, frobenius=frobenius)
     out = []
     for name, (_, extra) in fns.items():
         value, ref = float(values[name]), baseline[name]
@@ -186,8 +187,11 @@ def compute_spectra(path: Any, targets: Any = None, tau: float | None = None, ce
     for spec in bar:
         weights = _row_weights(spec, weighting, found.counts_dir)
         centered = center and spec.target in ("activations", "input")  # weights and tables are analysed raw
-        sp = matrix_spectrum(spec.matrix, center=centered, exact=exact, auto_exact=auto_exact, weights=weights,
-                             chunk_rows=chunk_rows, progress=progress, desc=spec.name)
+        try:
+            sp = matrix_spectrum(spec.matrix, center=centered, exact=exact, auto_exact=auto_exact, weights=weights,
+                                 chunk_rows=chunk_rows, progress=progress, desc=spec.name)
+        except UserError as exc:  # the matrix-level message does not know the file
+            raise UserError(f"{found.root / spec.source}: tensor {spec.name!r}: {exc}") from None
         spectra[f"{spec.target}:{spec.name}"] = sp.sigma
         rows += _rows(spec, sp, weighting if spec.target == "embeddings" else "uniform", taus, baseline_draws, seed)
         if sp.sigma.size >= ALPHA_MIN_RANK:

@@ -22,6 +22,7 @@ from typing import Any, Callable, Dict, List, Mapping, Tuple
 import numpy as np
 
 from collapse_lab.errors import UserError
+from collapse_lab.io.inputs import check_regular_file
 from collapse_lab.io.safe_load import first_line, load_plain_torch
 
 __all__ = [
@@ -277,11 +278,7 @@ def open_tensor_file(path: Path) -> TensorFile:
     Raises:
         UserError: missing, unreadable, corrupt, refused (needs arbitrary code) or of an unknown kind.
     """
-    path = Path(path)
-    if not path.exists():
-        raise UserError(f"{path}: no such file or directory")
-    if not path.is_file():
-        raise UserError(f"{path}: not a file")
+    path = check_regular_file(Path(path), "tensor file", missing="no such file or directory")
     try:
         with open(path, "rb"):
             pass

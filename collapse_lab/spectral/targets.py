@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Sequence, Tuple
 
 from collapse_lab.errors import UserError
+from collapse_lab.io.inputs import check_regular_file
 from collapse_lab.spectral.sources import (
     TENSOR_SUFFIXES,
     RowSource,
@@ -265,7 +266,7 @@ def discover(path: Any, targets: Any = None, field_dims: Sequence[int] | None = 
     if wanted is not None and set(wanted) == set(TARGETS):
         wanted = None  # the full set means "every target present" (a checkpoint without a probe is fine)
     if not path.exists():
-        raise UserError(f"{path}: no such file or directory")
+        check_regular_file(path, "run directory, checkpoint or tensor file", missing="no such file or directory")
     skipped: List[str] = []
     by_shape: List[str] = []
     notes: List[str] = []
