@@ -87,7 +87,7 @@ def estimate_training_memory(feature_map: Any, num_students: int, hidden_units: 
     d = int(embedding_dim)
     embedding = sum((1 if f.type == "numeric" else int(f.vocab_size)) * d for f in feature_map.fields)
     widths = [len(feature_map.fields) * d] + [int(h) for h in hidden_units]
-    student = sum(a * b + b + (2 * b if batch_norm else 0) for a, b in zip(widths[:-1], widths[1:]))
+    student = sum(a * b + b + (2 * b if batch_norm else 0) for a, b in zip(widths[:-1], widths[1:], strict=True))
     student += widths[-1] + 1  # logit head
     n = int(num_students)
     head = n * widths[-1] + 1 if fusion == "concat" else 0
