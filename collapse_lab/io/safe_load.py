@@ -13,19 +13,27 @@ from __future__ import annotations
 import os
 import pickle
 import re
+import tokenize
 import warnings
 import zipfile
+import zlib
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, Dict, Union
 
 from collapse_lab.errors import UserError
 from collapse_lab.io.inputs import check_regular_file, printable
 
-__all__ = ["load_plain_torch", "refusal_message", "first_line"]
+__all__ = ["load_plain_torch", "load_npz", "refusal_message", "first_line", "numpy_message", "NPY_ERRORS"]
 
 #: what a failed load can raise besides UnpicklingError (the weights-only unpickler wraps most problems in it)
 _CORRUPT = (RuntimeError, EOFError, OSError, ValueError, KeyError, IndexError, TypeError, AttributeError,
             AssertionError, OverflowError, MemoryError, UnicodeDecodeError, zipfile.BadZipFile)
+
+
+#: what numpy raises on a damaged .npy/.npz: the header is a Python literal parsed with ``ast``/``tokenize``, the
+#: shape can overflow, an .npz is a zip whose members may be deflated, encrypted or of an unknown zip version
+NPY_ERRORS = (ValueError, OSError, EOFError, SyntaxError, tokenize.TokenError, TypeError, KeyError, IndexError,
+              OverflowError, MemoryError, RuntimeError, NotImplementedError, zipfile.BadZipFile, zlib.error)
 
 
 def first_line(exc: BaseException) -> str:
@@ -79,3 +87,25 @@ def load_plain_torch(path: Union[str, os.PathLike], what: str = "torch checkpoin
     except _CORRUPT as exc:
         raise UserError(f"{path}: not a readable {what} (truncated or corrupt?): {type(exc).__name__}: "
                         f"{first_line(exc)}") from None
+
+
+def numpy_message(exc: BaseException) -> str:
+    """:func:`first_line` of a numpy loading error, without numpy's advice to allow pickles."""
+    if isinstance(exc, ValueError) and "pickle" in str(exc):
+        return "it holds Python objects (pickled data), which are not loaded, for safety"
+    return first_line(exc)
+
+
+def load_npz(path: Union[str, os.PathLike], what: str = ".npz archive of arrays") -> Dict[str, Any]:
+    """Every array of an ``.npz`` archive as ``{name: ndarray}`` (``allow_pickle=False``), or a one-line
+    :class:`UserError` naming the file."""
+    import numpy as np
+
+    path = check_regular_file(Path(path), what)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            if not hasattr(data, "files"):
+                raise ValueError("a single .npy array, not an .npz archive")
+            return {key: np.asarray(data[key]) for key in data.files}
+    except NPY_ERRORS as exc:
+        raise UserError(f"{path}: not a readable {what} (truncated or corrupt?): {numpy_message(exc)}") from None

@@ -185,12 +185,12 @@ def compute_spectra(path: Any, targets: Any = None, tau: float | None = None, ce
     notes = list(found.notes)
     bar = tqdm(specs, desc="spectrum", unit="matrix", disable=None if progress is not False else True)
     for spec in bar:
-        weights = _row_weights(spec, weighting, found.counts_dir)
         centered = center and spec.target in ("activations", "input")  # weights and tables are analysed raw
         try:
+            weights = _row_weights(spec, weighting, found.counts_dir)
             sp = matrix_spectrum(spec.matrix, center=centered, exact=exact, auto_exact=auto_exact, weights=weights,
                                  chunk_rows=chunk_rows, progress=progress, desc=spec.name)
-        except UserError as exc:  # the matrix-level message does not know the file
+        except UserError as exc:  # matrix-level messages do not know the file
             raise UserError(f"{found.root / spec.source}: tensor {spec.name!r}: {exc}") from None
         spectra[f"{spec.target}:{spec.name}"] = sp.sigma
         rows += _rows(spec, sp, weighting if spec.target == "embeddings" else "uniform", taus, baseline_draws, seed)
@@ -231,11 +231,9 @@ def load_singular_values(out_dir: Any) -> Dict[str, np.ndarray]:
     path = path / "singular_values.npz" if path.is_dir() else path
     if not path.is_file():
         raise UserError(f"{path}: no such file (run `collapse-lab spectrum` first)")
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            return {k: data[k] for k in data.files}
-    except (ValueError, OSError, EOFError) as exc:
-        raise UserError(f"{path}: not a readable .npz file: {exc}") from None
+    from collapse_lab.io.safe_load import load_npz
+
+    return load_npz(path, "singular_values.npz")
 
 
 def default_out_dir(path: Any) -> Path:

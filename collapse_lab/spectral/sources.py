@@ -23,7 +23,7 @@ import numpy as np
 
 from collapse_lab.errors import UserError
 from collapse_lab.io.inputs import check_regular_file
-from collapse_lab.io.safe_load import first_line, load_plain_torch
+from collapse_lab.io.safe_load import NPY_ERRORS, first_line, load_plain_torch, numpy_message
 
 __all__ = [
     "RowSource",
@@ -254,8 +254,9 @@ class NpyFile(TensorFile):
             expected = self._offset + int(np.prod(shape)) * dtype.itemsize
             if path.stat().st_size < expected:
                 raise ValueError(f"file is {path.stat().st_size} bytes, the header needs {expected}")
-        except (ValueError, OSError, EOFError) as exc:
-            raise UserError(f"{path}: not a readable .npy array (truncated or corrupt?): {_one_line(exc)}") from None
+        except NPY_ERRORS as exc:
+            raise UserError(f"{path}: not a readable .npy array (truncated or corrupt?): "
+                            f"{numpy_message(exc)}") from None
         self._dtype, self._shape = dtype, tuple(int(s) for s in shape)
         self.entries[path.stem] = TensorInfo(path.stem, self._shape, str(dtype))
 
@@ -304,8 +305,8 @@ def load_counts(counts_dir: Path | None, field: str, rows: int) -> np.ndarray:
         raise UserError(f"{path}: no such file (training-split counts of field {field!r})")
     try:
         counts = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise UserError(f"{path}: not a readable .npy array: {_one_line(exc)}") from None
+    except NPY_ERRORS as exc:
+        raise UserError(f"{path}: not a readable .npy array: {numpy_message(exc)}") from None
     if counts.shape != (rows,):
         raise UserError(f"{path}: has shape {list(counts.shape)}, expected [{rows}] (the rows of the table)")
     return counts
