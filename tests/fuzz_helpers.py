@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import sys
 from pathlib import Path
 from typing import List, Sequence, Tuple
 
@@ -22,14 +23,22 @@ FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCh
 
 
 def run_cli(argv: Sequence[str]) -> Tuple[int, str, str]:
-    """``collapse-lab ARGV`` in this process: ``(exit code, stdout, stderr)``; any other exception propagates."""
+    """``collapse-lab ARGV`` in this process: ``(exit code, stdout, stderr)``; any other exception propagates.
+
+    Python's default unraisable-exception hook is restored for the call (pytest replaces it), so an exception
+    ignored inside a callback ("Exception ignored in ...", printed by the real CLI) shows up in stderr.
+    """
     out, err = io.StringIO(), io.StringIO()
     code = 0
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            main(list(argv))
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
+    hook, sys.unraisablehook = sys.unraisablehook, sys.__unraisablehook__
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                main(list(argv))
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else 1
+    finally:
+        sys.unraisablehook = hook
     return code, out.getvalue(), err.getvalue()
 
 

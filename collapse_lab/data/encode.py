@@ -138,6 +138,22 @@ def _text(values: np.ndarray, integral: bool) -> np.ndarray:
     return np.array([repr(float(v)) for v in values], dtype=object)
 
 
+def _as_strings(arr: Any, name: str, where: Where) -> Any:
+    """A column as pyarrow strings (numbers and booleans become their text); lists or structs are a UserError."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    if pa.types.is_string(arr.type):
+        return arr
+    try:
+        return pc.cast(arr, pa.string())
+    except (pa.ArrowNotImplementedError, pa.ArrowInvalid):
+        hint = " (declare a list column as type: sequence)" if pa.types.is_list(arr.type) else ""
+        raise UserError(f"{where.path}: column {name!r} has type {arr.type}, expected text or numbers{hint}") from None
+
+
 def _string_preprocess(arr: Any, col: ColumnSpec, where: Where) -> Any:
     """FuxiCTR's KKBox hooks: ``extract_country_code`` and ``bucketize_age`` (missing -> "")."""
     import pyarrow as pa
@@ -146,7 +162,7 @@ def _string_preprocess(arr: Any, col: ColumnSpec, where: Where) -> Any:
     if col.preprocess == "extract_country_code":
         if isinstance(arr, pa.ChunkedArray):
             arr = arr.combine_chunks()
-        text = arr if pa.types.is_string(arr.type) else pc.cast(arr, pa.string())
+        text = _as_strings(arr, col.name, where)
         return pc.fill_null(pc.utf8_slice_codeunits(text, 0, 2), "")
     age = parse_numbers(arr, col.name, where)
     bucket = np.digitize(age, [10, 20, 30, 40, 50, 60], right=True) + 1  # (0,10] -> 1, ..., (60, inf) -> 7
@@ -171,8 +187,7 @@ def column_tokens(arr: Any, col: ColumnSpec, where: Where) -> Tokens:
         return Tokens(hash_tokens(uniq), _text(uniq, integral), is_na, inverse.astype(np.int64))
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks()
-    if not pa.types.is_string(arr.type):
-        arr = pc.cast(arr, pa.string())
+    arr = _as_strings(arr, col.name, where)
     enc = pc.dictionary_encode(pc.fill_null(arr, str(col.na_token)))
     texts = enc.dictionary.to_numpy(zero_copy_only=False).astype(object)
     is_na = texts == str(col.na_token)
@@ -192,8 +207,7 @@ def sequence_tokens(arr: Any, col: ColumnSpec, where: Where) -> Tokens:
         lists = pc.cast(arr, pa.list_(pa.string()))
         lists = pc.if_else(pc.is_null(lists), pa.scalar([], type=pa.list_(pa.string())), lists)
     else:
-        if not pa.types.is_string(arr.type):
-            arr = pc.cast(arr, pa.string())
+        arr = _as_strings(arr, col.name, where)
         lists = pc.split_pattern(pc.fill_null(arr, na), col.splitter)
     lengths = pc.list_value_length(lists).to_numpy(zero_copy_only=False).astype(np.int64)
     flat = pc.fill_null(pc.list_flatten(lists), na)

@@ -8,7 +8,9 @@ line 1; parquet: ``row N``, 1-based).
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, List, Sequence
@@ -165,21 +167,27 @@ def iter_chunks(path: Path, fmt: str, columns: Sequence[str], sep: str = ",",
                                                                                 convert_opts)
             line = f"line {number}" if number is not None else "a line"
             return UserError(f"{path}: {line}: expected {row.expected_columns} columns, got {row.actual_columns}")
+        if any(isinstance(e, UnicodeDecodeError) for e in ignored):
+            return UserError(f"{path}: a row with the wrong number of columns, not UTF-8 text "
+                             f"({_arrow_message(exc)})")
         return UserError(f"{path}: unreadable{_compression(path)} CSV ({_arrow_message(exc)})")
 
+    ignored: List[BaseException] = []
     stream = pa.input_stream(str(path))
     try:
         with tqdm(total=total, desc=desc or path.name, unit="B", unit_scale=True, disable=disable,
                   leave=False) as bar:
             try:
-                reader = pacsv.open_csv(stream, read_options=read_opts, parse_options=parse_opts,
-                                        convert_options=convert_opts)
+                with _handler_errors(ignored):
+                    reader = pacsv.open_csv(stream, read_options=read_opts, parse_options=parse_opts,
+                                            convert_options=convert_opts)
             except (OSError, pa.ArrowException) as exc:
                 raise invalid(exc) from None
             start, done = 0, 0
             while True:
                 try:
-                    batch = reader.read_next_batch()
+                    with _handler_errors(ignored):
+                        batch = reader.read_next_batch()
                 except StopIteration:
                     break
                 except (OSError, pa.ArrowException) as exc:
@@ -197,6 +205,23 @@ def iter_chunks(path: Path, fmt: str, columns: Sequence[str], sep: str = ",",
         stream.close()
 
 
+@contextlib.contextmanager
+def _handler_errors(caught: List[BaseException]) -> Iterator[None]:
+    """Record exceptions raised inside pyarrow's callbacks instead of printing them.
+
+    pyarrow decodes a malformed row as UTF-8 before it calls ``invalid_row_handler``; for other bytes that
+    decoding fails inside the callback, which Python reports through ``sys.unraisablehook`` ("Exception ignored
+    in ...", a traceback on stderr) while the read itself fails with a parse error. The hook is swapped only for
+    the duration of one pyarrow call.
+    """
+    previous = sys.unraisablehook
+    sys.unraisablehook = lambda info: caught.append(info.exc_value)
+    try:
+        yield
+    finally:
+        sys.unraisablehook = previous
+
+
 def _bad_line_number(path: Path, read_opts: Any, parse_opts: Any, convert_opts: Any) -> int | None:
     """Line number of the first malformed row (multithreaded parsing does not report it; rescan serially)."""
     import pyarrow as pa
@@ -211,7 +236,7 @@ def _bad_line_number(path: Path, read_opts: Any, parse_opts: Any, convert_opts: 
     serial = pacsv.ReadOptions(block_size=read_opts.block_size, use_threads=False)
     strict = pacsv.ParseOptions(delimiter=parse_opts.delimiter, invalid_row_handler=on_invalid)
     try:
-        with pa.input_stream(str(path)) as stream:
+        with pa.input_stream(str(path)) as stream, _handler_errors([]):
             for _ in pacsv.open_csv(stream, read_options=serial, parse_options=strict, convert_options=convert_opts):
                 pass
     except (OSError, pa.ArrowException):
