@@ -22,6 +22,7 @@ from safetensors.numpy import save as save_numpy
 from spectral_fixtures import make_run
 
 from collapse_lab.errors import UserError
+from collapse_lab.io.checkpoint import load_weights
 
 DTYPES = st.sampled_from(["float16", "float32", "float64", "int8", "int64", "uint8", "bool", "complex64"])
 SHAPES = hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=7)
@@ -106,6 +107,12 @@ def test_safetensors_files(data):
         path = Path(d) / "model.safetensors"
         path.write_bytes(blob)
         _spectrum_of(Path(d), path)
+        try:  # the trainer's own loader (best/last weights)
+            loaded, _ = load_weights(path)
+        except UserError as exc:
+            assert str(path) in str(exc) and "\n" not in str(exc)
+        else:
+            assert all(isinstance(t, torch.Tensor) for t in loaded.values())
 
 
 @FUZZ

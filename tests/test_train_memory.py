@@ -66,3 +66,10 @@ def test_huge_models_stop_at_once(dataset, tmp_path, capsys, override):
     assert exc.value.code == 2 and err.startswith("error: model too large for this machine") and err.count("\n") == 1
     assert "needed" in err and "available" in err
     assert not out.exists()
+
+
+def test_cuda_memory_is_the_free_device_memory(monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (3 << 30, 80 << 30))
+    assert memory.available_memory("cuda:0") == (3 << 30, "free memory of cuda:0 (torch.cuda.mem_get_info)")
