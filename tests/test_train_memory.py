@@ -57,11 +57,12 @@ def test_refused_with_the_numbers_when_it_does_not_fit(dataset, monkeypatch):
     assert check_training_memory(fmap, cfg).total_bytes == need
 
 
-@pytest.mark.parametrize("override", ["n=100000000", "hidden_units=[1000000000]", "embedding_dim=1000000000"])
+@pytest.mark.parametrize("override", ["n=100000000", "hidden_units=[1000000000]", "embedding_dim=1000000000",
+                                      "n=1 method=vanilla width_match_n=100000000"])
 def test_huge_models_stop_at_once(dataset, tmp_path, capsys, override):
     out = tmp_path / "run"
     with pytest.raises(SystemExit) as exc:
-        main(["train", f"dataset={dataset}", override, "--out", str(out), "--device", "cpu"])
+        main(["train", f"dataset={dataset}", *override.split(), "--out", str(out), "--device", "cpu"])
     err = capsys.readouterr().err
     assert exc.value.code == 2 and err.startswith("error: model too large for this machine") and err.count("\n") == 1
     assert "needed" in err and "available" in err

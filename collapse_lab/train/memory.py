@@ -140,12 +140,16 @@ def check_training_memory(feature_map: Any, cfg: Any, device: str = "cpu") -> Me
         cfg: the resolved :class:`~collapse_lab.config.TrainConfig`.
         device: ``cpu`` or ``cuda[:i]``.
     """
-    est = estimate_training_memory(feature_map, cfg.n, cfg.hidden_units, cfg.embedding_dim, cfg.batch_size,
+    # the capacity control (width_match_n = K) widens each student to the parameters of K students: counted as K
+    # students, the parameters agree within its 2% tolerance and the activations are an upper bound
+    match = getattr(cfg, "width_match_n", None) or 1
+    est = estimate_training_memory(feature_map, cfg.n * match, cfg.hidden_units, cfg.embedding_dim, cfg.batch_size,
                                    cfg.batch_norm, cfg.fusion)
     available, where = available_memory(device)
     if available is not None and est.total_bytes > available:
+        matched = f", width_match_n={match}" if match > 1 else ""
         raise UserError(
-            f"model too large for this machine: n={cfg.n}, hidden_units={list(cfg.hidden_units)}, "
+            f"model too large for this machine: n={cfg.n}{matched}, hidden_units={list(cfg.hidden_units)}, "
             f"embedding_dim={cfg.embedding_dim} give {est.parameters:,} parameters "
             f"({format_bytes(est.state_bytes)} for weights, gradients and Adam states) plus "
             f"{format_bytes(est.activation_bytes)} of activations for batch_size={cfg.batch_size}: "
