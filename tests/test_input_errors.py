@@ -136,16 +136,19 @@ def test_empty_trainer_state_is_a_user_error(tmp_path):
         load_trainer_state(tmp_path / "trainer_state.pt")
 
 
-@pytest.mark.parametrize("tau", ["-1", "nan", "inf"])
-def test_figures_tau_must_be_finite_and_non_negative(tmp_path, capsys, tau):
-    fails(capsys, ["figures", str(tmp_path), "--tau", tau], "tau (knowledge-abundance threshold) must be a finite "
-          "number >= 0", leftovers=tmp_path)
+TAUS = [("-1", "tau must be >= 0, got -1.0"), ("nan", "tau must be a finite number, got nan"),
+        ("inf", "tau must be a finite number, got inf")]
 
 
-@pytest.mark.parametrize("tau", ["-1", "nan", "inf"])
-def test_spectrum_tau_must_be_finite_and_non_negative(tmp_path, capsys, tau):
+@pytest.mark.parametrize("tau, message", TAUS)
+def test_figures_tau_must_be_finite_and_non_negative(tmp_path, capsys, tau, message):
+    fails(capsys, ["figures", str(tmp_path), "--tau", tau], message, leftovers=tmp_path)
+
+
+@pytest.mark.parametrize("tau, message", TAUS)
+def test_spectrum_tau_must_be_finite_and_non_negative(tmp_path, capsys, tau, message):
     np.save(tmp_path / "m.npy", np.eye(3))
-    fails(capsys, ["spectrum", str(tmp_path / "m.npy"), "--tau", tau], "must be a finite number >= 0")
+    fails(capsys, ["spectrum", str(tmp_path / "m.npy"), "--tau", tau], message)
     assert not (tmp_path / "m_spectrum").exists()
 
 
@@ -157,6 +160,18 @@ def test_infinite_numbers_in_numeric_columns(tmp_path, capsys, cell):
     spec = write_spec(tmp_path, rows=["1,3,a", f"0,{cell},b"])
     prepare_fails(tmp_path, capsys, spec, f"{tmp_path / 'train.csv'}: line 3, column 'I1': expected a finite number, "
                   f"got {cell!r}")
+
+
+def test_numbers_beyond_float32_in_numeric_fields(tmp_path, capsys):
+    spec = write_spec(tmp_path, rows=["1,3,a", "0,1e300,b"])  # finite in float64, inf once stored as float32
+    prepare_fails(tmp_path, capsys, spec, f"{tmp_path / 'train.csv'}: line 3, column 'I1': 1e+300 is beyond the "
+                  "float32 range")
+
+
+def test_numbers_below_the_bucket_range(tmp_path, capsys):
+    spec = write_spec(tmp_path, rows=["1,3,a", "0,-1e19,b"],
+                      feature_cols=[{"name": "I1", "preprocess": "convert_to_bucket"}])
+    prepare_fails(tmp_path, capsys, spec, f"{tmp_path / 'train.csv'}: line 3, column 'I1': -1e+19 is below")
 
 
 def test_infinite_numbers_in_parquet(tmp_path, capsys):

@@ -227,5 +227,5 @@ def test_knowledge_abundance_never_exceeds_one_and_rejects_negative_tau():
     from collapse_lab.errors import UserError
 
     for bad in (-1.0, float("nan"), float("inf")):  # NaN and inf used to count nothing silently
-        with pytest.raises(UserError, match="finite number >= 0"):
+        with pytest.raises(UserError, match="tau must be"):
             knowledge_abundance([1.0, 0.0], tau=bad)

@@ -30,7 +30,7 @@ from collapse_lab.data.vocab import hash_tokens
 from collapse_lab.errors import UserError
 
 __all__ = ["Where", "Tokens", "bucketize", "parse_numbers", "parse_labels", "column_tokens", "sequence_tokens",
-           "numeric_values", "pad_sequences"]
+           "numeric_values", "numeric_field_values", "pad_sequences"]
 
 
 @dataclass
@@ -57,6 +57,9 @@ class Tokens:
 
     def counts(self) -> np.ndarray:
         return np.bincount(self.inverse, minlength=len(self.hashes)).astype(np.int64)
+
+
+BUCKET_MIN = -float(2**62)  # bucket ids are int64; convert_to_bucket keeps int(x) for x <= 2
 
 
 def bucketize(x: np.ndarray, method: str) -> np.ndarray:
@@ -132,6 +135,18 @@ def numeric_values(arr: Any, col: ColumnSpec, where: Where) -> np.ndarray:
     return np.where(np.isnan(x), fill, x)
 
 
+def numeric_field_values(arr: Any, col: ColumnSpec, where: Where) -> np.ndarray:
+    """float32 values of a numeric field (stored as float32): :func:`numeric_values`, refusing magnitudes beyond
+    float32 (about 3.4e38), which would be stored as ±inf."""
+    x = numeric_values(arr, col, where)
+    big = np.abs(x) > np.finfo(np.float32).max
+    if big.any():
+        i = int(np.flatnonzero(big)[0])
+        raise UserError(f"{where.at(i, col.name)}: {x[i]:g} is beyond the float32 range of numeric fields "
+                        "(|x| <= 3.4e38); rescale the column or make it categorical with a preprocess")
+    return x.astype(np.float32)
+
+
 def _text(values: np.ndarray, integral: bool) -> np.ndarray:
     if integral:
         return np.array([str(int(v)) for v in values], dtype=object)
@@ -180,6 +195,11 @@ def column_tokens(arr: Any, col: ColumnSpec, where: Where) -> Tokens:
     elif col.preprocess or col.dtype in ("int", "float"):
         x = numeric_values(arr, col, where)
         if col.preprocess:
+            low = x < BUCKET_MIN  # int(x) of the x <= 2 branch would overflow int64
+            if low.any():
+                i = int(np.flatnonzero(low)[0])
+                raise UserError(f"{where.at(i, col.name)}: {x[i]:g} is below {BUCKET_MIN:g}, the smallest value "
+                                f"{col.preprocess} can turn into a bucket id")
             x = bucketize(x, col.preprocess).astype(np.float64)
         uniq, inverse = np.unique(x, return_inverse=True)
         integral = bool(col.preprocess) or col.dtype == "int"

@@ -238,6 +238,8 @@ def _column(entry: Any, name: str, default_type: str, where: str) -> ColumnSpec:
         dtype = "str"
     if ctype == "numeric" and pre is None and dtype == "str":
         dtype = "float"
+    if pre in NUMERIC_BUCKETS and dtype == "str":  # bucketised cells are read as numbers: missing -> 0, not ""
+        dtype = "float"
     pooling = pooling_of(entry.get("feature_encoder"), where) if ctype == "sequence" else None
     _check_fill(fill, dtype if pre not in STRING_PREPROCESSORS else "str", where)
     return ColumnSpec(name=str(name), type=ctype, dtype=dtype, fill_na=fill, min_categr_count=mcc,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import pickle
 import re
+import struct
 import tokenize
 import warnings
 import zipfile
@@ -27,7 +28,7 @@ __all__ = ["load_plain_torch", "load_npz", "refusal_message", "first_line", "num
 
 #: what a failed load can raise besides UnpicklingError (the weights-only unpickler wraps most problems in it)
 _CORRUPT = (RuntimeError, EOFError, OSError, ValueError, KeyError, IndexError, TypeError, AttributeError,
-            AssertionError, OverflowError, MemoryError, UnicodeDecodeError, zipfile.BadZipFile)
+            AssertionError, OverflowError, MemoryError, UnicodeDecodeError, struct.error, zipfile.BadZipFile)
 
 
 #: what numpy raises on a damaged .npy/.npz: the header is a Python literal parsed with ``ast``/``tokenize``, the

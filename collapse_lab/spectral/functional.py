@@ -284,9 +284,11 @@ def check_tau(tau: float) -> float:
     try:
         value = float(tau)
     except (TypeError, ValueError):
-        raise UserError(f"tau (knowledge-abundance threshold) must be a number, got {tau!r}") from None
-    if not (math.isfinite(value) and value >= 0):
-        raise UserError(f"tau (knowledge-abundance threshold) must be a finite number >= 0, got {tau!r}")
+        raise UserError(f"tau must be a number, got {tau!r}") from None
+    if not math.isfinite(value):
+        raise UserError(f"tau must be a finite number, got {tau!r}")
+    if value < 0:
+        raise UserError(f"tau must be >= 0, got {tau!r}")
     return value
 
 
