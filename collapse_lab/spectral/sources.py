@@ -3,7 +3,8 @@
 * ``.safetensors`` — opened with ``safetensors.safe_open``; rows are read slice by slice (``get_slice``), so a
   table never has to fit in memory.
 * ``.pt/.pth/.bin/.model/.ckpt`` — ``torch.load(..., weights_only=True)`` (memory-mapped when the file is a
-  zip checkpoint). A pickle that needs arbitrary code is **refused** with torch's reason; nested checkpoints
+  zip checkpoint, :func:`collapse_lab.io.safe_load.load_plain_torch`). A pickle that needs arbitrary code is
+  **refused** as not a plain tensor checkpoint (never with torch's advice to disable the check); nested checkpoints
   (``{"state_dict": ...}``, ``{"model": ...}``) are unwrapped and ``module.`` / ``_orig_mod.`` prefixes
   dropped. FuxiCTR ``.model`` files are such state dicts.
 * ``.npy`` — one matrix, read by positioned chunk reads (memory bounded by the chunk).
@@ -137,7 +138,7 @@ class SafetensorsFile(TensorFile):
                 sl = self._handles["np"].get_slice(name)
                 self.entries[name] = TensorInfo(name, tuple(sl.get_shape()), _st_dtype(sl.get_dtype()))
         except (SafetensorError, OSError, ValueError) as exc:
-            msg = f"{path}: not a readable safetensors file (truncated or corrupt?): {_one_line(exc)}"
+            msg = f"{path}: not a readable safetensors file (truncated or corrupt?): {first_line(exc)}"
             raise UserError(msg) from None
 
     def _matrix(self, info: TensorInfo) -> RowSource:
@@ -150,7 +151,7 @@ class SafetensorsFile(TensorFile):
             try:
                 return sl[a:b]
             except Exception as exc:  # the file changed or is damaged past its header
-                raise UserError(f"{self.path}: cannot read rows {a}:{b} of {info.name!r}: {_one_line(exc)}") from None
+                raise UserError(f"{self.path}: cannot read rows {a}:{b} of {info.name!r}: {first_line(exc)}") from None
 
         if framework == "pt":
             import torch
@@ -227,9 +228,6 @@ def _strip_prefixes(tensors: Dict[str, Any]) -> Dict[str, Any]:
         if tensors and all(k.startswith(p) for k in tensors):
             tensors = {k[len(p):]: v for k, v in tensors.items()}
     return tensors
-
-
-_one_line = first_line
 
 
 class NpyFile(TensorFile):

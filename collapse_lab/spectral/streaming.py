@@ -3,7 +3,9 @@
 :func:`matrix_spectrum` is the entry point the analysis uses: it picks the backend (float64 Gram by default,
 TSQR with ``exact``), recomputes a Gram spectrum exactly when its tail falls below the Gram's resolution
 (``auto_exact``), transposes wide matrices (n < d, same nonzero σ) and reports the storage-precision floor of
-the input dtype.
+the input dtype. A matrix whose entries lie outside [2⁻⁴⁰⁰, 2⁴⁰⁰] (its float64 Gram would overflow above ~1e154
+or underflow) is analysed divided by a power of two near its largest entry and its σ scaled back: exact in binary
+floating point, so scale-free metrics are unchanged and KA with an absolute τ sees the true σ.
 """
 
 from __future__ import annotations
