@@ -276,3 +276,18 @@ def test_knowledge_abundance_of_a_scaled_weight_uses_the_true_singular_values(tm
     df = analyze(tmp_path / "w.pt", baseline_draws=2).set_index("metric")
     assert df.loc["knowledge_abundance", "value"] == 1.0
     assert df.loc["sv_max", "value"] == 8.0 * 2.0 ** 600
+
+
+def test_real_process_prints_one_line_for_a_malformed_non_utf8_row(tmp_path):
+    """In a real process (pytest hides 'Exception ignored' reports of pyarrow's row callback)."""
+    import subprocess
+    import sys
+
+    spec = write_spec(tmp_path, train_text=b"label,I1,C1\n1,3,a\n\x00\x800,0\n\x1b[2J0,4,b\n")
+    proc = subprocess.run([sys.executable, "-m", "collapse_lab", "data", "prepare", str(spec), "--data-root",
+                           str(tmp_path / "root")], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith(f"error: {tmp_path / 'train.csv'}: ") and proc.stderr.count("\n") == 1, proc.stderr
+    assert "\x1b" not in proc.stderr and "Exception ignored" not in proc.stderr
+    assert not (tmp_path / "root").exists() or not any((tmp_path / "root").iterdir())
