@@ -114,11 +114,12 @@ def load_config_file(path: Union[str, Path]) -> Dict[str, Any]:
     """Read a flat YAML config file into a dict (validated later by :func:`resolve_config`)."""
     import yaml
 
+    from collapse_lab.io.inputs import read_text_file
+
     path = Path(path)
+    text = read_text_file(path, "YAML config file", missing="config file not found")
     try:
-        data = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise UserError(f"{path}: config file not found") from None
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f": line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""

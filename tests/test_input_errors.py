@@ -291,3 +291,26 @@ def test_real_process_prints_one_line_for_a_malformed_non_utf8_row(tmp_path):
     assert proc.stderr.startswith(f"error: {tmp_path / 'train.csv'}: ") and proc.stderr.count("\n") == 1, proc.stderr
     assert "\x1b" not in proc.stderr and "Exception ignored" not in proc.stderr
     assert not (tmp_path / "root").exists() or not any((tmp_path / "root").iterdir())
+
+
+@pytest.mark.parametrize("argv, what", [
+    (lambda p: ["data", "prepare", str(p), "--data-root", str(p.parent / "root")], "YAML spec file"),
+    (lambda p: ["train", "--config", str(p)], "YAML config file"),
+    (lambda p: ["sweep", str(p), "--out", str(p.parent / "sweep")], "YAML grid file"),
+])
+def test_yaml_files_that_are_not_utf8(tmp_path, capsys, argv, what):
+    path = tmp_path / "file.yaml"
+    path.write_bytes(b"dataset_id: caf\xe9\n")  # Latin-1
+    fails(capsys, argv(path), f"{path}: not UTF-8 text (at byte offset 15); expected a {what}")
+
+
+def test_spec_symlink_loop_is_named(tmp_path, capsys):
+    (tmp_path / "spec.yaml").symlink_to(tmp_path / "spec.yaml")
+    fails(capsys, ["data", "prepare", str(tmp_path / "spec.yaml")], f"{tmp_path / 'spec.yaml'}: symlink loop")
+
+
+def test_damaged_run_manifest_on_resume(tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "manifest.json").write_bytes(b'{"kind": "collapse-lab-run", "x": "\xff"}')
+    fails(capsys, ["train", "--out", str(run), "--resume"], f"{run / 'manifest.json'}: not UTF-8 text")

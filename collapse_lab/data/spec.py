@@ -373,13 +373,10 @@ def load_spec(path: Union[str, Path], dataset_id: str | None = None, base_dir: U
     """Read and validate a YAML spec file (relative data paths resolve against ``base_dir`` or the cwd)."""
     import yaml
 
+    from collapse_lab.io.inputs import read_text_file
+
     path = Path(path)
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise UserError(f"{path}: spec file not found") from None
-    except IsADirectoryError:
-        raise UserError(f"{path}: is a directory, expected a YAML spec file") from None
+    text = read_text_file(path, "YAML spec file", missing="spec file not found")
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

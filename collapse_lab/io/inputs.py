@@ -16,7 +16,7 @@ from typing import Union
 
 from collapse_lab.errors import UserError
 
-__all__ = ["check_regular_file", "printable"]
+__all__ = ["check_regular_file", "read_text_file", "printable"]
 
 
 def printable(text: object) -> str:
@@ -63,3 +63,22 @@ def check_regular_file(path: Union[str, os.PathLike], what: str = "file", missin
     if not os.access(path, os.R_OK):
         raise UserError(f"{printable(path)}: cannot be read: permission denied")
     return path
+
+
+def read_text_file(path: Union[str, os.PathLike], what: str = "file", missing: str = "no such file",
+                   max_bytes: int = 64 << 20) -> str:
+    """The UTF-8 text of a small input file (a YAML spec, config or grid), or a one-line :class:`UserError`.
+
+    Besides :func:`check_regular_file`'s reasons: larger than ``max_bytes`` or not UTF-8 (the byte offset is
+    named). A UTF-8 byte-order mark is dropped.
+    """
+    path = check_regular_file(path, what, missing)
+    size = path.stat().st_size
+    if size > max_bytes:
+        raise UserError(f"{printable(path)}: {size:,} bytes, too large for a {what} (limit {max_bytes >> 20} MiB)")
+    try:
+        return path.read_bytes().decode("utf-8").removeprefix("\ufeff")
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{printable(path)}: not UTF-8 text (at byte offset {exc.start}); expected a {what}") from None
+    except OSError as exc:
+        raise UserError(f"{printable(path)}: cannot be read: {exc.strerror or exc}") from None
