@@ -314,3 +314,16 @@ def test_damaged_run_manifest_on_resume(tmp_path, capsys):
     run.mkdir()
     (run / "manifest.json").write_bytes(b'{"kind": "collapse-lab-run", "x": "\xff"}')
     fails(capsys, ["train", "--out", str(run), "--resume"], f"{run / 'manifest.json'}: not UTF-8 text")
+
+
+def test_torch_file_with_a_damaged_zip_end_record(tmp_path):
+    from collapse_lab.spectral.sources import open_tensor_file
+
+    torch.save({"w": torch.ones(2, 2)}, tmp_path / "m.pt")
+    blob = bytearray((tmp_path / "m.pt").read_bytes())
+    locator = blob.rfind(b"PK\x06\x07")  # zip64 end-record locator: claim the archive spans several disks
+    assert locator > 0
+    blob[locator + 4:locator + 8] = b"\x01\x00\x00\x00"
+    (tmp_path / "m.pt").write_bytes(bytes(blob))
+    with pytest.raises(UserError, match="m.pt: not a readable torch checkpoint"):
+        open_tensor_file(tmp_path / "m.pt")

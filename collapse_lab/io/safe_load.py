@@ -77,9 +77,9 @@ def load_plain_torch(path: Union[str, os.PathLike], what: str = "torch checkpoin
     path = check_regular_file(Path(path), what)
     if path.stat().st_size == 0:
         raise UserError(f"{path}: empty file, expected a {what}")
-    if mmap is None:
-        mmap = zipfile.is_zipfile(path)
     try:
+        if mmap is None:
+            mmap = zipfile.is_zipfile(path)  # raises BadZipFile on some damaged end records
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # e.g. "Detected pickle protocol 4"
             return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
