@@ -13,7 +13,7 @@ import csv
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, List, Sequence
+from typing import Any, Iterator, List, Sequence, Tuple
 
 from collapse_lab.errors import UserError
 from collapse_lab.io.inputs import check_regular_file, printable
@@ -145,49 +145,40 @@ def iter_chunks(path: Path, fmt: str, columns: Sequence[str], sep: str = ",",
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
-    bad: List[Any] = []
-
-    def on_invalid(row: Any) -> str:
-        bad.append(row)
-        return "error"
-
     types = {name: pa.string() for name in columns}
-    # multithreaded parsing; a malformed row's line number is then found by a serial rescan (error path only)
+    # multithreaded parsing without a Python row handler: a handler would run on pyarrow's worker threads, and one
+    # still running when the interpreter exits after the error aborts the process ("terminate called ...");
+    # a malformed row is located by a serial rescan on this thread (error path only)
     read_opts = pacsv.ReadOptions(block_size=int(block_bytes or DEFAULT_BLOCK_BYTES), use_threads=True)
-    parse_opts = pacsv.ParseOptions(delimiter=sep, invalid_row_handler=on_invalid)
+    parse_opts = pacsv.ParseOptions(delimiter=sep)
     convert_opts = pacsv.ConvertOptions(include_columns=list(columns), column_types=types,
                                         strings_can_be_null=True, null_values=[""], quoted_strings_can_be_null=True)
     compressed = path.suffix in (".gz", ".bz2", ".zst", ".lz4")
     total = None if compressed else path.stat().st_size
 
     def invalid(exc: Exception) -> UserError:
-        if bad:
-            row = bad[0]
-            number = row.number if row.number is not None else _bad_line_number(path, read_opts, parse_opts,
-                                                                                convert_opts)
-            line = f"line {number}" if number is not None else "a line"
+        row, undecodable = _first_bad_row(path, read_opts, parse_opts, convert_opts)
+        if row is not None:
+            line = f"line {row.number}" if row.number is not None else "a line"
             return UserError(f"{path}: {line}: expected {row.expected_columns} columns, got {row.actual_columns}")
-        if any(isinstance(e, UnicodeDecodeError) for e in ignored):
+        if undecodable:
             return UserError(f"{path}: a row with the wrong number of columns, not UTF-8 text "
                              f"({_arrow_message(exc)})")
         return UserError(f"{path}: unreadable{_compression(path)} CSV ({_arrow_message(exc)})")
 
-    ignored: List[BaseException] = []
     stream = pa.input_stream(str(path))
     try:
         with tqdm(total=total, desc=desc or path.name, unit="B", unit_scale=True, disable=disable,
                   leave=False) as bar:
             try:
-                with _handler_errors(ignored):
-                    reader = pacsv.open_csv(stream, read_options=read_opts, parse_options=parse_opts,
-                                            convert_options=convert_opts)
+                reader = pacsv.open_csv(stream, read_options=read_opts, parse_options=parse_opts,
+                                        convert_options=convert_opts)
             except (OSError, pa.ArrowException) as exc:
                 raise invalid(exc) from None
             start, done = 0, 0
             while True:
                 try:
-                    with _handler_errors(ignored):
-                        batch = reader.read_next_batch()
+                    batch = reader.read_next_batch()
                 except StopIteration:
                     break
                 except (OSError, pa.ArrowException) as exc:
@@ -222,23 +213,26 @@ def _handler_errors(caught: List[BaseException]) -> Iterator[None]:
         sys.unraisablehook = previous
 
 
-def _bad_line_number(path: Path, read_opts: Any, parse_opts: Any, convert_opts: Any) -> int | None:
-    """Line number of the first malformed row (multithreaded parsing does not report it; rescan serially)."""
+def _first_bad_row(path: Path, read_opts: Any, parse_opts: Any, convert_opts: Any) -> Tuple[Any, bool]:
+    """``(row, undecodable)``: the first malformed row (pyarrow's ``InvalidRow``: ``number``, ``expected_columns``,
+    ``actual_columns``; None if none was seen) found by a serial rescan, and whether a malformed row was not
+    UTF-8 text (pyarrow decodes it before calling the handler, which then never sees it)."""
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
     found: List[Any] = []
+    undecodable: List[BaseException] = []
 
     def on_invalid(row: Any) -> str:
-        found.append(row.number)
+        found.append(row)
         return "error"
 
     serial = pacsv.ReadOptions(block_size=read_opts.block_size, use_threads=False)
     strict = pacsv.ParseOptions(delimiter=parse_opts.delimiter, invalid_row_handler=on_invalid)
     try:
-        with pa.input_stream(str(path)) as stream, _handler_errors([]):
+        with pa.input_stream(str(path)) as stream, _handler_errors(undecodable):
             for _ in pacsv.open_csv(stream, read_options=serial, parse_options=strict, convert_options=convert_opts):
                 pass
     except (OSError, pa.ArrowException):
         pass
-    return found[0] if found else None
+    return (found[0] if found else None), any(isinstance(e, UnicodeDecodeError) for e in undecodable)
