@@ -1,0 +1,128 @@
+"""Two-process training (gloo, CPU) equals single-process training: ``train(parallel="data"|"ensemble")``.
+
+One ``torch.multiprocessing.spawn`` of two ranks runs every case in one process group (starting processes is
+the expensive part on a small CPU); the single-process references run in the test process.
+
+Without BatchNorm the runs agree to float rounding (metrics.csv, test AUC, every checkpointed tensor). With
+BatchNorm, one step is compared instead: Adam turns the float-rounding-sized gradient of the Linear biases in
+front of BatchNorm (zero in exact arithmetic: BatchNorm subtracts them) into +-lr steps, so whole runs drift
+apart exactly as the loop and batched forms of one process do (docs/architecture.md §11).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from train_fixtures import make_dataset, tiny_config
+
+from collapse_lab.io.checkpoint import load_weights
+from collapse_lab.train.api import RunResult, train
+
+#: (strategy, config overrides): both student forms, an uneven split of 3 students, concat fusion
+CASES = {
+    "data-loop": ("data", {"form": "loop"}),
+    "data-batched": ("data", {"form": "batched"}),
+    "ensemble-loop": ("ensemble", {"form": "loop"}),
+    "ensemble-batched-concat": ("ensemble", {"form": "batched", "fusion": "concat", "method": "kd"}),
+}
+COMMON = {"n": 3, "max_epochs": 2, "batch_norm": False, "net_dropout": 0.1, "spectra_every": 0}
+
+
+def _config(dataset: Path, overrides: dict) -> dict:
+    return tiny_config(dataset, **COMMON, **overrides)
+
+
+def _one_step(dataset: Path, form: str, strategy: str | None, rank: int = 0, world: int = 1):
+    """One kdef step with BatchNorm and dropout: (loss, weights, gradients, BatchNorm running statistics)."""
+    from collapse_lab.data.dataset import BatchIterator, ProcessedDataset
+    from collapse_lab.models import build_ensemble
+    from collapse_lab.parallel.step import data_parallel_step, ensemble_parallel_step
+    from collapse_lab.strategies import build_strategy
+    from collapse_lab.train.trainer import training_step
+
+    data = ProcessedDataset(dataset)
+    torch.manual_seed(7)  # the dropout stream
+    model = build_ensemble(data.feature_map, num_students=3, hidden_units=[16, 16], embedding_dim=4,
+                           net_dropout=0.1, batch_norm=True, form=form, seed=3)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    batch = next(iter(BatchIterator(data.split("train"), 250, shuffle=True, seed=0)))
+    step = {None: training_step, "data": data_parallel_step(rank, world),
+            "ensemble": ensemble_parallel_step(rank, world, 3)}[strategy]
+    parts = step(model, build_strategy("kdef", num_students=3), optimizer, batch, 1e-5, 10.0)
+    return float(parts["loss"]), model.export_state_dict(), model.export_gradients()
+
+
+def _worker(rank: int, world: int, port: int, dataset: Path, out: Path) -> None:
+    import torch.distributed as dist
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world))
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo")
+    try:
+        for name, (strategy, overrides) in CASES.items():
+            train(_config(dataset, overrides), out / name, device="cpu", console=False, progress=False,
+                  parallel=strategy)
+        for form in ("loop", "batched"):
+            for strategy in ("data", "ensemble"):
+                result = _one_step(dataset, form, strategy, rank, world)
+                if rank == 0:
+                    torch.save(result, out / f"step-{strategy}-{form}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """(dataset, directory of the two-process runs and steps)."""
+    root = tmp_path_factory.mktemp("parallel")
+    dataset = make_dataset(root, rows=3000)
+    out = root / "parallel"
+    out.mkdir()
+    torch.multiprocessing.spawn(_worker, args=(2, _free_port(), dataset, out), nprocs=2)
+    return dataset, out
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_two_processes_train_the_single_process_run(runs, case, tmp_path):
+    dataset, out = runs
+    strategy, overrides = CASES[case]
+    single = train(_config(dataset, overrides), tmp_path / "single", device="cpu", console=False, progress=False)
+    multi = out / case
+    a, b = pd.read_csv(single.run_dir / "metrics.csv"), pd.read_csv(multi / "metrics.csv")
+    assert a[["epoch", "step", "split", "member", "metric"]].equals(b[["epoch", "step", "split", "member", "metric"]])
+    np.testing.assert_allclose(b["value"], a["value"], rtol=1e-5, atol=1e-6)
+    for name in ("best", "last"):
+        wa, _ = load_weights(single.run_dir / "checkpoints" / name / "model.safetensors")
+        wb, _ = load_weights(multi / "checkpoints" / name / "model.safetensors")
+        assert wa.keys() == wb.keys()
+        for key in wa:
+            torch.testing.assert_close(wb[key], wa[key], rtol=1e-5, atol=1e-6, msg=f"{name}: {key}")
+    assert RunResult.from_run_dir(multi).summary["ensemble_auc"] == pytest.approx(single.summary["ensemble_auc"],
+                                                                                  abs=1e-6)
+
+
+@pytest.mark.parametrize("form", ["loop", "batched"])
+@pytest.mark.parametrize("strategy", ["data", "ensemble"])
+def test_one_step_with_batch_norm_equals_single_process(runs, strategy, form):
+    dataset, out = runs
+    loss, weights, grads = _one_step(dataset, form, None)
+    loss2, weights2, grads2 = torch.load(out / f"step-{strategy}-{form}.pt", weights_only=True)
+    assert loss2 == pytest.approx(loss, rel=1e-6)  # same dropout masks, whole-batch BatchNorm and exam weights
+    assert grads2.keys() == grads.keys()
+    for key in grads:
+        torch.testing.assert_close(grads2[key], grads[key], rtol=1e-4, atol=1e-5, msg=key)
+    for key in weights:
+        if key.endswith(("running_mean", "running_var", "num_batches_tracked")):
+            torch.testing.assert_close(weights2[key], weights[key], rtol=1e-5, atol=1e-6, msg=key)
