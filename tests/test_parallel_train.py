@@ -21,6 +21,7 @@ import pytest
 import torch
 from train_fixtures import make_dataset, tiny_config
 
+from collapse_lab.errors import UserError
 from collapse_lab.io.checkpoint import load_weights
 from collapse_lab.train.api import RunResult, train
 
@@ -68,6 +69,9 @@ def _worker(rank: int, world: int, port: int, dataset: Path, out: Path) -> None:
         for name, (strategy, overrides) in CASES.items():
             train(_config(dataset, overrides), out / name, device="cpu", console=False, progress=False,
                   parallel=strategy)
+        # a run stopped after its first epoch by one process, finished by two (rank 0 sends the state)
+        train(_config(dataset, CASES["data-loop"][1]), out / "resumed", resume=True, device="cpu", console=False,
+              progress=False, parallel="ensemble")
         for form in ("loop", "batched"):
             for strategy in ("data", "ensemble"):
                 result = _one_step(dataset, form, strategy, rank, world)
@@ -90,16 +94,25 @@ def runs(tmp_path_factory):
     dataset = make_dataset(root, rows=3000)
     out = root / "parallel"
     out.mkdir()
+
+    def stop_after_first_epoch(event, info):
+        if event == "epoch_end":
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(_config(dataset, CASES["data-loop"][1]), out / "resumed", device="cpu", console=False,
+              progress=False, callbacks=[stop_after_first_epoch])
     torch.multiprocessing.spawn(_worker, args=(2, _free_port(), dataset, out), nprocs=2)
     return dataset, out
 
 
-@pytest.mark.parametrize("case", list(CASES))
+@pytest.mark.parametrize("case", [*CASES, "resumed"])
 def test_two_processes_train_the_single_process_run(runs, case, tmp_path):
     dataset, out = runs
-    strategy, overrides = CASES[case]
+    overrides = CASES["data-loop" if case == "resumed" else case][1]
     single = train(_config(dataset, overrides), tmp_path / "single", device="cpu", console=False, progress=False)
     multi = out / case
+    assert RunResult.from_run_dir(multi).manifest["status"] == "complete"
     a, b = pd.read_csv(single.run_dir / "metrics.csv"), pd.read_csv(multi / "metrics.csv")
     assert a[["epoch", "step", "split", "member", "metric"]].equals(b[["epoch", "step", "split", "member", "metric"]])
     np.testing.assert_allclose(b["value"], a["value"], rtol=1e-5, atol=1e-6)
@@ -126,3 +139,11 @@ def test_one_step_with_batch_norm_equals_single_process(runs, strategy, form):
     for key in weights:
         if key.endswith(("running_mean", "running_var", "num_batches_tracked")):
             torch.testing.assert_close(weights2[key], weights[key], rtol=1e-5, atol=1e-6, msg=key)
+
+
+def test_parallel_outside_a_launcher_is_a_one_line_error(tmp_path, monkeypatch):
+    for key in ("RANK", "WORLD_SIZE"):
+        monkeypatch.delenv(key, raising=False)
+    with pytest.raises(UserError, match=r"torchrun --nproc_per_node=G -m collapse_lab train --parallel data"):
+        train(_config(tmp_path / "unused", {}), tmp_path / "run", device="cpu", parallel="data")
+    assert not (tmp_path / "run").exists()
