@@ -147,3 +147,22 @@ def test_parallel_outside_a_launcher_is_a_one_line_error(tmp_path, monkeypatch):
     with pytest.raises(UserError, match=r"torchrun --nproc_per_node=G -m collapse_lab train --parallel data"):
         train(_config(tmp_path / "unused", {}), tmp_path / "run", device="cpu", parallel="data")
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "transposed"])
+def test_whole_mask_is_the_mask_f_dropout_draws(layout):
+    import torch.nn.functional as F
+
+    from collapse_lab.parallel.ops import whole_mask
+
+    a = torch.rand(6, 3, 5) + 0.5 if layout == "contiguous" else (torch.rand(3, 6, 5) + 0.5).transpose(0, 1)
+    torch.manual_seed(0)
+    whole = F.dropout(a, 0.3, True)  # (6, 3, 5)
+    torch.manual_seed(0)
+    rows = a[2:5] * whole_mask(a[2:5], a.shape, (slice(2, 5),), 0.3)  # a data-parallel rank's rows
+    torch.testing.assert_close(rows, whole[2:5], rtol=0, atol=0)
+    torch.manual_seed(0)
+    order = (0, 1, 2) if layout == "contiguous" else (1, 0, 2)
+    members = a[:, 1:2] * whole_mask(a[:, 1:2], a.shape, (slice(None), slice(1, 2)), 0.3, order)  # one student
+    torch.testing.assert_close(members, whole[:, 1:2], rtol=0, atol=0)
+    assert 0 < int((whole == 0).sum()) < whole.numel()  # the test draws a real mask

@@ -11,6 +11,7 @@ active :class:`Shard` computes them (synchronised statistics, the rows of the wh
 from __future__ import annotations
 
 import contextlib
+import contextvars
 from typing import Iterator, Protocol
 
 import torch.nn.functional as F
@@ -30,35 +31,37 @@ class Shard(Protocol):
         """Training-mode dropout of the local rows with the local rows of the whole batch's mask."""
 
 
-_current: Shard | None = None
+# a context variable, not a global: another thread training at the same time keeps single-process behaviour
+_current: contextvars.ContextVar[Shard | None] = contextvars.ContextVar("collapse_lab_shard", default=None)
 
 
 def current() -> Shard | None:
     """The active shard, or None (single-process behaviour)."""
-    return _current
+    return _current.get()
 
 
 @contextlib.contextmanager
 def active(shard: Shard) -> Iterator[Shard]:
     """Route :func:`batch_norm` and :func:`dropout` to ``shard`` inside the block (one training step)."""
-    global _current
-    previous, _current = _current, shard
+    token = _current.set(shard)
     try:
         yield shard
     finally:
-        _current = previous
+        _current.reset(token)
 
 
 def batch_norm(x: Tensor, running_mean: Tensor, running_var: Tensor, weight: Tensor | None, bias: Tensor | None,
                training: bool, momentum: float, eps: float) -> Tensor:
     """``F.batch_norm``, or the active shard's synchronised version in training mode."""
-    if training and _current is not None:
-        return _current.batch_norm(x, running_mean, running_var, weight, bias, momentum, eps)
+    shard = _current.get()
+    if training and shard is not None:
+        return shard.batch_norm(x, running_mean, running_var, weight, bias, momentum, eps)
     return F.batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps)
 
 
 def dropout(a: Tensor, p: float, training: bool) -> Tensor:
     """``F.dropout``, or the active shard's rows of the whole-batch mask in training mode."""
-    if training and p > 0 and _current is not None:
-        return _current.dropout(a, p)
+    shard = _current.get()
+    if training and p > 0 and shard is not None:
+        return shard.dropout(a, p)
     return F.dropout(a, p, training)
