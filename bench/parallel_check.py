@@ -5,8 +5,8 @@ Trains one config on a synthetic dataset three times: in this process, then unde
 the CPU), and compares metrics.csv and the test ensemble AUC. The config has neither BatchNorm nor dropout,
 so the runs differ only by float rounding (sums over ranks add in another order; Adam carries the differences
 over the steps): within ``--tol`` on the CPU (measured on 2 cores, 20,000 rows, 2 processes: at most 3e-5);
-on CUDA the embedding backward (atomic adds) is not deterministic either, hence the looser default there. Exit code 1 when a difference exceeds the
-tolerance; JSON with the numbers and the wall times to ``--json-out``.
+on CUDA the embedding backward (atomic adds) is not deterministic either, hence the looser default there.
+Exit code 1 when a difference exceeds the tolerance; JSON with the numbers and the wall times to ``--json-out``.
 
     python bench/parallel_check.py --device cpu --nproc 2
     python bench/parallel_check.py --device cuda --nproc 4 --json-out /tmp/parallel.json

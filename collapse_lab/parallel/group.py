@@ -80,14 +80,16 @@ class Group:
         return value
 
     def sync_trainer(self, trainer: Any) -> None:
-        """Give every rank rank 0's weights and trainer state (they differ only when rank 0 resumed a run)."""
+        """Give every rank rank 0's weights and trainer state when rank 0 resumed a run (new runs start equal:
+        same seeds on every rank)."""
         import torch.distributed as dist
 
         from collapse_lab.train.rng import set_rng_state
 
-        payload = [(trainer.model.export_state_dict(), trainer.state_dict()) if self.rank == 0 else None]
+        resumed = self.rank == 0 and trainer.step > 0
+        payload = [(trainer.model.export_state_dict(), trainer.state_dict()) if resumed else None]
         dist.broadcast_object_list(payload, src=0)
-        if self.rank == 0:
+        if self.rank == 0 or payload[0] is None:
             return
         weights, state = payload[0]
         trainer.model.import_state_dict(weights)

@@ -22,7 +22,8 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
-__all__ = ["split_sizes", "all_reduce", "gather", "RowShard", "whole_mask", "all_reduce_gradients", "sum_owned"]
+__all__ = ["split_sizes", "all_reduce", "gather", "RowShard", "MemberShard", "whole_mask", "all_reduce_gradients",
+           "sum_owned"]
 
 
 def split_sizes(total: int, parts: int) -> List[int]:
