@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Tuple
 
@@ -24,9 +25,12 @@ __all__ = ["train_command"]
 @click.option("--max-steps", type=click.IntRange(min=1), help="Smoke cap: stop after K optimizer steps.")
 @click.option("--max-epochs", type=click.IntRange(min=1), help="Smoke cap: at most E epochs.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar [default: on a terminal only].")
+@click.option("--parallel", type=click.Choice(["none", "data", "ensemble"]), default="none", show_default=True,
+              help="Under torchrun: split each batch (data) or the students (ensemble) over the processes; "
+                   "the run equals single-process training.")
 def train_command(config_file: Path | None, overrides: Tuple[str, ...], out_dir: Path | None, device: str,
                   resume: bool, overwrite: bool, as_json: bool, max_steps: int | None, max_epochs: int | None,
-                  progress: bool | None) -> None:
+                  progress: bool | None, parallel: str) -> None:
     """Train a shared-embedding CTR ensemble, e.g. ``collapse-lab train dataset=movielens-100k method=kdef n=4``.
 
     OVERRIDES are config keys as key=value (values are YAML: hidden_units=[400,400], exam=false); see the
@@ -41,7 +45,9 @@ def train_command(config_file: Path | None, overrides: Tuple[str, ...], out_dir:
     if max_epochs is not None:
         items.append(f"max_epochs={max_epochs}")
     result = train(items, out_dir, resume=resume, overwrite=overwrite, device=device, progress=progress,
-                   config_file=config_file)
+                   config_file=config_file, parallel=parallel)
+    if parallel != "none" and os.environ.get("RANK", "0") != "0":
+        return  # rank 0 prints the result
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))
     else:
