@@ -9,7 +9,8 @@ FuxiCTR spellings where the concept exists (``embedding_dim``, ``hidden_units``,
 ``batch_norm``, ``embedding_regularizer``). Defaults follow the authors' setup (docs/method.md §6, §8.2). Unknown keys,
 wrong types and out-of-range values raise :class:`~collapse_lab.errors.UserError` naming the key and what was
 expected. The resolved config is saved as ``config.yaml`` in every run directory; :func:`config_hash` is the
-SHA-256 of its canonical JSON.
+SHA-256 of the canonical JSON of its non-default keys and :data:`CONFIG_SCHEMA` (:func:`config_identity`), so a
+new key whose default keeps the old behaviour renames no run and breaks no resume.
 
 Example:
     >>> cfg = resolve_config(["method=vanilla", "n=2", "hidden_units=[32,32]"])
@@ -33,8 +34,8 @@ from typing import Any, Dict, List, Mapping, Sequence, Tuple, Union
 
 from collapse_lab.errors import UserError
 
-__all__ = ["TrainConfig", "CONFIG_KEYS", "FORMS", "resolve_config", "config_to_dict", "config_hash",
-           "config_to_yaml", "load_config_file", "validate_config"]
+__all__ = ["TrainConfig", "CONFIG_KEYS", "FORMS", "resolve_config", "config_to_dict", "config_hash", "config_identity",
+           "CONFIG_SCHEMA", "config_to_yaml", "load_config_file", "validate_config"]
 
 #: implementations of homogeneous students: auto = loop on CPU, batched on CUDA (docs/performance.md §3, §6)
 FORMS: Tuple[str, ...] = ("auto", "loop", "batched")
@@ -282,17 +283,47 @@ def config_to_dict(cfg: TrainConfig) -> Dict[str, Any]:
     return {k: (list(v) if isinstance(v, (list, tuple)) else v) for k, v in dataclasses.asdict(cfg).items()}
 
 
-def config_hash(cfg: TrainConfig) -> str:
-    """SHA-256 (hex) of the canonical JSON of the resolved config (sorted keys, no whitespace).
+#: version of what the config hash means; bump it whenever a default of :class:`TrainConfig` changes (a test pins
+#: the digest of the defaults), so that runs trained under the old default get a new hash
+CONFIG_SCHEMA = 1
+
+
+def config_identity(cfg: Union[TrainConfig, Mapping[str, Any]]) -> Dict[str, Any]:
+    """The settings that identify a run: every key whose value differs from its :class:`TrainConfig` default,
+    plus ``config_schema``. A key added later with a default that reproduces the old behaviour therefore leaves
+    the identity of existing runs (their names and resumability) unchanged.
+
+    Example:
+        >>> config_identity(TrainConfig(n=4))
+        {'config_schema': 1, 'n': 4}
+    """
+    values = config_to_dict(cfg) if isinstance(cfg, TrainConfig) else dict(cfg)
+    defaults = config_to_dict(TrainConfig())
+    unknown = sorted(set(values) - set(defaults))
+    if unknown:
+        raise UserError(f"unknown config key {unknown[0]!r}; valid keys: {', '.join(CONFIG_KEYS)}")
+    return {"config_schema": CONFIG_SCHEMA,
+            **{k: v for k, v in values.items() if _canonical(v) != _canonical(defaults[k])}}
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def config_hash(cfg: Union[TrainConfig, Mapping[str, Any]]) -> str:
+    """SHA-256 (hex) of the canonical JSON (sorted keys, no whitespace) of :func:`config_identity`: the
+    non-default settings and the schema version. Run names (``collapse_lab.sweep.grid.run_name``) and the trainer
+    state's ownership check use it.
 
     Example:
         >>> config_hash(TrainConfig()) == config_hash(TrainConfig())
         True
         >>> config_hash(TrainConfig()) == config_hash(TrainConfig(seed=1))
         False
+        >>> config_hash(TrainConfig(lr=1e-3)) == config_hash(TrainConfig())  # 1e-3 is the default
+        True
     """
-    canonical = json.dumps(config_to_dict(cfg), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    return hashlib.sha256(_canonical(config_identity(cfg)).encode("utf-8")).hexdigest()
 
 
 def config_to_yaml(cfg: TrainConfig) -> str:
