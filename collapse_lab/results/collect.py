@@ -17,8 +17,9 @@ logloss of that member, and per run (repeated on each of its rows):
   ``erank_ratio_layer<j>`` / ``ia_ratio_layer<j>`` = effective rank / information abundance of that weight
   divided by the same measure of a same-shape Gaussian matrix (the ``ratio`` column of ``spectrum.csv``; 1 =
   as spread out as random), with ``best_erank_ratio_layer<j>`` / ``best_ia_ratio_layer<j>`` for the best
-  student; ``emb_ia_mean`` / ``emb_ia_ratio_mean`` / ``emb_erank_mean`` = the mean over fields of the embedding
-  tables' information abundance, its ratio to the same-shape Gaussian baseline, and their effective rank.
+  student; ``emb_ia_mean`` / ``emb_ia_ratio_mean`` / ``emb_erank_mean`` / ``emb_erank_ratio_mean`` = the mean
+  over fields of the embedding tables' information abundance, its ratio to the same-shape Gaussian baseline,
+  their effective rank and its ratio to the baseline (claim C9, :mod:`~collapse_lab.results.claims`).
 
 ``dataset`` is the dataset id recorded in the manifest (the config's ``dataset`` when absent). ``variant``
 names the training recipe: ``vanilla-<fusion>``; ``kd``, ``dml``, ``kdef`` (mean fusion), or
@@ -167,6 +168,7 @@ def _spectral_columns(spectrum_dir: Optional[Path], n: int) -> Tuple[Dict[str, D
         run_cols["emb_ia_ratio_mean"] = float(pd.to_numeric(ia["ratio"], errors="coerce").mean())
     if len(erank):
         run_cols["emb_erank_mean"] = float(erank["value"].mean())
+        run_cols["emb_erank_ratio_mean"] = float(pd.to_numeric(erank["ratio"], errors="coerce").mean())
     return per_member, run_cols
 
 
