@@ -52,6 +52,7 @@ __all__ = [
     "SweepResults",
     "collect_results",
     "read_results_csv",
+    "load_results",
     "find_run_dirs",
     "find_spectrum",
     "variant_name",
@@ -87,6 +88,7 @@ class SweepResults:
     run_dirs: Dict[str, Path]
     skipped: List[Tuple[str, str]] = field(default_factory=list)
     notes: List[str] = field(default_factory=list)
+    table_only: bool = False  # read from a results.csv: the run directories' files are not at hand
 
     def runs(self) -> pd.DataFrame:
         """One row per run (the ``ensemble`` rows)."""
@@ -335,7 +337,35 @@ def read_results_csv(path: Union[str, Path], sweep_id: Optional[str] = None) -> 
         sd = students.groupby("run")["test_auc"].agg(lambda v: _sd(v.to_numpy(float)))
         df.insert(at, "student_auc_sd", df["run"].map(sd).astype(float))
     run_dirs = {} if "run_dir" not in df else {r: Path(d) for r, d in zip(df["run"], df["run_dir"], strict=True)}
-    return SweepResults(path.parent, sweep_id or path.parent.resolve().name, df[_column_order(df)], run_dirs)
+    return SweepResults(path.parent, sweep_id or path.parent.resolve().name, df[_column_order(df)], run_dirs,
+                        table_only=True)
+
+
+def load_results(source: Union[str, Path], progress: Optional[bool] = False) -> SweepResults:
+    """The results of a sweep directory (:func:`collect_results`), or of a committed ``results.csv`` — the file
+    itself or a directory holding one and no run directories, e.g. ``figures/ml100k`` — read with
+    :func:`read_results_csv` (``table_only``: figures and tables that need the runs' files are not available).
+    The sweep id of a table is the ``sweep_id`` of the ``figures.json`` beside it, else its directory's name.
+
+    Raises:
+        UserError: ``source`` does not exist, or is neither a sweep nor a results table.
+    """
+    path = Path(source)
+    if not path.exists():
+        raise UserError(f"{path}: no such sweep directory or results.csv")
+    if path.is_dir() and not find_run_dirs(path) and (path / "results.csv").is_file():
+        path = path / "results.csv"
+    if path.is_file():
+        return read_results_csv(path, _figures_sweep_id(path.parent))
+    return collect_results(path, progress=progress)
+
+
+def _figures_sweep_id(directory: Path) -> Optional[str]:
+    try:
+        value = json.loads((directory / "figures.json").read_text(encoding="utf-8")).get("sweep_id")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return str(value) if value else None
 
 
 def _hashable(value: Any) -> Any:
