@@ -40,7 +40,8 @@ from collapse_lab.plotting.training import plot_collapse_map, plot_metric_over_t
 from collapse_lab.results import tables
 from collapse_lab.results.collect import SweepResults, load_results
 
-__all__ = ["FIGURES", "FORMATS", "FigureSpec", "FigureReport", "render_figures", "caption", "NEEDS_RUNS"]
+__all__ = ["FIGURES", "FORMATS", "FigureSpec", "FigureReport", "Drawing", "render_figures", "draw_figure", "caption",
+           "NEEDS_RUNS", "ALL_ZERO"]
 
 DEFAULT_TAU = 4.0  # the paper's KA threshold; KA at this τ is read from spectrum.csv
 #: file formats a figure can be written in
@@ -164,6 +165,90 @@ def _all_zero(table: pd.DataFrame, column: str) -> bool:
     return bool(len(values)) and bool((values == 0).all())
 
 
+#: the reason prefix of a figure skipped because every value it would draw is 0
+ALL_ZERO = "all zero"
+
+
+@dataclass
+class Drawing:
+    """One figure drawn (``figure``, ``description``) or skipped (``figure`` None, ``reason``)."""
+
+    figure: Any = None
+    description: str = ""
+    reason: str = ""
+
+    def _repr_markdown_(self) -> str:  # a notebook shows why a figure is not drawn
+        return f"*{self.reason}*" if self.figure is None else f"*{self.description}*"
+
+    def _repr_png_(self) -> Optional[bytes]:
+        if self.figure is None:
+            return None
+        import io
+
+        from collapse_lab.plotting.style import style_context
+
+        buf = io.BytesIO()
+        with style_context():
+            self.figure.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+        return buf.getvalue()
+
+
+def _draw(spec: FigureSpec, subset: pd.DataFrame, table_only: bool, tau: float, threshold: str,
+          trace_metric: str, map_measure: str) -> Drawing:
+    """Build the table of ``spec`` from the results of one dataset and draw it, or say why not."""
+    from collapse_lab.spectral.functional import threshold_label
+
+    default_ka = threshold == "abs" and tau == DEFAULT_TAU
+    shows_ka = spec.table in (tables.heatmap_table, tables.ka_table)
+    # KA at the default τ is in results.csv: figure 5 is known blank without reading the runs' spectra
+    blank_ka = spec.table is tables.heatmap_table and default_ka and _all_zero(tables.ka_table(subset), "ka")
+    if table_only and spec.needs_runs and not blank_ka:
+        return Drawing(reason=f"{NEEDS_RUNS} ({spec.needs}); drawn from results.csv only")
+    kwargs: Dict[str, Any] = {}
+    description = spec.description
+    if blank_ka:
+        table = tables.ka_table(subset)
+    elif spec.table is tables.heatmap_table:
+        table = spec.table(subset, tau=tau, threshold=threshold)
+    elif spec.table is tables.ka_table:
+        table = spec.table(subset, tau=None if default_ka else tau, threshold=threshold)
+    elif spec.table is tables.trace_table:
+        table, kwargs = spec.table(subset, metric=trace_metric), {"metric": trace_metric}
+        description += f"; metric {trace_metric}"
+    elif spec.table is tables.collapse_map_table:
+        table, kwargs = spec.table(subset, measure=map_measure), {"measure": map_measure}
+        description += f"; ratio {map_measure}"
+    else:
+        table = spec.table(subset)
+    if table.empty:
+        return Drawing(reason=f"needs {spec.needs}")
+    if spec.values and _all_zero(table, spec.values):
+        what = f"KA ({threshold_label(threshold, tau)})" if shows_ka else spec.values
+        return Drawing(reason=f"{ALL_ZERO}: {what} is 0 for every layer, recipe and N, a blank figure (try "
+                              "threshold mp or rel, or the scale-free figures 10 and 13)")
+    if shows_ka:
+        kwargs = {"tau": tau, "threshold": threshold}
+        description += f"; KA threshold {threshold_label(threshold, tau)}"
+    fig, _ = spec.plot(table, **kwargs)
+    return Drawing(fig, description)
+
+
+def draw_figure(collected: SweepResults, name: str, tau: Optional[float] = None, threshold: str = "abs",
+                trace_metric: str = DEFAULT_TRACE_METRIC, map_measure: str = DEFAULT_MAP_MEASURE,
+                results: Optional[pd.DataFrame] = None) -> Drawing:
+    """One standard figure (``fig5`` or its stem) of loaded results (:func:`~collapse_lab.results.load_results`)
+    as a :class:`Drawing`: a notebook shows the figure, or the reason it is not drawn (needs the run
+    directories, all zero...), with the same rules as :func:`render_figures`. ``results`` (default: all of
+    ``collected``) may be a selection of its rows, e.g. some recipes; with several datasets, pass one.
+    """
+    from collapse_lab.spectral.report import ka_taus
+
+    (spec,) = _selected([name])
+    tau = ka_taus(threshold, tau)[threshold]
+    frame = collected.results if results is None else results
+    return _draw(spec, frame, collected.table_only, tau, threshold, trace_metric, map_measure)
+
+
 def render_figures(sweep_dir: Union[str, Path], out_dir: Optional[Union[str, Path]] = None,
                    tau: Optional[float] = None, formats: Sequence[str] = ("png", "pdf"),
                    only: Optional[Sequence[str]] = None, progress: Optional[bool] = None,
@@ -201,11 +286,9 @@ def render_figures(sweep_dir: Union[str, Path], out_dir: Optional[Union[str, Pat
     from tqdm.auto import tqdm
 
     from collapse_lab.errors import UserError
-    from collapse_lab.spectral.functional import threshold_label
     from collapse_lab.spectral.report import ka_taus
 
     tau = ka_taus(threshold, tau)[threshold]  # validates both
-    default_ka = threshold == "abs" and tau == DEFAULT_TAU
     specs = _selected(only)
     for fmt in formats:
         if fmt not in FORMATS:
@@ -226,50 +309,19 @@ def render_figures(sweep_dir: Union[str, Path], out_dir: Optional[Union[str, Pat
     for spec, dataset in tqdm(jobs, desc="figures", unit="fig", disable=None if progress is None else not progress):
         stem = spec.stem if len(datasets) == 1 else f"{spec.stem}_{dataset}"
         subset = results[results["dataset"].astype(str) == dataset]
-        shows_ka = spec.table in (tables.heatmap_table, tables.ka_table)
-        # KA at the default τ is in results.csv: figure 5 is known blank without reading the runs' spectra
-        blank_ka = spec.table is tables.heatmap_table and default_ka and _all_zero(tables.ka_table(subset), "ka")
-        if table_only and spec.needs_runs and not blank_ka:
-            report.skipped[stem] = f"{NEEDS_RUNS} ({spec.needs}); drawn from results.csv only"
+        drawing = _draw(spec, subset, table_only, tau, threshold, trace_metric, map_measure)
+        if drawing.figure is None:
+            report.skipped[stem] = drawing.reason
+            if drawing.reason.startswith(ALL_ZERO):  # an earlier drawing of the same data would contradict it
+                for fmt in formats:
+                    (out / f"{stem}.{fmt}").unlink(missing_ok=True)
             continue
-        kwargs: Dict[str, Any] = {}
-        if blank_ka:
-            table = tables.ka_table(subset)
-        elif spec.table is tables.heatmap_table:
-            table = spec.table(subset, tau=tau, threshold=threshold)
-        elif spec.table is tables.ka_table:
-            table = spec.table(subset, tau=None if default_ka else tau, threshold=threshold)
-        elif spec.table is tables.trace_table:
-            table, kwargs = spec.table(subset, metric=trace_metric), {"metric": trace_metric}
-        elif spec.table is tables.collapse_map_table:
-            table, kwargs = spec.table(subset, measure=map_measure), {"measure": map_measure}
-        else:
-            table = spec.table(subset)
-        if table.empty:
-            report.skipped[stem] = f"needs {spec.needs}"
-            continue
-        if spec.values and _all_zero(table, spec.values):
-            what = f"KA ({threshold_label(threshold, tau)})" if shows_ka else spec.values
-            report.skipped[stem] = (f"all zero: {what} is 0 for every layer, recipe and N, a blank figure "
-                                    "(try threshold mp or rel, or the scale-free figures 10 and 13)")
-            for fmt in formats:  # an earlier drawing of the same data would contradict the report
-                (out / f"{stem}.{fmt}").unlink(missing_ok=True)
-            continue
-        if shows_ka:
-            kwargs = {"tau": tau, "threshold": threshold}
-        fig, _ = spec.plot(table, **kwargs)
+        fig, description = drawing.figure, drawing.description
         runs_table = subset[subset["member"].astype(str) == "ensemble"]
         runs = sorted(set(subset["run"]))
         text = caption(runs_table, dataset)
         fig.text(0.0, 0.0, text, ha="left", va="top", fontsize=6.5, color="0.3")
         commits = sorted({str(c) for c in subset["git_commit"].dropna()}) if "git_commit" in subset else []
-        description = spec.description
-        if shows_ka:
-            description += f"; KA threshold {threshold_label(threshold, tau)}"
-        elif spec.table is tables.trace_table:
-            description += f"; metric {trace_metric}"
-        elif spec.table is tables.collapse_map_table:
-            description += f"; ratio {map_measure}"
         meta = figure_metadata(collected.sweep_id, description,
                                extra={"dataset": dataset, "runs": len(runs), "run_git_commits": ",".join(commits),
                                       "caption": text})
