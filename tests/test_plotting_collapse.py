@@ -182,3 +182,13 @@ def test_figures_from_a_committed_results_csv(traced, tmp_path):
     assert "fig7_field_ia" in stems and "fig12_over_training" in stems and "fig6_knowledge_abundance" not in stems
     with pytest.raises(UserError, match="no such sweep directory or results.csv"):
         load_results(tmp_path / "missing")
+
+
+def test_fig10_axis_spans_at_least_a_tenth_around_one(results):
+    """Ratios within 0.002 of 1 (the ml100k weights) drew as large swings on an axis of ±0.003."""
+    from collapse_lab.plotting import plot_erank_ratio_vs_n
+
+    table = T.erank_ratio_table(results).assign(erank_ratio=lambda d: 1.0 + 0.001 * d["seed"])
+    fig, axes = plot_erank_ratio_vs_n(table)
+    low, high = axes[0].get_ylim()
+    assert low <= 0.95 and high >= 1.05

@@ -83,7 +83,8 @@ def plot_sv_heatmaps(df: pd.DataFrame, tau: Optional[float] = None, ax: Any = No
 
 def plot_layer_measure_vs_n(df: pd.DataFrame, column: str, ylabel: str, ax: Any = None,
                             variants: Optional[Sequence[str]] = None, confidence: float = 0.95, scale: float = 1.0,
-                            reference: Optional[float] = None, **style: Any) -> Tuple[Any, Any]:
+                            reference: Optional[float] = None, min_span: float = 0.0,
+                            **style: Any) -> Tuple[Any, Any]:
     """A per-layer measure of the best student vs N, one panel per layer, one line per recipe (mean over seeds,
     t band; the single model once, :func:`~collapse_lab.plotting.degradation.draw_lines_vs_n`).
 
@@ -94,6 +95,7 @@ def plot_layer_measure_vs_n(df: pd.DataFrame, column: str, ylabel: str, ax: Any 
         ax: a sequence of one axes per layer (default: a new figure).
         scale: multiply values by this (100 for KA in percent).
         reference: a dotted horizontal line at this value (e.g. 1 = a Gaussian matrix's spread).
+        min_span: the y axis spans at least this much around ``reference`` (0 = matplotlib's limits).
     """
     layers = sorted(df["layer"].unique())
     own = ax is None
@@ -106,6 +108,9 @@ def plot_layer_measure_vs_n(df: pd.DataFrame, column: str, ylabel: str, ax: Any 
                             confidence, show_runs=False, **style)
             if reference is not None:
                 axis.axhline(reference, color="0.5", linewidth=0.6, linestyle=":")
+                if min_span:  # ratios within round-off of the reference stay flat instead of filling the axis
+                    low, high = axis.get_ylim()
+                    axis.set_ylim(min(low, reference - min_span / 2), max(high, reference + min_span / 2))
             axis.set_title(f"layer {int(layer)}")
             axis.set_xticks(sorted(set(int(n) for n in df["n"])))
             axis.set_xlabel("N")
@@ -142,7 +147,7 @@ def plot_erank_ratio_vs_n(df: pd.DataFrame, ax: Any = None, variants: Optional[S
         df: rows ``variant``, ``n``, ``layer`` (1-based), ``erank_ratio``.
     """
     return plot_layer_measure_vs_n(df, "erank_ratio", "effective rank / Gaussian (best student)", ax=ax,
-                                   variants=variants, confidence=confidence, reference=1.0, **style)
+                                   variants=variants, confidence=confidence, reference=1.0, min_span=0.1, **style)
 
 
 def plot_normalized_spectra(df: pd.DataFrame, ax: Any = None, variants: Optional[Sequence[str]] = None,
