@@ -63,6 +63,13 @@ def results(traced):
     return collect_results(traced).results
 
 
+def test_collect_reads_the_embedding_change_over_training(results):
+    runs = results[results["member"] == "ensemble"]
+    # mean over the two tables of the ratio at step 20 minus at step 0: −0.002 × 20
+    assert runs["emb_erank_ratio_change"].to_numpy() == pytest.approx(np.full(len(runs), -0.04))
+    assert "emb_ia_ratio_change" not in runs  # the trace recorded no IA
+
+
 def test_trace_table_reads_the_best_student_and_the_mean_over_embedding_tables(results):
     table = T.trace_table(results)
     runs = results[results["member"] == "ensemble"]

@@ -65,6 +65,21 @@ def test_c9_trend_and_paired_difference_match_scipy():
     assert erank.estimate == pytest.approx(paired.estimate)
 
 
+def test_c9_over_training_pairs_the_change_from_initialisation():
+    """With spectra_trace.csv the runs carry emb_*_ratio_change (last step − step 0); C9 pairs it over seeds."""
+    df = _table(with_erank=False)
+    df["emb_ia_ratio_change"] = np.where(df["variant"] == "kd", -0.20, -0.02) + 0.01 * df["seed"] * (
+        df["variant"] == "kd")
+    claims = evaluate_claims(df)
+    row = claims[claims["quantity"] == "embedding IA / Gaussian, change over training (last step − initialisation), "
+                                       "kd − vanilla-mean (N=8)"].iloc[0]
+    d = np.array([-0.18, -0.17, -0.16])
+    ci = stats.ttest_1samp(d, 0.0).confidence_interval(0.95)
+    assert row["estimate"] == pytest.approx(d.mean()) and (row["ci_low"], row["ci_high"]) == pytest.approx(
+        (ci.low, ci.high))
+    assert row["verdict"] == "supported" and row["runs"] == "3"
+
+
 def test_c9_reads_only_the_measures_present():
     claims = evaluate_claims(_table(with_erank=False))
     quantities = claims.loc[claims["claim"] == "C9", "quantity"]

@@ -55,8 +55,10 @@ tables of equal Frobenius norm: ``emb_ia_ratio_mean`` = the mean over fields of 
 ``emb_erank_ratio_mean`` = the same for the effective rank (docs/metrics.md §1, §3; 1 = as spread out as
 random, lower = fewer directions used). For every knowledge-transfer recipe (KD, DML, KDEF and KDEF's ablations)
 C9 reads (i) the fitted change of the ratio over N ≥ 2 (OLS on log2 N, as the AUC trends; claimed below 0) and
-(ii) recipe − vanilla-mean at the recipe's largest N, paired over seeds (claimed below 0). The vanilla-mean
-line is shown beside them, not tested: the same change without knowledge transfer.
+(ii) recipe − vanilla-mean at the recipe's largest N, paired over seeds (claimed below 0) and, when the runs
+recorded ``spectra_trace.csv``, (iii) the same paired difference of the change over training
+(``emb_*_ratio_change``: last recorded step − initialisation). The vanilla-mean line is shown beside them, not
+tested: the same change without knowledge transfer.
 """
 
 from __future__ import annotations
@@ -381,6 +383,13 @@ def evaluate_claims(results: pd.DataFrame, confidence: float = 0.95) -> pd.DataF
             if k:
                 rows.append(_row("C9", f"{label}, {variant} − vanilla-mean (N={n})", "ratio", (mean, lo, hi),
                                  str(k), "below", 0.0))
+            change = column.replace("_mean", "_change")  # over training, from spectra_trace.csv
+            if change in runs:
+                mean, lo, hi, k = _paired(_values(runs, variant, n, change), _values(runs, single, n, change),
+                                          confidence)
+                if k:
+                    rows.append(_row("C9", f"{label}, change over training (last step − initialisation), {variant} "
+                                           f"− vanilla-mean (N={n})", "ratio", (mean, lo, hi), str(k), "below", 0.0))
 
     vs_single("C1", single, "ensemble_auc", "ensemble AUC", "below", FLAT)
     trend("C1", single, "ensemble_auc", "ensemble AUC", "below", FLAT)

@@ -19,7 +19,10 @@ logloss of that member, and per run (repeated on each of its rows):
   as spread out as random), with ``best_erank_ratio_layer<j>`` / ``best_ia_ratio_layer<j>`` for the best
   student; ``emb_ia_mean`` / ``emb_ia_ratio_mean`` / ``emb_erank_mean`` / ``emb_erank_ratio_mean`` = the mean
   over fields of the embedding tables' information abundance, its ratio to the same-shape Gaussian baseline,
-  their effective rank and its ratio to the baseline (claim C9, :mod:`~collapse_lab.results.claims`).
+  their effective rank and its ratio to the baseline (claim C9, :mod:`~collapse_lab.results.claims`);
+* from ``spectra_trace.csv`` when the run recorded one (``spectra_every``, :mod:`collapse_lab.train.spectra`):
+  ``emb_ia_ratio_change`` / ``emb_erank_ratio_change`` = the same mean ratio over the embedding tables at the
+  last recorded step minus at step 0 (the initialisation): how far training moved the shared embedding.
 
 ``dataset`` is the dataset id recorded in the manifest (the config's ``dataset`` when absent). ``variant``
 names the training recipe: ``vanilla-<fusion>``; ``kd``, ``dml``, ``kdef`` (mean fusion), or
@@ -174,6 +177,26 @@ def _spectral_columns(spectrum_dir: Optional[Path], n: int) -> Tuple[Dict[str, D
     return per_member, run_cols
 
 
+#: spectra_trace.csv metric -> the per-run change column of the shared embedding's mean ratio
+TRACE_CHANGES = {"information_abundance": "emb_ia_ratio_change", "effective_rank": "emb_erank_ratio_change"}
+
+
+def _trace_columns(run_dir: Path) -> Dict[str, float]:
+    """``emb_*_ratio_change`` from the run's ``spectra_trace.csv`` (empty without one or without step 0)."""
+    path = run_dir / "spectra_trace.csv"
+    if not path.is_file():
+        return {}
+    trace = pd.read_csv(path, dtype={"member": str})
+    emb = trace[(trace["target"] == "embeddings") & trace["metric"].isin(list(TRACE_CHANGES))]
+    out: Dict[str, float] = {}
+    for metric, column in TRACE_CHANGES.items():
+        per_step = pd.to_numeric(emb.loc[emb["metric"] == metric, "ratio"], errors="coerce").groupby(
+            emb.loc[emb["metric"] == metric, "step"]).mean().dropna()
+        if len(per_step) >= 2 and per_step.index.min() == 0:
+            out[column] = float(per_step.iloc[-1] - per_step.loc[0])
+    return out
+
+
 def _metric(block: Mapping[str, Any], member: str, key: str) -> float:
     value = (block.get(member) or {}).get(key)
     return float(value) if value is not None else np.nan
@@ -225,6 +248,7 @@ def _run_rows(name: str, run_dir: Path, manifest: Dict[str, Any]) -> Tuple[List[
     per_member, run_spec = _spectral_columns(spectrum_dir, n)
     run.update({f"best_{k}": v for k, v in per_member.get(str(best), {}).items()})
     run.update(run_spec)
+    run.update(_trace_columns(run_dir))
     run["git_commit"] = (manifest.get("git") or {}).get("commit")
     run["run_dir"] = str(run_dir)
     rows = []
