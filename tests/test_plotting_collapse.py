@@ -199,3 +199,20 @@ def test_fig10_axis_spans_at_least_a_tenth_around_one(results):
     fig, axes = plot_erank_ratio_vs_n(table)
     low, high = axes[0].get_ylim()
     assert low <= 0.95 and high >= 1.05
+
+
+def test_draw_figure_shows_the_image_or_the_reason(traced, tmp_path):
+    import base64
+
+    from collapse_lab.plotting import draw_figure
+
+    collected = load_results(traced)
+    shown = draw_figure(collected, "fig11")._repr_mimebundle_()
+    assert set(shown) == {"image/png", "text/plain"}  # no Markdown beside the image for a front end to prefer
+    assert base64.b64decode(shown["image/png"]).startswith(b"\x89PNG")
+    write_results(traced, out_dir=tmp_path)
+    table = draw_figure(load_results(tmp_path / "results.csv"), "fig7")
+    assert table.figure is None and table.reason.startswith("needs the sweep's run directories")
+    assert table._repr_mimebundle_() == {"text/markdown": f"*{table.reason}*", "text/plain": table.reason}
+    kd_only = draw_figure(collected, "fig1", results=collected.results.query("variant == 'kd' or n == 1"))
+    assert {line.get_label() for line in kd_only.figure.axes[0].get_lines()} >= {"kd"}

@@ -177,12 +177,12 @@ class Drawing:
     description: str = ""
     reason: str = ""
 
-    def _repr_markdown_(self) -> str:  # a notebook shows why a figure is not drawn
-        return f"*{self.reason}*" if self.figure is None else f"*{self.description}*"
-
-    def _repr_png_(self) -> Optional[bytes]:
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> Dict[str, str]:
+        """In a notebook: the figure as PNG (with its description as plain text), or why it is not drawn as
+        Markdown — one rich type each, so no front end prefers the text over the image."""
         if self.figure is None:
-            return None
+            return {"text/markdown": f"*{self.reason}*", "text/plain": self.reason}
+        import base64
         import io
 
         from collapse_lab.plotting.style import style_context
@@ -190,7 +190,7 @@ class Drawing:
         buf = io.BytesIO()
         with style_context():
             self.figure.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-        return buf.getvalue()
+        return {"image/png": base64.b64encode(buf.getvalue()).decode("ascii"), "text/plain": self.description}
 
 
 def _draw(spec: FigureSpec, subset: pd.DataFrame, table_only: bool, tau: float, threshold: str,
