@@ -302,7 +302,9 @@ def render_figures(sweep_dir: Union[str, Path], out_dir: Optional[Union[str, Pat
     report = FigureReport(collected.sweep_id, out, notes=[f"skipped run {r}: {why}" for r, why in collected.skipped])
     results = collected.results
     datasets = list(dict.fromkeys(results["dataset"].astype(str)))
-    index: Dict[str, Any] = {"sweep_id": collected.sweep_id, "sweep_dir": str(Path(sweep_dir).resolve()),
+    # a committed table is named as given (e.g. figures/ml100k), not by this machine's absolute path
+    where = str(Path(sweep_dir)) if table_only else str(Path(sweep_dir).resolve())
+    index: Dict[str, Any] = {"sweep_id": collected.sweep_id, "sweep_dir": where,
                              "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
                              "figures": []}
     jobs = [(spec, ds) for ds in datasets for spec in specs]
