@@ -85,7 +85,8 @@ CLAIMS: Dict[str, str] = {
     "C1": "The vanilla mean ensemble does not scale: ensemble AUC is flat to declining in N",
     "C2": "Vanilla sub-networks collapse: the best student loses AUC as N grows; the ensemble-best gap is positive;"
           " the students spread apart",
-    "C3": "KA falls with depth and with N; KDEF raises the best student's KA (also read scale-free: effective rank)",
+    "C3": "KA falls with depth and with N; KDEF raises the best student's KA (also read scale-free: effective rank "
+          "and IA over a Gaussian's)",
     "C4": "KD with the mean-logit teacher makes ensemble AUC rise with N",
     "C5": "DML keeps the students within noise of each other and of the ensemble (paper: within 0.1 AUC points)",
     "C6": "KDEF: ensemble AUC rises with N, every student beats the single model, students within noise of the "
@@ -399,7 +400,8 @@ def evaluate_claims(results: pd.DataFrame, confidence: float = 0.95) -> pd.DataF
     trend("C2", single, "gap", "ensemble − best student AUC", "above", min_n=2)
     spread(single)
     for measure, label, unit, scale in (("ka", "KA", "KA points (%)", 100.0),
-                                        ("erank_ratio", "effective rank / Gaussian", "ratio", 1.0)):
+                                        ("erank_ratio", "effective rank / Gaussian", "ratio", 1.0),
+                                        ("ia_ratio", "IA / Gaussian", "ratio", 1.0)):
         rows += _layer_rows(runs, measure, label, unit, scale, confidence)
     vs_single("C4", "kd", "ensemble_auc", "ensemble AUC", "above")
     trend("C4", "kd", "ensemble_auc", "ensemble AUC", "above", min_n=2)
