@@ -20,11 +20,11 @@ __all__ = ["figures_command"]
                    "bulk edge of an equal-norm Gaussian), rel (sv > tau x sv_max).")
 @click.option("--tau", type=float, default=None,
               help="Threshold parameter of --threshold [default: 4 for abs, 1 for mp, 0.1 for rel].")
-@click.option("--only", default=None, help="Comma-separated figures to draw (fig1,...,fig9 or full stems).")
+@click.option("--only", default=None, help="Comma-separated figures to draw (fig1,...,fig13 or full stems).")
 @click.option("--format", "formats", default="png,pdf", show_default=True, help="Comma-separated file formats.")
 def figures_command(sweep_dir: Path, out_dir: Optional[Path], threshold: str, tau: Optional[float],
                     only: Optional[str], formats: str) -> None:
-    """Draw the ten standard figures (degradation, collapse, variance, spectra, KA, IA, EM weights, effective rank)."""
+    """Draw the standard figures of a sweep or a results.csv (degradation, collapse, spectra, KA, IA, EM, C9)."""
     from collapse_lab.plotting.figures import render_figures
 
     names = [s.strip() for s in only.split(",") if s.strip()] if only else None
