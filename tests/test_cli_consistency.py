@@ -172,13 +172,19 @@ def test_train_threads_must_be_positive(capsys):
     assert exc.value.code == 2 and "Invalid value for '--threads'" in capsys.readouterr().err
 
 
-def test_bash_completion_script_generates():
-    env = {**os.environ, "_COLLAPSE_LAB_COMPLETE": "bash_source"}
+@pytest.mark.parametrize("shell, marker", [
+    ("bash", "complete -o nosort -F _collapse_lab_completion collapse-lab"),
+    ("zsh", "compdef _collapse_lab_completion collapse-lab"),
+    ("fish", "complete --no-files --command collapse-lab"),
+])
+def test_completion_script_generates_as_the_readme_says(shell, marker):
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert f"_COLLAPSE_LAB_COMPLETE={shell}_source collapse-lab" in readme
+    env = {**os.environ, "_COLLAPSE_LAB_COMPLETE": f"{shell}_source"}
     done = subprocess.run([sys.executable, "-m", "collapse_lab"], env=env, capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 0, done.stderr
-    assert "_collapse_lab_completion()" in done.stdout
-    assert "complete -o nosort -F _collapse_lab_completion collapse-lab" in done.stdout
+    assert marker in done.stdout
 
 
 @pytest.mark.parametrize("words, cword, expected", [
