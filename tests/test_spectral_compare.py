@@ -12,6 +12,7 @@ from click.testing import CliRunner
 from spectral_fixtures import with_singular_values
 
 from collapse_lab.cli import cli, main
+from collapse_lab.errors import UserError
 from collapse_lab.spectral.compare import DIFF_COLUMNS, compare_spectra
 
 # weights: KA(τ = 4) = #{σ > 4}/#{σ > 0}, IA = Σσ/σ₁ (docs/metrics.md §1-2)
@@ -137,3 +138,14 @@ def test_threads_option_reaches_the_spectral_products(files, monkeypatch):
     assert result.exit_code == 0, result.output
     assert seen and all(t == 1 and blas == {1} for t, blas in seen)
     assert after == (3, {3})
+
+
+def test_missing_b_fails_before_analysing_a(files, monkeypatch):
+    import collapse_lab.spectral.compare as compare
+
+    def never(*args, **kwargs):
+        raise AssertionError("A was analysed although B does not exist")
+
+    monkeypatch.setattr(compare, "analyze", never)
+    with pytest.raises(UserError, match=r"nope\.pt: no such file or directory"):
+        compare_spectra(files[0], files[0].parent / "nope.pt")

@@ -92,6 +92,9 @@ def compare_spectra(a: Any, b: Any, **options: Any) -> SpectrumComparison:
     compare them with :func:`compare_frames`. Nothing is written."""
     if options.get("out_dir") is not None:
         raise UserError("compare_spectra writes nothing; use write_comparison for spectrum_diff.csv")
+    for side in (a, b):  # fail before the (possibly long) analysis of the other side
+        if isinstance(side, (str, os.PathLike)) and not Path(side).exists():
+            raise UserError(f"{side}: no such file or directory")
     df_a, df_b = analyze(a, **options), analyze(b, **options)
     result = compare_frames(df_a, df_b, _label(a, df_a), _label(b, df_b))
     own = [f"{side}: {n}" for side, df in (("A", df_a), ("B", df_b)) for n in df.attrs.get("notes", [])]
