@@ -26,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Sequence, Tuple, Union
@@ -113,11 +114,12 @@ def load_config_file(path: Union[str, Path]) -> Dict[str, Any]:
     """Read a flat YAML config file into a dict (validated later by :func:`resolve_config`)."""
     import yaml
 
+    from collapse_lab.io.inputs import read_text_file
+
     path = Path(path)
+    text = read_text_file(path, "YAML config file", missing="config file not found")
     try:
-        data = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise UserError(f"{path}: config file not found") from None
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f": line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
@@ -152,10 +154,15 @@ def _dotlist(overrides: Sequence[str]) -> Any:
         key = item.split("=", 1)[0].strip()
         if key not in CONFIG_KEYS:
             raise UserError(f"override {item!r}: unknown config key {key!r}; valid keys: {', '.join(CONFIG_KEYS)}")
-    try:
-        return OmegaConf.from_dotlist(list(overrides))
-    except OmegaConfBaseException as exc:
-        raise UserError(f"overrides: cannot parse ({str(exc).splitlines()[0]})") from None
+    import yaml
+
+    for item in overrides:  # OmegaConf parses each value as YAML and lets yaml's errors escape
+        try:
+            OmegaConf.from_dotlist([item])
+        except (OmegaConfBaseException, yaml.YAMLError) as exc:
+            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            raise UserError(f"override {item!r}: cannot parse the value as YAML ({problem})") from None
+    return OmegaConf.from_dotlist(list(overrides))
 
 
 def resolve_config(overrides: ConfigLike = None, config_file: Union[str, Path] | None = None,
@@ -219,6 +226,10 @@ def validate_config(cfg: TrainConfig) -> TrainConfig:
     _check(not (cfg.fusion == "concat" and cfg.method in ("dml", "kdef")), "fusion",
            "mean or sum with method dml/kdef (they put no loss on the fused output, so a concat head never trains)",
            cfg.fusion)
+    for f in dataclasses.fields(TrainConfig):  # .inf/.nan parse as floats; no float key has a use for them
+        value = getattr(cfg, f.name)
+        if isinstance(value, float):
+            _check(math.isfinite(value), f.name, "a finite number", value)
     _check(cfg.form in FORMS, "form", f"one of {', '.join(FORMS)}", cfg.form)
     _check(cfg.n >= 1, "n", "an integer >= 1 (number of students)", cfg.n)
     _check(all(h >= 1 for h in cfg.hidden_units), "hidden_units", "a list of positive widths", cfg.hidden_units)

@@ -74,3 +74,19 @@ def test_in_memory_analysis_imports_no_models_or_training_code():
             "'collapse_lab.strategies'))); print(bad); sys.exit(1 if bad else 0)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_bad_dataset_path_in_a_run_manifest_names_the_manifest(tmp_path):
+    """The checks after discovery (shared by files, runs and in-memory inputs) still see the run directory."""
+    import json
+
+    from spectral_fixtures import make_run
+
+    run = make_run(tmp_path)
+    manifest = json.loads((run / "manifest.json").read_text())
+    manifest["dataset"]["path"] = 5
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(UserError, match=rf"^{run / 'manifest.json'}: dataset.path must be a directory path, got 5"):
+        analyze(run)
+    with pytest.raises(UserError, match=rf"^{run / 'manifest.json'}: dataset.path must be"):
+        analyze(run / "checkpoints" / "best" / "model.safetensors")  # a file inside the run reads its manifest

@@ -14,6 +14,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import pandas as pd
 
+from collapse_lab.errors import UserError
 from collapse_lab.results.collect import find_spectrum, layer_columns
 
 __all__ = [
@@ -46,8 +47,14 @@ def read_singular_values(run_dir: Path) -> Dict[str, np.ndarray]:
     where = find_spectrum(Path(run_dir))
     if where is None or not (where / "singular_values.npz").is_file():
         return {}
-    with np.load(where / "singular_values.npz", allow_pickle=False) as data:
-        return {key: np.asarray(data[key], dtype=float) for key in data.files}
+    from collapse_lab.io.safe_load import load_npz  # one-line errors for a damaged archive
+
+    path = where / "singular_values.npz"
+    arrays = load_npz(path)
+    for key, value in arrays.items():
+        if value.dtype.kind not in "biuf":
+            raise UserError(f"{path}: {key!r} holds {value.dtype} values, expected singular values (numbers)")
+    return {key: np.asarray(value, dtype=float) for key, value in arrays.items()}
 
 
 def read_metrics(run_dir: Path) -> Optional[pd.DataFrame]:

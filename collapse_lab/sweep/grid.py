@@ -128,11 +128,12 @@ def load_grid(path: Union[str, Path]) -> SweepSpec:
     Raises:
         UserError: the file is missing or not YAML, has an unknown section, an unknown config key, or no axis.
     """
+    from collapse_lab.io.inputs import read_text_file
+
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path}: grid file not found")
+    text = read_text_file(path, "YAML grid file", missing="grid file not found")  # also: not UTF-8, a loop...
     try:
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)
+        data = yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f": line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""

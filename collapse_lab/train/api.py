@@ -182,10 +182,12 @@ def _build(cfg: TrainConfig, dev: str) -> Dict[str, Any]:
     from collapse_lab.models import build_ensemble, resolve_form
     from collapse_lab.models.capacity import match_capacity
     from collapse_lab.strategies import build_strategy
+    from collapse_lab.train.memory import check_training_memory
     from collapse_lab.utils.seed import seed_everything
 
     path = resolve_processed(cfg.dataset, cfg.data_root).resolve()
     data = ProcessedDataset(path)
+    check_training_memory(data.feature_map, cfg, dev)  # before any parameter is allocated
     splits = {name: data.split(name) for name in ("train", "valid", "test")}
     for name, split in splits.items():
         if len(split) == 0:

@@ -192,8 +192,10 @@ class Trainer:
         if bad is None:
             return
         step = self.step - len(self.stats) + bad + 1
-        raise UserError(f"non-finite loss at step {step} (epoch {epoch}); training stopped, the last good "
-                        f"checkpoints are in {self.run.checkpoints}; try a lower lr or a smaller clip_grad_norm")
+        saved = (f"the last good checkpoints are in {self.run.checkpoints}" if any(self.run.checkpoints.glob("*"))
+                 else "no checkpoint was written before it")
+        raise UserError(f"non-finite loss at step {step} (epoch {epoch}); training stopped, {saved}; try a lower lr "
+                        "or a smaller clip_grad_norm")
 
     def _evaluate(self, epoch: int) -> None:
         """Score the validation split, log the interval's training statistics, apply the plateau rule."""
