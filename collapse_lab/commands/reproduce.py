@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Optional, Tuple
@@ -12,7 +13,7 @@ import click
 __all__ = ["reproduce_command"]
 
 
-@click.command("reproduce", context_settings={"ignore_unknown_options": True})
+@click.command("reproduce")
 @click.option("--preset", required=True, help="A preset of configs/sweeps (quick, ml100k, criteo, ...) or a grid file.")
 @click.argument("overrides", nargs=-1, type=click.UNPROCESSED)
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -22,8 +23,9 @@ __all__ = ["reproduce_command"]
 @click.option("--jobs", "-j", type=int, default=1, show_default=True, help="Runs at the same time.")
 @click.option("--threads", type=int, default=None, help="Torch threads per run (default: CPU cores // jobs).")
 @click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda for training.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report of every step as JSON.")
 def reproduce_command(preset: str, overrides: Tuple[str, ...], out_dir: Optional[Path], figures_dir: Optional[Path],
-                      jobs: int, threads: Optional[int], device: str) -> None:
+                      jobs: int, threads: Optional[int], device: str, as_json: bool) -> None:
     """Run a preset end to end; rerunning it resumes (finished runs and analysed spectra are kept).
 
     Extra KEY=V1,V2 arguments replace or add grid axes (e.g. seed=2024,2025). Exit code 1 if a run or a
@@ -36,7 +38,10 @@ def reproduce_command(preset: str, overrides: Tuple[str, ...], out_dir: Optional
     out, err = summary_lines(report)
     for line in err:
         click.echo(line, err=True)
-    for line in out:
-        click.echo(line)
+    if as_json:
+        click.echo(json.dumps(report.to_json(), indent=1))
+    else:
+        for line in out:
+            click.echo(line)
     if report.failed:
         sys.exit(1)

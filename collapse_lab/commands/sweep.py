@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from collections import Counter
 from pathlib import Path
@@ -13,7 +14,7 @@ import click
 __all__ = ["sweep_command"]
 
 
-@click.command("sweep", context_settings={"ignore_unknown_options": True})
+@click.command("sweep")
 @click.argument("grid", type=click.Path(dir_okay=False, path_type=Path))
 @click.argument("overrides", nargs=-1, type=click.UNPROCESSED)
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -23,9 +24,13 @@ __all__ = ["sweep_command"]
 @click.option("--executor", default="local", show_default=True, help="Where runs execute (registered executors).")
 @click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda, passed to every run.")
 @click.option("--dry-run", is_flag=True, help="List the runs and their status; train nothing.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the report as JSON (every run with its status; with --dry-run nothing is trained).")
 def sweep_command(grid: Path, overrides: Tuple[str, ...], out_dir: Optional[Path], jobs: int,
-                  threads: Optional[int], executor: str, device: str, dry_run: bool) -> None:
+                  threads: Optional[int], executor: str, device: str, dry_run: bool, as_json: bool) -> None:
     """Train every point of a grid (YAML axes, or KEY=V1,V2 lists); finished runs are skipped.
+
+    OVERRIDES are KEY=V1,V2 axes; anything starting with '-' is an option (an unknown one is an error).
 
     Failed or interrupted runs are trained again when the command is repeated; a failing run is recorded in
     <sweep>/sweep.json and the others go on (exit code 1 if any failed).
@@ -34,6 +39,13 @@ def sweep_command(grid: Path, overrides: Tuple[str, ...], out_dir: Optional[Path
 
     report = run_sweep(grid, out_dir=out_dir, overrides=overrides, jobs=jobs, executor=executor, device=device,
                        dry_run=dry_run, threads=threads)
+    for name, error in report.failed.items():
+        click.echo(f"failed: {name}: {error}", err=True)
+    if as_json:
+        click.echo(json.dumps(report.to_json(dry_run=dry_run), indent=1))
+        if report.failed:
+            sys.exit(1)
+        return
     if dry_run:
         for name in report.runs:
             click.echo(f"{report.statuses[name]:<9} {name}")
@@ -43,8 +55,6 @@ def sweep_command(grid: Path, overrides: Tuple[str, ...], out_dir: Optional[Path
         click.echo(f"sweep {report.sweep_id}: {len(report.runs)} runs ({by_status}), {pending} to train -> "
                    f"{report.sweep_dir}")
         return
-    for name, error in report.failed.items():
-        click.echo(f"failed: {name}: {error}", err=True)
     click.echo(report.summary_line())
     if report.failed:
         sys.exit(1)

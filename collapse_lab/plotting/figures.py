@@ -130,6 +130,12 @@ class FigureReport:
     skipped: Dict[str, str] = field(default_factory=dict)
     notes: List[str] = field(default_factory=list)
 
+    def to_json(self) -> Dict[str, Any]:
+        """A JSON-able dict for ``collapse-lab figures --json``: files per figure stem, skipped stems with why."""
+        return {"sweep_id": self.sweep_id, "out_dir": str(self.out_dir),
+                "written": {stem: [str(p) for p in paths] for stem, paths in self.written.items()},
+                "skipped": dict(self.skipped), "notes": list(self.notes)}
+
 
 def _selected(names: Optional[Sequence[str]]) -> List[FigureSpec]:
     if not names:

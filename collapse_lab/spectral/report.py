@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import io
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Sequence, Tuple
@@ -204,7 +205,8 @@ def compute_spectra(path: Any, targets: Any = None, tau: float | None = None, ce
             notes.append(f"{spec.name}: sv_min/sv_max = {sp.sigma[-1] / sp.sigma[0]:.1e} is below the float64 "
                          "Gram's resolution; rerun with --exact for an exact spectrum tail")
     frame = pd.DataFrame(rows, columns=COLUMNS)
-    return SpectralReport(frame, spectra, notes, str(path), found.kind)
+    label = str(path) if isinstance(path, (str, os.PathLike)) else found.kind  # no repr of a whole state dict
+    return SpectralReport(frame, spectra, notes, label, found.kind)
 
 
 def write_outputs(report: SpectralReport, out_dir: Any) -> List[Path]:
@@ -251,7 +253,10 @@ def analyze(path: Any, targets: Any = None, tau: float | None = None, center: bo
 
     Args:
         path: run directory (``manifest.json``), checkpoint directory, ``.safetensors``, ``.pt/.pth/.bin/.model``
-            (loaded with ``weights_only=True``) or ``.npy`` matrix.
+            (loaded with ``weights_only=True``) or ``.npy`` matrix; or, with no file round trip, an
+            ``nn.Module`` or a state dict (``module.state_dict()``, tensors or numpy arrays, nested wrappers
+            allowed), classified by tensor name and shape like a foreign checkpoint (source ``module`` or
+            ``state_dict``). Only torch is imported for it, not the models or training code.
         targets: subset of ``weights, embeddings, activations, input`` (comma string or sequence); None = all
             present. Requesting a target that is absent is an error.
         tau: the knowledge-abundance threshold parameter of the ``threshold`` kind (None = its default: 4 for

@@ -8,6 +8,7 @@
   (``{"state_dict": ...}``, ``{"model": ...}``) are unwrapped and ``module.`` / ``_orig_mod.`` prefixes
   dropped. FuxiCTR ``.model`` files are such state dicts.
 * ``.npy`` — one matrix, read by positioned chunk reads (memory bounded by the chunk).
+* an in-memory ``nn.Module`` or state dict — :class:`StateDictTensors`, unwrapped like a torch checkpoint.
 
 Every failure (missing, truncated, corrupt, refused) is a one-line :class:`~collapse_lab.errors.UserError`
 that names the file.
@@ -30,6 +31,7 @@ __all__ = [
     "RowSource",
     "TensorInfo",
     "TensorFile",
+    "StateDictTensors",
     "open_tensor_file",
     "TORCH_SUFFIXES",
     "TENSOR_SUFFIXES",
@@ -178,6 +180,10 @@ class TorchFile(TensorFile):
             obj = {path.stem: obj}
         if not isinstance(obj, Mapping):
             raise UserError(f"{path}: holds a {type(obj).__name__}, not a state dict of tensors")
+        self._read_mapping(obj)
+
+    def _read_mapping(self, obj: Mapping) -> None:
+        """Unwrap, flatten and de-prefix a (nested) state dict into :attr:`entries`."""
         self._tensors: Dict[str, Any] = {}
         _flatten(_unwrap(obj), "", self._tensors, self.other)
         self._tensors = _strip_prefixes(self._tensors)
@@ -187,6 +193,47 @@ class TorchFile(TensorFile):
     def _matrix(self, info: TensorInfo) -> RowSource:
         t = self._tensors[info.name]
         return RowSource(info.shape, t.dtype, lambda a, b: t[a:b])
+
+
+class StateDictTensors(TorchFile):
+    """An in-memory ``nn.Module`` or state dict (``{name: tensor or numpy array}``, nested wrappers allowed),
+    read like a torch checkpoint without a file round trip. Tensors stay where they are (a GPU tensor is
+    copied to the host chunk by chunk); ``path`` is only the label used in messages and the ``source`` column.
+
+    Example:
+        >>> t = StateDictTensors({"model": {"module.w": np.eye(3, dtype=np.float32)}})
+        >>> t.entries["w"].shape, t.path
+        ((3, 3), 'state_dict')
+    """
+
+    kind = "state_dict"
+
+    def __init__(self, obj: Any) -> None:  # noqa: D107 - no file to load (TorchFile.__init__ is not called)
+        import torch
+
+        if isinstance(obj, torch.nn.Module):
+            label, obj = "module", obj.state_dict()
+        elif isinstance(obj, Mapping):
+            label = "state_dict"
+        else:
+            raise UserError(f"expected a path, an nn.Module or a state dict, got a {type(obj).__name__}")
+        TensorFile.__init__(self, label)  # type: ignore[arg-type]  # a label, not a file
+        self._read_mapping(_as_tensors(obj))
+        if not self.entries:
+            raise UserError(f"the {label} holds no tensor")
+
+
+def _as_tensors(obj: Any) -> Any:
+    """The same nesting with numpy arrays turned into (shared-memory) torch tensors."""
+    import torch
+
+    if isinstance(obj, np.ndarray):
+        return torch.from_numpy(np.ascontiguousarray(obj))
+    if isinstance(obj, Mapping):
+        return {k: _as_tensors(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_as_tensors(v) for v in obj]
+    return obj
 
 
 def _has_tensor(obj: Any) -> bool:

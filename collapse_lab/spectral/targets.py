@@ -23,6 +23,7 @@ cumsum(field_dims)) are sliced per field with ``field_dims`` — the IA of the w
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ from collapse_lab.io.inputs import check_regular_file
 from collapse_lab.spectral.sources import (
     TENSOR_SUFFIXES,
     RowSource,
+    StateDictTensors,
     TensorFile,
     TensorInfo,
     describe_entries,
@@ -75,8 +77,8 @@ class MatrixSpec:
 class Discovery:
     """What :func:`discover` found at a path."""
 
-    root: Path
-    kind: str  # run | checkpoint | file
+    root: Path | None  # None for an in-memory state dict
+    kind: str  # run | checkpoint | file | state_dict
     specs: List[MatrixSpec]
     manifest: Dict[str, Any] | None = None
     counts_dir: Path | None = None
@@ -272,7 +274,8 @@ def discover(path: Any, targets: Any = None, field_dims: Sequence[int] | None = 
     """Find the matrices to analyse at ``path`` (run dir, checkpoint dir or file).
 
     Args:
-        path: a run directory (with ``manifest.json``), a checkpoint directory or a tensor file.
+        path: a run directory (with ``manifest.json``), a checkpoint directory, a tensor file, or an in-memory
+            ``nn.Module`` / state dict (classified by name and shape like a foreign checkpoint).
         targets: subset of :data:`TARGETS` (comma string or sequence); None = every target present.
         field_dims: rows per field of single concatenated embedding tables, to slice them per field.
         checkpoint: which manifest checkpoint of a run directory to read (``best`` by default).
@@ -280,14 +283,19 @@ def discover(path: Any, targets: Any = None, field_dims: Sequence[int] | None = 
     Raises:
         UserError: missing/unreadable files, a requested target absent, or no 2-D tensor at all.
     """
-    path = Path(path)
+    in_memory = not isinstance(path, (str, os.PathLike))
+    path = StateDictTensors(path) if in_memory else Path(path)
     wanted = parse_targets(targets)
     if wanted is not None and set(wanted) == set(TARGETS):
         wanted = None  # the full set means "every target present" (a checkpoint without a probe is fine)
-    if not path.exists():
-        check_regular_file(path, "run directory, checkpoint or tensor file", missing="no such file or directory")
     skipped: List[str] = []
     by_shape: List[str] = []
+    if in_memory:
+        specs = _by_name(path, path.path, skipped, by_shape)
+        return _finish(path.path, "state_dict", None, None, None, specs, list(path.entries.values()), skipped,
+                       by_shape, [], wanted, field_dims)
+    if not path.exists():
+        check_regular_file(path, "run directory, checkpoint or tensor file", missing="no such file or directory")
     notes: List[str] = []
     specs: List[MatrixSpec] = []
     entries: List[TensorInfo] = []
@@ -334,6 +342,15 @@ def discover(path: Any, targets: Any = None, field_dims: Sequence[int] | None = 
             tf = open_tensor_file(file)
             entries += tf.entries.values()
             specs += _by_name(tf, _rel(file, root), skipped, by_shape, single_npy=tf.kind == "numpy")
+    return _finish(path, kind, root, run_root, manifest, specs, entries, skipped, by_shape, notes, wanted,
+                   field_dims)
+
+
+def _finish(path: Any, kind: str, root: Path | None, run_root: Path | None, manifest: Dict[str, Any] | None,
+            specs: List[MatrixSpec], entries: List[TensorInfo], skipped: List[str], by_shape: List[str],
+            notes: List[str], wanted: Tuple[str, ...] | None, field_dims: Sequence[int] | None) -> Discovery:
+    """Slice concatenated tables, apply ``targets``, check that something is left and collect the notes
+    (``run_root``: the run directory whose ``manifest`` was read, None without one)."""
     if field_dims:
         specs = _slice_fields(specs, field_dims, path)
     if not any(len(i.shape) == 2 for i in entries):

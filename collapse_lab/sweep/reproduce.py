@@ -73,6 +73,10 @@ class AnalyzeReport:
     already: List[str] = field(default_factory=list)
     failed: Dict[str, str] = field(default_factory=dict)
 
+    def to_json(self) -> Dict[str, Any]:
+        """A JSON-able dict of the three lists."""
+        return {"analysed": list(self.analysed), "already": list(self.already), "failed": dict(self.failed)}
+
 
 def analyze_sweep(sweep_dir: Union[str, Path], progress: Optional[bool] = None) -> AnalyzeReport:
     """Run ``collapse_lab.spectral.analyze`` on the best checkpoint of every finished run of a sweep that has no
@@ -120,6 +124,17 @@ class ReproduceReport:
     @property
     def failed(self) -> bool:
         return bool(self.sweep and self.sweep.failed) or bool(self.spectra and self.spectra.failed)
+
+    def to_json(self) -> Dict[str, Any]:
+        """A JSON-able dict for ``collapse-lab reproduce --json``: each step's report (the results as their
+        files and run count; ``collapse-lab results --json`` prints the tables), the seconds per step."""
+        results = self.results.to_json() if self.results is not None else None
+        return {"preset": str(self.preset), "failed": self.failed, "prepared": list(self.prepared),
+                "sweep": self.sweep.to_json() if self.sweep is not None else None,
+                "spectra": self.spectra.to_json() if self.spectra is not None else None,
+                "results": {k: results[k] for k in ("runs", "files", "skipped")} if results else None,
+                "figures": self.figures.to_json() if self.figures is not None else None,
+                "seconds": dict(self.seconds), "total_seconds": round(sum(self.seconds.values()), 2)}
 
 
 def _timed(report: ReproduceReport, step: str, fn: Any, *args: Any, **kwargs: Any) -> Any:

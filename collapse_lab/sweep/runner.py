@@ -95,6 +95,30 @@ class SweepReport:
     seconds: float = 0.0
     statuses: Dict[str, str] = field(default_factory=dict)  # status of every run before this call
 
+    def to_json(self, dry_run: bool = False) -> Dict[str, Any]:
+        """A JSON-able dict for ``collapse-lab sweep --json``: every run with its status before this call
+        (``complete``, ``missing``, ``failed``...) and, unless ``dry_run``, what this call did to it
+        (``trained``, ``skipped``, ``failed`` with the error)."""
+        from collections import Counter
+
+        runs = []
+        for name in self.runs:
+            entry: Dict[str, Any] = {"name": name, "status": self.statuses.get(name)}
+            if not dry_run:
+                entry["outcome"] = ("failed" if name in self.failed else "trained" if name in self.completed
+                                    else "skipped" if name in self.skipped else None)
+                if name in self.failed:
+                    entry["error"] = self.failed[name]
+            runs.append(entry)
+        counts = Counter(self.statuses.get(n) for n in self.runs)
+        out: Dict[str, Any] = {"sweep_id": self.sweep_id, "sweep_dir": str(self.sweep_dir), "dry_run": dry_run,
+                               "runs": runs, "statuses": dict(sorted(counts.items(), key=lambda kv: str(kv[0]))),
+                               "to_train": sum(self.statuses.get(n) != "complete" for n in self.runs)}
+        if not dry_run:
+            out.update(trained=len(self.completed), skipped=len(self.skipped), failed=len(self.failed),
+                       seconds=round(self.seconds, 3))
+        return out
+
     def summary_line(self) -> str:
         """One line for the terminal."""
         return (f"sweep {self.sweep_id}: {len(self.runs)} runs, {len(self.completed)} trained, "
