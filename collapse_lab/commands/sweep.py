@@ -10,6 +10,8 @@ from typing import Optional, Tuple
 
 import click
 
+from collapse_lab.commands.executor_options import build_executor, executor_options
+
 __all__ = ["sweep_command"]
 
 
@@ -18,13 +20,16 @@ __all__ = ["sweep_command"]
 @click.argument("overrides", nargs=-1, type=click.UNPROCESSED)
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Sweep directory (default: sweeps/<grid name>).")
-@click.option("--jobs", "-j", type=int, default=1, show_default=True, help="Runs at the same time.")
-@click.option("--threads", type=int, default=None, help="Torch threads per run (default: CPU cores // jobs).")
-@click.option("--executor", default="local", show_default=True, help="Where runs execute (registered executors).")
+@click.option("--jobs", "-j", type=int, default=None,
+              help="Runs at the same time (default: 1; with --executor ray, as many as the cluster holds).")
+@click.option("--threads", type=int, default=None,
+              help="Torch threads (and Ray CPUs) per run (default: CPU cores // jobs; with --executor ray, 1).")
+@executor_options
 @click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda, passed to every run.")
 @click.option("--dry-run", is_flag=True, help="List the runs and their status; train nothing.")
-def sweep_command(grid: Path, overrides: Tuple[str, ...], out_dir: Optional[Path], jobs: int,
-                  threads: Optional[int], executor: str, device: str, dry_run: bool) -> None:
+def sweep_command(grid: Path, overrides: Tuple[str, ...], out_dir: Optional[Path], jobs: Optional[int],
+                  threads: Optional[int], executor: str, address: Optional[str], gpus_per_run: Optional[float],
+                  copy_back: Optional[bool], device: str, dry_run: bool) -> None:
     """Train every point of a grid (YAML axes, or KEY=V1,V2 lists); finished runs are skipped.
 
     Failed or interrupted runs are trained again when the command is repeated; a failing run is recorded in
@@ -32,8 +37,8 @@ def sweep_command(grid: Path, overrides: Tuple[str, ...], out_dir: Optional[Path
     """
     from collapse_lab.sweep.runner import run_sweep
 
-    report = run_sweep(grid, out_dir=out_dir, overrides=overrides, jobs=jobs, executor=executor, device=device,
-                       dry_run=dry_run, threads=threads)
+    runner = build_executor(executor, jobs, threads, address, gpus_per_run, copy_back)
+    report = run_sweep(grid, out_dir=out_dir, overrides=overrides, executor=runner, device=device, dry_run=dry_run)
     if dry_run:
         for name in report.runs:
             click.echo(f"{report.statuses[name]:<9} {name}")
