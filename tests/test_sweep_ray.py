@@ -145,3 +145,24 @@ def test_ray_options_and_device(cluster):
         with pytest.raises(UserError, match="--gpus-per-run must be a fraction in"):
             RayExecutor(gpus_per_run=bad)
     assert RayExecutor(gpus_per_run=2).gpus_per_run == 2.0
+
+
+def test_an_address_where_nothing_listens_fails_at_once():
+    import socket
+    import time
+
+    from collapse_lab.sweep.ray_executor import _check_reachable
+
+    with socket.socket() as sock:  # a port that was free a moment ago: nothing listens there now
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    start = time.monotonic()
+    with pytest.raises(UserError, match=rf"--address 127.0.0.1:{port}: no Ray cluster answers there \(Connection ref"):
+        _check_reachable(f"127.0.0.1:{port}")
+    assert time.monotonic() - start < 5
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        _check_reachable(f"127.0.0.1:{sock.getsockname()[1]}")  # something listens: left to Ray
+    for address in (None, "auto", "ray://head:10001"):
+        _check_reachable(address)

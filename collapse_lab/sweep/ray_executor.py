@@ -67,6 +67,19 @@ def _sees_token(path: str, token: str) -> Tuple[bool, str]:
     return seen, socket.gethostname()
 
 
+def _check_reachable(address: Optional[str], timeout: float = 5.0) -> None:
+    """Fail at once, with a UserError, when ``HOST:PORT`` does not accept connections (``ray.init`` would retry
+    for minutes); ``auto``, ``ray://`` and ``None`` are left to Ray."""
+    host, _, port = (address or "").rpartition(":")
+    if not host or not port.isdigit() or "://" in host:
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise UserError(f"--address {address}: no Ray cluster answers there ({exc.strerror or exc}); start one "
+                        "with `ray start --head --port PORT` or check the address") from None
+
+
 @EXECUTORS.register("ray")
 class RayExecutor(Executor):
     """Runs every task as a Ray task on a Ray cluster (see the module docstring).
@@ -119,6 +132,7 @@ class RayExecutor(Executor):
         ray = self.ray
         if ray.is_initialized():
             return
+        _check_reachable(self.address)
         try:
             ray.init(address=self.address)
         except (ConnectionError, RuntimeError, ValueError) as exc:
