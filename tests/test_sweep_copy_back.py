@@ -229,3 +229,26 @@ def test_ray_is_registered_and_local_ignores_unset_options():
     assert isinstance(local, LocalExecutor) and local.jobs == 1 and local.copy_back is False
     assert local.task_device("auto") == "auto"
 
+
+
+MANY = """
+import resource, sys
+from test_sweep_copy_back import CopyBackLocal
+from collapse_lab.sweep.runner import run_sweep
+resource.setrlimit(resource.RLIMIT_NOFILE, (40, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+report = run_sweep(sys.argv[1], out_dir=sys.argv[2], trainer="sweep_fixtures:fake_train", executor=CopyBackLocal(),
+                   progress=False)
+print(len(report.completed), len(report.failed), resource.getrlimit(resource.RLIMIT_NOFILE)[0] >= 50)
+"""
+
+
+@pytest.mark.slow
+def test_copy_back_holds_more_run_locks_than_the_default_open_file_limit(tmp_path):
+    """Every run's lock is held from submission on (one descriptor each): 50 runs under a soft limit of 40."""
+    grid = tmp_path / "grid.yaml"
+    grid.write_text("name: many\nbase: {hidden_units: [8], max_epochs: 1, method: vanilla}\n"
+                    f"grid: {{n: [1, 2], seed: {list(range(25))}}}\n")
+    proc = subprocess.run([sys.executable, "-c", MANY, str(grid), str(tmp_path / "sw")], env=ENV,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split() == ["50", "0", "True"]

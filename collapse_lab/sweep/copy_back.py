@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import resource
 import tarfile
 import tempfile
 import time
@@ -115,6 +116,7 @@ def run_with_copy_back(executor: Executor, tasks: Sequence[RunTask]) -> Iterator
     held: Dict[int, DirLock] = {}
     remote: List[RemoteRun] = []
     positions: List[int] = []
+    _allow_open_files(len(tasks) + 256)  # one descriptor per held lock: a Criteo grid has hundreds of runs
     try:
         for index, task in enumerate(tasks):
             start = time.perf_counter()
@@ -142,6 +144,14 @@ def run_with_copy_back(executor: Executor, tasks: Sequence[RunTask]) -> Iterator
     finally:
         for lock in held.values():
             lock.release()
+
+
+def _allow_open_files(count: int) -> None:
+    """Raise this process's soft limit on open files towards ``count`` (up to the hard limit; getrlimit(2))."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = count if hard == resource.RLIM_INFINITY else min(count, hard)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
 
 
 def _bring_home(task: RunTask, result: Any) -> Any:
