@@ -191,6 +191,20 @@ def test_copy_back_leaves_a_run_another_process_holds_then_waits_for_it(grid, tm
     assert json.loads((out / "runs" / held / "seen.json").read_text())["resume"] is True
 
 
+def test_tasks_name_absolute_run_directories_for_workers_that_start_elsewhere(grid, tmp_path, monkeypatch):
+    seen = []
+
+    class Recording(LocalExecutor):
+        def run(self, fn, tasks):
+            seen.extend(task.run_dir for task in tasks)
+            return super().run(fn, tasks)
+
+    monkeypatch.chdir(tmp_path)
+    report = run_sweep(grid, out_dir="sw", trainer="sweep_fixtures:fake_train", executor=Recording(), progress=False)
+    assert len(report.completed) == 3
+    assert sorted(seen) == sorted(str(tmp_path / "sw" / "runs" / name) for name in report.runs)
+
+
 def test_without_ray_the_ray_executor_is_a_one_line_install_hint(monkeypatch, tmp_path, capsys):
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError
     grid = tmp_path / "grid.yaml"

@@ -375,7 +375,8 @@ def run_sweep(grid: Union[str, Path, SweepSpec], out_dir: Optional[Union[str, Pa
         executor.prepare(runs_dir)
         record.state["executor"] = executor.describe()
     device = executor.task_device(device)
-    tasks = [RunTask(p.name, p.config, str(runs_dir / p.name), trainer, device) for p in todo]
+    # absolute: a worker of a remote executor on a shared filesystem does not start in this directory
+    tasks = [RunTask(p.name, p.config, str(runs_dir.absolute() / p.name), trainer, device) for p in todo]
     bar = tqdm(total=len(tasks), desc=f"sweep {spec.name}", unit="run", disable=None if progress is None
                else not progress)
     log = _RunLog(tasks, enabled=progress is None and bool(bar.disable), jobs=getattr(executor, "jobs", 1))
