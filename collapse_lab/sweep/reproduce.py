@@ -146,9 +146,9 @@ def _timed(report: ReproduceReport, step: str, fn: Any, *args: Any, **kwargs: An
 
 
 def reproduce(preset: Union[str, Path], out_dir: Optional[Union[str, Path]] = None,
-              overrides: Sequence[str] = (), jobs: int = 1, threads: Optional[int] = None,
+              overrides: Sequence[str] = (), jobs: Optional[int] = None, threads: Optional[int] = None,
               figures_dir: Optional[Union[str, Path]] = None, device: str = "auto",
-              progress: Optional[bool] = None) -> ReproduceReport:
+              progress: Optional[bool] = None, executor: Union[str, Any] = "local") -> ReproduceReport:
     """Run a preset end to end (see the module docstring) and return what was done.
 
     Args:
@@ -156,6 +156,8 @@ def reproduce(preset: Union[str, Path], out_dir: Optional[Union[str, Path]] = No
         out_dir: the sweep directory (default ``sweeps/<preset name>``).
         overrides: extra ``key=v1,v2`` axes (e.g. ``["seed=1,2,3"]``).
         jobs: runs at the same time; threads: torch threads per run (default cores // jobs).
+        executor: where the runs train: an executor name (``local``, ``ray``) or an instance (e.g.
+            ``RayExecutor(address="auto")``; then ``jobs`` and ``threads`` are its own).
         figures_dir: where figures go (default ``<out_dir>/figures``).
         device: ``auto`` | ``cpu`` | ``cuda`` for training.
         progress: progress bars (``None``: only on a terminal).
@@ -172,7 +174,7 @@ def reproduce(preset: Union[str, Path], out_dir: Optional[Union[str, Path]] = No
     spec, points, sweep_dir = plan_sweep(path, out_dir, overrides)
     report.prepared = _timed(report, "data", prepare_datasets, [p.config for p in points], progress)
     report.sweep = _timed(report, "sweep", run_sweep, spec, out_dir=sweep_dir, overrides=overrides, jobs=jobs,
-                          threads=threads, device=device, progress=progress)
+                          threads=threads, device=device, progress=progress, executor=executor)
     report.spectra = _timed(report, "spectra", analyze_sweep, sweep_dir, progress)
     if report.sweep.failed and not report.sweep.completed and not report.sweep.skipped:
         name, error = next(iter(report.sweep.failed.items()))
