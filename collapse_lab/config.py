@@ -32,7 +32,7 @@ from typing import Any, Dict, List, Mapping, Sequence, Tuple, Union
 
 from collapse_lab.errors import UserError
 
-__all__ = ["TrainConfig", "CONFIG_KEYS", "FORMS", "resolve_config", "config_to_dict", "config_hash",
+__all__ = ["TrainConfig", "CONFIG_KEYS", "FORMS", "UNHASHED_KEYS", "resolve_config", "config_to_dict", "config_hash",
            "config_to_yaml", "load_config_file", "validate_config"]
 
 #: implementations of homogeneous students: auto = loop on CPU, batched on CUDA (docs/performance.md §3, §6)
@@ -86,10 +86,14 @@ class TrainConfig:
     spectra_unit: str = "epoch"  # epoch | step: the unit of spectra_every
     deterministic: bool = False  # torch.use_deterministic_algorithms (CPU runs are deterministic anyway)
     num_threads: int | None = None  # torch intra-op threads (None = torch's default)
+    tracker: Any = field(default_factory=lambda: ["csv"])  # csv | tensorboard | mlflow, or a list (tracking/)
 
 
 #: every valid key, in declaration order
 CONFIG_KEYS: Tuple[str, ...] = tuple(f.name for f in dataclasses.fields(TrainConfig))
+#: keys that say where results are reported, not what is trained: left out of :func:`config_hash` and of sweep run
+#: names, so adding a tracker neither renames a run nor blocks ``--resume`` of a run started before the key existed
+UNHASHED_KEYS: Tuple[str, ...] = ("tracker",)
 
 ConfigLike = Union[None, TrainConfig, Mapping[str, Any], Sequence[str]]
 
@@ -244,6 +248,9 @@ def validate_config(cfg: TrainConfig) -> TrainConfig:
     _check(cfg.spectra_unit in ("epoch", "step"), "spectra_unit", "one of epoch, step", cfg.spectra_unit)
     _check(0 <= cfg.seed < 2**63, "seed", "a non-negative integer", cfg.seed)
     _check(bool(cfg.dataset), "dataset", "a dataset name or directory", cfg.dataset)
+    from collapse_lab.tracking import normalize_trackers
+
+    cfg.tracker = normalize_trackers(cfg.tracker)
     return cfg
 
 
@@ -272,7 +279,8 @@ def config_to_dict(cfg: TrainConfig) -> Dict[str, Any]:
 
 
 def config_hash(cfg: TrainConfig) -> str:
-    """SHA-256 (hex) of the canonical JSON of the resolved config (sorted keys, no whitespace).
+    """SHA-256 (hex) of the canonical JSON of the resolved config (sorted keys, no whitespace), without the
+    :data:`UNHASHED_KEYS` (where metrics are reported does not change the run).
 
     Example:
         >>> config_hash(TrainConfig()) == config_hash(TrainConfig())
@@ -280,7 +288,8 @@ def config_hash(cfg: TrainConfig) -> str:
         >>> config_hash(TrainConfig()) == config_hash(TrainConfig(seed=1))
         False
     """
-    canonical = json.dumps(config_to_dict(cfg), sort_keys=True, separators=(",", ":"))
+    kept = {k: v for k, v in config_to_dict(cfg).items() if k not in UNHASHED_KEYS}
+    canonical = json.dumps(kept, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 

@@ -214,7 +214,8 @@ def with_overrides(spec: SweepSpec, overrides: Mapping[str, List[Any]]) -> Sweep
 
 
 def config_digest(config: Mapping[str, Any]) -> str:
-    """SHA-256 hex digest of the canonical JSON of a flat config (sorted keys, compact separators).
+    """SHA-256 hex digest of the canonical JSON of a flat config (sorted keys, compact separators), without the
+    keys that only say where metrics are reported (``config.UNHASHED_KEYS``: equals ``config_hash``).
 
     Example:
         >>> config_digest({"n": 2, "method": "kd"}) == config_digest({"method": "kd", "n": 2})
@@ -222,7 +223,10 @@ def config_digest(config: Mapping[str, Any]) -> str:
         >>> config_digest({"n": 2})[:8]
         '36337974'
     """
-    text = json.dumps(dict(config), sort_keys=True, separators=(",", ":"), default=str)
+    from collapse_lab.config import UNHASHED_KEYS
+
+    kept = {k: v for k, v in dict(config).items() if k not in UNHASHED_KEYS}
+    text = json.dumps(kept, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
