@@ -33,7 +33,7 @@ from typing import Any, Dict, List, Mapping, Sequence, Tuple, Union
 from collapse_lab.errors import UserError
 
 __all__ = ["TrainConfig", "CONFIG_KEYS", "FORMS", "UNHASHED_KEYS", "resolve_config", "config_to_dict", "config_hash",
-           "config_to_yaml", "load_config_file", "validate_config"]
+           "config_to_yaml", "load_config_file", "load_yaml_document", "validate_config"]
 
 #: implementations of homogeneous students: auto = loop on CPU, batched on CUDA (docs/performance.md §3, §6)
 FORMS: Tuple[str, ...] = ("auto", "loop", "batched")
@@ -113,8 +113,8 @@ def _user_error_from_omegaconf(exc: Exception, source: str) -> UserError:
     return UserError(f"{source}: bad value for config key {key!r}{expected}: {msg}")
 
 
-def load_config_file(path: Union[str, Path]) -> Dict[str, Any]:
-    """Read a flat YAML config file into a dict (validated later by :func:`resolve_config`)."""
+def load_yaml_document(path: Union[str, Path]) -> Any:
+    """Parse a YAML file; missing files and syntax errors become one-line errors with the line and column."""
     import yaml
 
     path = Path(path)
@@ -126,8 +126,20 @@ def load_config_file(path: Union[str, Path]) -> Dict[str, Any]:
         mark = getattr(exc, "problem_mark", None)
         where = f": line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
         raise UserError(f"{path}{where}: invalid YAML ({getattr(exc, 'problem', None) or exc})") from None
+    return data
+
+
+def load_config_file(path: Union[str, Path]) -> Dict[str, Any]:
+    """Read a flat YAML config file into a dict (validated later by :func:`resolve_config`); a FuxiCTR
+    ``model_config.yaml`` with one experiment is mapped to these keys (:mod:`collapse_lab.fuxictr_config`)."""
+    from collapse_lab.fuxictr_config import is_fuxictr_config, read_fuxictr_config
+
+    path = Path(path)
+    data = load_yaml_document(path)
     if data is None:
         return {}
+    if is_fuxictr_config(data):
+        return read_fuxictr_config(path, data=data)[0]
     if not isinstance(data, dict):
         raise UserError(f"{path}: expected a mapping of config keys, got {type(data).__name__}")
     unknown = [k for k in data if k not in CONFIG_KEYS]
