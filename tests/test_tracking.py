@@ -172,3 +172,19 @@ def test_points_skip_missing_values_and_sanitise_tags():
     assert metric_points([(1, 5, "train", "ensemble", "mu_mean", float("nan"))]) == []
     assert trace_points([(3, 1, "shared", "embeddings", "embedding.tables.a|b.weight", 5, 4, "stable_rank", 2.5,
                           float("nan"), float("nan"))]) == [("spectra/embedding.tables.a_b.weight/stable_rank", 2.5, 3)]
+
+
+def test_sweep_sends_every_run_to_the_tracker_under_the_same_run_names(dataset, tmp_path):
+    import yaml
+
+    from collapse_lab.sweep.runner import run_sweep
+
+    grid = tmp_path / "grid.yaml"
+    grid.write_text(yaml.safe_dump({"name": "t", "base": tiny_config(dataset, max_steps=2, probe_rows=0),
+                                    "grid": {"method": ["vanilla", "kdef"]}}))
+    plain = run_sweep(grid, tmp_path / "plain", dry_run=True)
+    report = run_sweep(grid, tmp_path / "sweep", overrides=["tracker=tensorboard"], device="cpu", progress=False)
+    assert sorted(report.completed) == sorted(plain.runs) and len(report.runs) == 2
+    for name in report.runs:
+        run_dir = tmp_path / "sweep" / "runs" / name
+        assert tensorboard_points(run_dir) == expected_points(run_dir)
