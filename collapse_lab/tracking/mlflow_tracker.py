@@ -71,7 +71,7 @@ class MlflowTracker(Tracker):
                 self.client.update_run(self.run_id, status="RUNNING")
             else:
                 self.run_id = self.client.create_run(experiment_id, run_name=Path(run_dir).name).info.run_id
-                params = [Param(k, str(v)[:6000]) for k, v in sorted(config.items())]
+                params = [Param(k, str(v)[:500]) for k, v in sorted(config.items())]  # 500: the oldest limit
                 for start in range(0, len(params), 100):  # MLflow's limit of params per call
                     self.client.log_batch(self.run_id, params=params[start:start + 100])
 
