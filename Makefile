@@ -11,13 +11,14 @@ PYTEST_ARGS ?=
 install: $(STAMP)
 
 # CPU build of torch first (from the local wheel cache where the machine has one), so that the torch>=2.4
-# requirement never pulls a multi-GB CUDA build; then the package with its test extras (the
-# notebooks extra, jupyterlab and ipywidgets, installs beside them: pip install -e '.[dev,notebooks]').
+# requirement never pulls a multi-GB CUDA build; then the package with its test extras and Ray (the
+# distributed extra, for the Ray executor's test; the notebooks extra, jupyterlab and ipywidgets, installs
+# beside them: pip install -e '.[dev,notebooks,distributed]').
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 	sh .ci/install-torch.sh $(PIP)
-	$(PIP) install --quiet -e '.[dev]'
+	$(PIP) install --quiet -e '.[dev,distributed]'
 	touch $(STAMP)
 
 # The main job: fetch + prepare MovieLens-100K at run time (never committed), train the `quick` sweep

@@ -5,7 +5,10 @@
 #   2. the CUDA tests: tests/test_devices.py and the CUDA batch iterator (pytest -m gpu) -> $OUT/pytest_gpu.log
 #   3. training throughput on the device, loop vs batched students, N = 1, 2, 4, 10, against the GEMM peak
 #      measured in the same process (bench/bench_train.py) -> $OUT/train-cuda.json
-#   4. the `quick` preset end to end on the device (9 runs of MovieLens-100K, spectra, results, figures) with its
+#   4. one run trained by several processes (torchrun, --parallel data and ensemble) against one process
+#      (bench/parallel_check.py): NCCL with one process per GPU when there is more than one GPU, skipped with a
+#      message on one GPU; gloo with 2 processes in CPU mode -> $OUT/parallel-$DEVICE.json
+#   5. the `quick` preset end to end on the device (9 runs of MovieLens-100K, spectra, results, figures) with its
 #      wall time per step -> $OUT/quick-reproduce.log, $OUT/quick-results.md
 #
 # The device machine cannot reach PyPI and lacks two dependencies (omegaconf and its parser runtime); bring them
@@ -23,7 +26,7 @@
 #
 # Environment: OUT (where results go; default /tmp/gpu_check), GPU_CHECK_DEVICE (default cuda; `cpu` runs the
 # same steps here to check the script), GPU_CHECK_BENCH_ARGS (extra bench_train.py arguments),
-# GPU_CHECK_QUICK=0 skips step 4, GPU_CHECK_QUICK_ARGS adds grid overrides to it (e.g. "n=1 max_epochs=1" for a
+# GPU_CHECK_QUICK=0 skips step 5, GPU_CHECK_QUICK_ARGS adds grid overrides to it (e.g. "n=1 max_epochs=1" for a
 # one-run smoke test of the script). Every step runs even when an earlier one fails; the exit code is the number
 # of failed steps.
 set -uo pipefail
@@ -68,6 +71,19 @@ step "training throughput on $DEVICE"
 # shellcheck disable=SC2086
 "$PY" bench/bench_train.py --device "$DEVICE" --json-out "$OUT/train-$DEVICE.json" ${GPU_CHECK_BENCH_ARGS:-} \
     2>&1 | tail -n 30 || failed=$((failed + 1))
+
+step "one run on several processes ($DEVICE)"
+if [ "$DEVICE" = cuda ]; then
+    gpus=$("$PY" -c "import torch; print(torch.cuda.device_count())")
+else
+    gpus=2  # gloo processes on the CPU
+fi
+if [ "$gpus" -gt 1 ]; then
+    "$PY" bench/parallel_check.py --device "$DEVICE" --nproc "$gpus" --json-out "$OUT/parallel-$DEVICE.json" \
+        2>&1 | tail -n 30 || failed=$((failed + 1))
+else
+    echo "skipped: one GPU; multi-process training needs two or more (torchrun --nproc_per_node=G)"
+fi
 
 if [ "${GPU_CHECK_QUICK:-1}" != 0 ]; then
     step "quick preset on $DEVICE"

@@ -18,6 +18,7 @@ import click
 
 from collapse_lab.__about__ import __version__
 from collapse_lab.errors import UserError
+from collapse_lab.io.inputs import printable
 
 __all__ = ["main", "cli", "COMMANDS"]
 
@@ -57,7 +58,8 @@ def main(argv: Optional[List[str]] = None) -> None:
     try:
         cli.main(args=argv, prog_name="collapse-lab", standalone_mode=False)
     except UserError as exc:
-        click.echo(f"error: {exc}", err=True)
+        # one line, whatever the message quotes from input files (control characters, terminal escapes)
+        click.echo(f"error: {printable(exc)}", err=True)
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)

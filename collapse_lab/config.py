@@ -9,7 +9,8 @@ FuxiCTR spellings where the concept exists (``embedding_dim``, ``hidden_units``,
 ``batch_norm``, ``embedding_regularizer``). Defaults follow the authors' setup (docs/method.md §6, §8.2). Unknown keys,
 wrong types and out-of-range values raise :class:`~collapse_lab.errors.UserError` naming the key and what was
 expected. The resolved config is saved as ``config.yaml`` in every run directory; :func:`config_hash` is the
-SHA-256 of its canonical JSON.
+SHA-256 of the canonical JSON of its non-default keys and :data:`CONFIG_SCHEMA` (:func:`config_identity`), so a
+new key whose default keeps the old behaviour renames no run and breaks no resume.
 
 Example:
     >>> cfg = resolve_config(["method=vanilla", "n=2", "hidden_units=[32,32]"])
@@ -26,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Sequence, Tuple, Union
@@ -33,7 +35,8 @@ from typing import Any, Dict, List, Mapping, Sequence, Tuple, Union
 from collapse_lab.errors import UserError
 
 __all__ = ["TrainConfig", "CONFIG_KEYS", "FORMS", "UNHASHED_KEYS", "resolve_config", "config_to_dict", "config_hash",
-           "config_to_yaml", "load_config_file", "load_yaml_document", "validate_config"]
+           "config_identity", "CONFIG_SCHEMA", "config_to_yaml", "load_config_file", "load_yaml_document",
+           "validate_config"]
 
 #: implementations of homogeneous students: auto = loop on CPU, batched on CUDA (docs/performance.md §3, §6)
 FORMS: Tuple[str, ...] = ("auto", "loop", "batched")
@@ -91,8 +94,8 @@ class TrainConfig:
 
 #: every valid key, in declaration order
 CONFIG_KEYS: Tuple[str, ...] = tuple(f.name for f in dataclasses.fields(TrainConfig))
-#: keys that say where results are reported, not what is trained: left out of :func:`config_hash` and of sweep run
-#: names, so adding a tracker neither renames a run nor blocks ``--resume`` of a run started before the key existed
+#: keys that say where results are reported, not what is trained: left out of :func:`config_identity` (so of the
+#: config hash and sweep run names) even when set, so sending a run to TensorBoard does not rename it
 UNHASHED_KEYS: Tuple[str, ...] = ("tracker",)
 
 ConfigLike = Union[None, TrainConfig, Mapping[str, Any], Sequence[str]]
@@ -117,11 +120,12 @@ def load_yaml_document(path: Union[str, Path]) -> Any:
     """Parse a YAML file; missing files and syntax errors become one-line errors with the line and column."""
     import yaml
 
+    from collapse_lab.io.inputs import read_text_file
+
     path = Path(path)
+    text = read_text_file(path, "YAML config file", missing="config file not found")
     try:
-        data = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise UserError(f"{path}: config file not found") from None
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f": line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
@@ -168,10 +172,15 @@ def _dotlist(overrides: Sequence[str]) -> Any:
         key = item.split("=", 1)[0].strip()
         if key not in CONFIG_KEYS:
             raise UserError(f"override {item!r}: unknown config key {key!r}; valid keys: {', '.join(CONFIG_KEYS)}")
-    try:
-        return OmegaConf.from_dotlist(list(overrides))
-    except OmegaConfBaseException as exc:
-        raise UserError(f"overrides: cannot parse ({str(exc).splitlines()[0]})") from None
+    import yaml
+
+    for item in overrides:  # OmegaConf parses each value as YAML and lets yaml's errors escape
+        try:
+            OmegaConf.from_dotlist([item])
+        except (OmegaConfBaseException, yaml.YAMLError) as exc:
+            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            raise UserError(f"override {item!r}: cannot parse the value as YAML ({problem})") from None
+    return OmegaConf.from_dotlist(list(overrides))
 
 
 def resolve_config(overrides: ConfigLike = None, config_file: Union[str, Path] | None = None,
@@ -235,6 +244,10 @@ def validate_config(cfg: TrainConfig) -> TrainConfig:
     _check(not (cfg.fusion == "concat" and cfg.method in ("dml", "kdef")), "fusion",
            "mean or sum with method dml/kdef (they put no loss on the fused output, so a concat head never trains)",
            cfg.fusion)
+    for f in dataclasses.fields(TrainConfig):  # .inf/.nan parse as floats; no float key has a use for them
+        value = getattr(cfg, f.name)
+        if isinstance(value, float):
+            _check(math.isfinite(value), f.name, "a finite number", value)
     _check(cfg.form in FORMS, "form", f"one of {', '.join(FORMS)}", cfg.form)
     _check(cfg.n >= 1, "n", "an integer >= 1 (number of students)", cfg.n)
     _check(all(h >= 1 for h in cfg.hidden_units), "hidden_units", "a list of positive widths", cfg.hidden_units)
@@ -290,19 +303,48 @@ def config_to_dict(cfg: TrainConfig) -> Dict[str, Any]:
     return {k: (list(v) if isinstance(v, (list, tuple)) else v) for k, v in dataclasses.asdict(cfg).items()}
 
 
-def config_hash(cfg: TrainConfig) -> str:
-    """SHA-256 (hex) of the canonical JSON of the resolved config (sorted keys, no whitespace), without the
-    :data:`UNHASHED_KEYS` (where metrics are reported does not change the run).
+#: version of what the config hash means; bump it whenever a default of :class:`TrainConfig` changes (a test pins
+#: the digest of the defaults), so that runs trained under the old default get a new hash
+CONFIG_SCHEMA = 1
+
+
+def config_identity(cfg: Union[TrainConfig, Mapping[str, Any]]) -> Dict[str, Any]:
+    """The settings that identify a run: every key whose value differs from its :class:`TrainConfig` default,
+    except the :data:`UNHASHED_KEYS` (where metrics are reported), plus ``config_schema``. A key added later with a
+    default that reproduces the old behaviour therefore leaves the identity of existing runs (their names and
+    resumability) unchanged.
+
+    Example:
+        >>> config_identity(TrainConfig(n=4))
+        {'config_schema': 1, 'n': 4}
+    """
+    values = config_to_dict(cfg) if isinstance(cfg, TrainConfig) else dict(cfg)
+    defaults = config_to_dict(TrainConfig())
+    unknown = sorted(set(values) - set(defaults))
+    if unknown:
+        raise UserError(f"unknown config key {unknown[0]!r}; valid keys: {', '.join(CONFIG_KEYS)}")
+    return {"config_schema": CONFIG_SCHEMA,
+            **{k: v for k, v in values.items() if k not in UNHASHED_KEYS and _canonical(v) != _canonical(defaults[k])}}
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def config_hash(cfg: Union[TrainConfig, Mapping[str, Any]]) -> str:
+    """SHA-256 (hex) of the canonical JSON (sorted keys, no whitespace) of :func:`config_identity`: the
+    non-default settings and the schema version. Run names (``collapse_lab.sweep.grid.run_name``) and the trainer
+    state's ownership check use it.
 
     Example:
         >>> config_hash(TrainConfig()) == config_hash(TrainConfig())
         True
         >>> config_hash(TrainConfig()) == config_hash(TrainConfig(seed=1))
         False
+        >>> config_hash(TrainConfig(lr=1e-3)) == config_hash(TrainConfig())  # 1e-3 is the default
+        True
     """
-    kept = {k: v for k, v in config_to_dict(cfg).items() if k not in UNHASHED_KEYS}
-    canonical = json.dumps(kept, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    return hashlib.sha256(_canonical(config_identity(cfg)).encode("utf-8")).hexdigest()
 
 
 def config_to_yaml(cfg: TrainConfig) -> str:

@@ -198,3 +198,16 @@ def test_slope_ci_edge_cases():
     b, lo, hi, _ = slope_ci(x, y, 0.9)
     half = stats.t.ppf(0.95, 3) * ref.stderr
     assert (b, lo, hi) == pytest.approx((ref.slope, ref.slope - half, ref.slope + half))
+
+
+def test_c3_is_also_read_on_the_ia_ratio():
+    """The per-layer IA over a same-shape Gaussian's (best_ia_ratio_layer*) gets the same three C3 rows."""
+    table = _table()
+    table["best_ia_ratio_layer1"] = 1.0
+    table["best_ia_ratio_layer2"] = np.select([table["n"] == 1, table["variant"] == "kdef"], [1.0, 0.99], 0.85) \
+        + 0.001 * table["seed"]
+    by = {r.quantity: r for r in evaluate_claims(table).itertuples()}
+    kdef = by["IA / Gaussian layer 2: best student, kdef − vanilla-mean (N=4)"]
+    assert kdef.estimate == pytest.approx(0.14) and kdef.ci_low == pytest.approx(0.14) and kdef.verdict == "supported"
+    vanilla = by["IA / Gaussian layer 2: best student (vanilla-mean, N=4) − single model"]
+    assert vanilla.estimate == pytest.approx(-0.15) and vanilla.verdict == "supported"

@@ -176,7 +176,8 @@ def test_results_markdown_quotes_the_csv_numbers(fake_sweep, tmp_path):
     p = paired.query("metric == 'ensemble_auc' and variant == 'kdef' and baseline == 'kd' and n == 2").iloc[0]
     assert (f"| synthetic | 2 | kdef − kd | 2 | {100 * p['mean_diff']:+.2f} [{100 * p['ci_low']:+.2f}, "
             f"{100 * p['ci_high']:+.2f}] |") in text
-    assert "## Claims C1–C8 (docs/method.md §14)\n\ndataset = synthetic:\n\n| claim | quantity |" in text
+    assert ("## Claims C1–C9 (docs/method.md §14; C9: embedding collapse)\n\ndataset = synthetic:\n\n"
+            "| claim | quantity |") in text
     # the single model has no student SD: no N=1 cell at all, not "nan (n=0)"
     sd = text.split("## Standard deviation of the student test AUCs within a run")[1].split("##")[0]
     assert "| dataset | variant | N=2 | N=4 |" in sd and "nan" not in sd
@@ -193,7 +194,7 @@ def test_cli_results_prints_tables_and_writes_files(fake_sweep):
     data = json.loads(as_json.output)
     assert data["sweep_id"] == "fake-12345678" and data["skipped"] == []
     assert {r["metric"] for r in data["summary"]} >= {"ensemble_auc", "gap", "best_ka_layer1"}
-    assert {r["claim"] for r in data["claims"]} == {"C1", "C2", "C3", "C4", "C5", "C6", "C7", "C8"}
+    assert {r["claim"] for r in data["claims"]} == {"C1", "C2", "C3", "C4", "C5", "C6", "C7", "C8", "C9"}
     with_claims = CliRunner().invoke(cli, ["results", str(fake_sweep), "--claims"])
     assert "claims (docs/method.md §14) on synthetic:\n| claim | quantity |" in with_claims.output
 

@@ -92,10 +92,11 @@ def test_bad_inputs_exit_2_with_one_line(tmp_path, capsys, run):
     _fails(["spectrum", str(tmp_path / "cut.pt")], capsys, "cut.pt: not a readable torch checkpoint")
     (tmp_path / "junk.bin").write_bytes(b"\x00\x01garbage" * 7)
     err = _fails(["spectrum", str(tmp_path / "junk.bin")], capsys, "junk.bin: refused by torch.load(weights_only=True)")
-    assert "not a plain tensor state dict" in err
+    assert "not a plain tensor checkpoint" in err and "weights_only=False" not in err
     torch.save({"model": Arbitrary()}, tmp_path / "evil.pt")
     err = _fails(["spectrum", str(tmp_path / "evil.pt")], capsys, "evil.pt: refused")
     assert "would import and run arbitrary code" in err and "Arbitrary" in err
+    assert "not a plain tensor checkpoint" in err and "weights_only=False" not in err
     (tmp_path / "legacy.pth").write_bytes(pickle.dumps({"x": Arbitrary()}))
     _fails(["spectrum", str(tmp_path / "legacy.pth")], capsys, "legacy.pth: refused")
     torch.save({"b": torch.zeros(3)}, tmp_path / "vec.pt")

@@ -224,5 +224,8 @@ def test_knowledge_abundance_never_exceeds_one_and_rejects_negative_tau():
     from collapse_lab.spectral import knowledge_abundance
 
     assert knowledge_abundance([3.0, 2.0, 1e-20], tau=0.0, zero_tol=1e-10) == 1.0  # was 1.5
-    with pytest.raises(ValueError):
-        knowledge_abundance([1.0, 0.0], tau=-1.0)
+    from collapse_lab.errors import UserError
+
+    for bad in (-1.0, float("nan"), float("inf")):  # NaN and inf used to count nothing silently
+        with pytest.raises(UserError, match="tau must be"):
+            knowledge_abundance([1.0, 0.0], tau=bad)

@@ -151,9 +151,9 @@ def test_local_executor_reports_exceptions_as_outcomes():
 
 
 def test_executor_registry_and_bad_jobs():
-    assert EXECUTORS.names() == ["local"]
-    with pytest.raises(UserError, match="unknown executor 'ray'; valid: local"):
-        make_executor("ray")
+    assert EXECUTORS.names() == ["local", "ray"]
+    with pytest.raises(UserError, match="unknown executor 'dask'; valid: local, ray"):
+        make_executor("dask")
     with pytest.raises(UserError, match="--jobs must be at least 1, got 0"):
         make_executor("local", jobs=0)
 

@@ -21,11 +21,15 @@ def data() -> None:
 
 @data.command("list")
 @_ROOT
-def list_cmd(data_root: Path | None) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print the list as JSON (name, kind, prepared, description).")
+def list_cmd(data_root: Path | None, as_json: bool) -> None:
     """Show the built-in datasets and presets with a one-line description."""
     from collapse_lab.data.api import list_datasets
 
     rows = list_datasets(data_root)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
     width = max(len(r["name"]) for r in rows)
     click.echo(f"{'NAME':<{width}}  {'KIND':<8}  {'PREPARED':<8}  DESCRIPTION")
     for r in rows:

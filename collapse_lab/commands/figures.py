@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Optional
 
@@ -20,11 +21,12 @@ __all__ = ["figures_command"]
                    "bulk edge of an equal-norm Gaussian), rel (sv > tau x sv_max).")
 @click.option("--tau", type=float, default=None,
               help="Threshold parameter of --threshold [default: 4 for abs, 1 for mp, 0.1 for rel].")
-@click.option("--only", default=None, help="Comma-separated figures to draw (fig1,...,fig9 or full stems).")
+@click.option("--only", default=None, help="Comma-separated figures to draw (fig1,...,fig13 or full stems).")
 @click.option("--format", "formats", default="png,pdf", show_default=True, help="Comma-separated file formats.")
+@click.option("--json", "as_json", is_flag=True, help="Print what was written and skipped as JSON.")
 def figures_command(sweep_dir: Path, out_dir: Optional[Path], threshold: str, tau: Optional[float],
-                    only: Optional[str], formats: str) -> None:
-    """Draw the ten standard figures (degradation, collapse, variance, spectra, KA, IA, EM weights, effective rank)."""
+                    only: Optional[str], formats: str, as_json: bool) -> None:
+    """Draw the standard figures of a sweep or a results.csv (degradation, collapse, spectra, KA, IA, EM, C9)."""
     from collapse_lab.plotting.figures import render_figures
 
     names = [s.strip() for s in only.split(",") if s.strip()] if only else None
@@ -35,4 +37,7 @@ def figures_command(sweep_dir: Path, out_dir: Optional[Path], threshold: str, ta
         click.echo(note, err=True)
     for stem, why in report.skipped.items():
         click.echo(f"skipped {stem}: {why}", err=True)
-    click.echo(f"sweep {report.sweep_id}: {len(report.written)} figures -> {report.out_dir}")
+    if as_json:
+        click.echo(json.dumps(report.to_json(), indent=1))
+    else:
+        click.echo(f"sweep {report.sweep_id}: {len(report.written)} figures -> {report.out_dir}")

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from collections import Counter
 from pathlib import Path
@@ -10,30 +11,46 @@ from typing import Optional, Tuple
 
 import click
 
+from collapse_lab.commands.executor_options import build_executor, executor_options
+
 __all__ = ["sweep_command"]
 
 
-@click.command("sweep", context_settings={"ignore_unknown_options": True})
+@click.command("sweep")
 @click.argument("grid", type=click.Path(dir_okay=False, path_type=Path))
 @click.argument("overrides", nargs=-1, type=click.UNPROCESSED)
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Sweep directory (default: sweeps/<grid name>).")
-@click.option("--jobs", "-j", type=int, default=1, show_default=True, help="Runs at the same time.")
-@click.option("--threads", type=int, default=None, help="Torch threads per run (default: CPU cores // jobs).")
-@click.option("--executor", default="local", show_default=True, help="Where runs execute (registered executors).")
+@click.option("--jobs", "-j", type=int, default=None,
+              help="Runs at the same time (default: 1; with --executor ray, as many as the cluster holds).")
+@click.option("--threads", type=int, default=None,
+              help="Torch threads (and Ray CPUs) per run (default: CPU cores // jobs; with --executor ray, 1).")
+@executor_options
 @click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda, passed to every run.")
 @click.option("--dry-run", is_flag=True, help="List the runs and their status; train nothing.")
-def sweep_command(grid: Path, overrides: Tuple[str, ...], out_dir: Optional[Path], jobs: int,
-                  threads: Optional[int], executor: str, device: str, dry_run: bool) -> None:
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the report as JSON (every run with its status; with --dry-run nothing is trained).")
+def sweep_command(grid: Path, overrides: Tuple[str, ...], out_dir: Optional[Path], jobs: Optional[int],
+                  threads: Optional[int], executor: str, address: Optional[str], gpus_per_run: Optional[float],
+                  copy_back: Optional[bool], device: str, dry_run: bool, as_json: bool) -> None:
     """Train every point of a grid (YAML axes, or KEY=V1,V2 lists); finished runs are skipped.
+
+    OVERRIDES are KEY=V1,V2 axes; anything starting with '-' is an option (an unknown one is an error).
 
     Failed or interrupted runs are trained again when the command is repeated; a failing run is recorded in
     <sweep>/sweep.json and the others go on (exit code 1 if any failed).
     """
     from collapse_lab.sweep.runner import run_sweep
 
-    report = run_sweep(grid, out_dir=out_dir, overrides=overrides, jobs=jobs, executor=executor, device=device,
-                       dry_run=dry_run, threads=threads)
+    runner = build_executor(executor, jobs, threads, address, gpus_per_run, copy_back)
+    report = run_sweep(grid, out_dir=out_dir, overrides=overrides, executor=runner, device=device, dry_run=dry_run)
+    for name, error in report.failed.items():
+        click.echo(f"failed: {name}: {error}", err=True)
+    if as_json:
+        click.echo(json.dumps(report.to_json(dry_run=dry_run), indent=1))
+        if report.failed:
+            sys.exit(1)
+        return
     if dry_run:
         for name in report.runs:
             click.echo(f"{report.statuses[name]:<9} {name}")
@@ -43,8 +60,6 @@ def sweep_command(grid: Path, overrides: Tuple[str, ...], out_dir: Optional[Path
         click.echo(f"sweep {report.sweep_id}: {len(report.runs)} runs ({by_status}), {pending} to train -> "
                    f"{report.sweep_dir}")
         return
-    for name, error in report.failed.items():
-        click.echo(f"failed: {name}: {error}", err=True)
     click.echo(report.summary_line())
     if report.failed:
         sys.exit(1)

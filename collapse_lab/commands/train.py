@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Tuple
 
@@ -20,15 +21,20 @@ __all__ = ["train_command"]
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Run directory [default: runs/<dataset>-<method>-<fusion>-n<N>-s<seed>].")
 @click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda (or cuda:<i>).")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="CPU threads of torch and BLAS for this run [default: torch's; a num_threads config key wins].")
 @click.option("--resume", is_flag=True, help="Continue the run in --out after its last finished epoch.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing run directory.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON instead of a table.")
 @click.option("--max-steps", type=click.IntRange(min=1), help="Smoke cap: stop after K optimizer steps.")
 @click.option("--max-epochs", type=click.IntRange(min=1), help="Smoke cap: at most E epochs.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar [default: on a terminal only].")
+@click.option("--parallel", type=click.Choice(["none", "data", "ensemble"]), default="none", show_default=True,
+              help="Under torchrun: split each batch (data) or the students (ensemble) over the processes; "
+                   "the run equals single-process training.")
 def train_command(config_file: Path | None, overrides: Tuple[str, ...], out_dir: Path | None, device: str,
-                  resume: bool, overwrite: bool, as_json: bool, max_steps: int | None, max_epochs: int | None,
-                  progress: bool | None, experiment: str | None) -> None:
+                  threads: int | None, resume: bool, overwrite: bool, as_json: bool, max_steps: int | None,
+                  max_epochs: int | None, progress: bool | None, parallel: str, experiment: str | None) -> None:
     """Train a shared-embedding CTR ensemble, e.g. ``collapse-lab train dataset=movielens-100k method=kdef n=4``.
 
     OVERRIDES are config keys as key=value (values are YAML: hidden_units=[400,400], exam=false); see the
@@ -37,6 +43,7 @@ def train_command(config_file: Path | None, overrides: Tuple[str, ...], out_dir:
     from collapse_lab.fuxictr_config import fuxictr_layer
     from collapse_lab.train.api import train
     from collapse_lab.train.report import format_table
+    from collapse_lab.utils.threads import thread_limit
 
     items = list(overrides)
     if max_steps is not None:
@@ -44,8 +51,11 @@ def train_command(config_file: Path | None, overrides: Tuple[str, ...], out_dir:
     if max_epochs is not None:
         items.append(f"max_epochs={max_epochs}")
     config, config_file = fuxictr_layer(config_file, experiment, items, echo=lambda t: click.echo(t, err=True))
-    result = train(config, out_dir, resume=resume, overwrite=overwrite, device=device, progress=progress,
-                   config_file=config_file)
+    with thread_limit(threads):  # not a config key: the run's config hash (and --resume) do not depend on it
+        result = train(config, out_dir, resume=resume, overwrite=overwrite, device=device, progress=progress,
+                       config_file=config_file, parallel=parallel)
+    if parallel != "none" and os.environ.get("RANK", "0") != "0":
+        return  # rank 0 prints the result
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))
     else:

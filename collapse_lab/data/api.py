@@ -166,6 +166,7 @@ def prepare_dataset(spec_or_name: PathLike, *, data_root: PathLike | None = None
     elif text in preset_names():
         spec = load_spec(presets_dir() / f"{text}.yaml", dataset_id=dataset_id)
     elif path.suffix in (".yaml", ".yml") or "/" in text:
+        load_spec(path)  # raises the reason: not found, symlink loop, a directory...
         raise UserError(f"{path}: spec file not found")
     else:
         raise _unknown(text)

@@ -30,7 +30,7 @@ from collapse_lab.data.vocab import hash_tokens
 from collapse_lab.errors import UserError
 
 __all__ = ["Where", "Tokens", "bucketize", "parse_numbers", "parse_labels", "column_tokens", "sequence_tokens",
-           "numeric_values", "pad_sequences"]
+           "numeric_values", "numeric_field_values", "pad_sequences"]
 
 
 @dataclass
@@ -57,6 +57,9 @@ class Tokens:
 
     def counts(self) -> np.ndarray:
         return np.bincount(self.inverse, minlength=len(self.hashes)).astype(np.int64)
+
+
+BUCKET_MIN = -float(2**62)  # bucket ids are int64; convert_to_bucket keeps int(x) for x <= 2
 
 
 def bucketize(x: np.ndarray, method: str) -> np.ndarray:
@@ -102,7 +105,12 @@ def parse_numbers(arr: Any, name: str, where: Where) -> np.ndarray:
         out = pc.cast(arr, pa.float64())
     else:
         raise UserError(f"{where.path}: column {name!r} has type {arr.type}, expected numbers")
-    return out.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
+    x = out.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
+    infinite = np.isinf(x)
+    if infinite.any():  # "inf", "-Infinity", or a literal beyond float64 such as 1e400
+        i = int(np.flatnonzero(infinite)[0])
+        raise UserError(f"{where.at(i, name)}: expected a finite number, got {arr[i].as_py()!r}")
+    return x
 
 
 def parse_labels(arr: Any, name: str, where: Where) -> np.ndarray:
@@ -127,10 +135,38 @@ def numeric_values(arr: Any, col: ColumnSpec, where: Where) -> np.ndarray:
     return np.where(np.isnan(x), fill, x)
 
 
+def numeric_field_values(arr: Any, col: ColumnSpec, where: Where) -> np.ndarray:
+    """float32 values of a numeric field (stored as float32): :func:`numeric_values`, refusing magnitudes beyond
+    float32 (about 3.4e38), which would be stored as ±inf."""
+    x = numeric_values(arr, col, where)
+    big = np.abs(x) > np.finfo(np.float32).max
+    if big.any():
+        i = int(np.flatnonzero(big)[0])
+        raise UserError(f"{where.at(i, col.name)}: {x[i]:g} is beyond the float32 range of numeric fields "
+                        "(|x| <= 3.4e38); rescale the column or make it categorical with a preprocess")
+    return x.astype(np.float32)
+
+
 def _text(values: np.ndarray, integral: bool) -> np.ndarray:
     if integral:
         return np.array([str(int(v)) for v in values], dtype=object)
     return np.array([repr(float(v)) for v in values], dtype=object)
+
+
+def _as_strings(arr: Any, name: str, where: Where) -> Any:
+    """A column as pyarrow strings (numbers and booleans become their text); lists or structs are a UserError."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    if pa.types.is_string(arr.type):
+        return arr
+    try:
+        return pc.cast(arr, pa.string())
+    except (pa.ArrowNotImplementedError, pa.ArrowInvalid):
+        hint = " (declare a list column as type: sequence)" if pa.types.is_list(arr.type) else ""
+        raise UserError(f"{where.path}: column {name!r} has type {arr.type}, expected text or numbers{hint}") from None
 
 
 def _string_preprocess(arr: Any, col: ColumnSpec, where: Where) -> Any:
@@ -141,7 +177,7 @@ def _string_preprocess(arr: Any, col: ColumnSpec, where: Where) -> Any:
     if col.preprocess == "extract_country_code":
         if isinstance(arr, pa.ChunkedArray):
             arr = arr.combine_chunks()
-        text = arr if pa.types.is_string(arr.type) else pc.cast(arr, pa.string())
+        text = _as_strings(arr, col.name, where)
         return pc.fill_null(pc.utf8_slice_codeunits(text, 0, 2), "")
     age = parse_numbers(arr, col.name, where)
     bucket = np.digitize(age, [10, 20, 30, 40, 50, 60], right=True) + 1  # (0,10] -> 1, ..., (60, inf) -> 7
@@ -159,6 +195,11 @@ def column_tokens(arr: Any, col: ColumnSpec, where: Where) -> Tokens:
     elif col.preprocess or col.dtype in ("int", "float"):
         x = numeric_values(arr, col, where)
         if col.preprocess:
+            low = x < BUCKET_MIN  # int(x) of the x <= 2 branch would overflow int64
+            if low.any():
+                i = int(np.flatnonzero(low)[0])
+                raise UserError(f"{where.at(i, col.name)}: {x[i]:g} is below {BUCKET_MIN:g}, the smallest value "
+                                f"{col.preprocess} can turn into a bucket id")
             x = bucketize(x, col.preprocess).astype(np.float64)
         uniq, inverse = np.unique(x, return_inverse=True)
         integral = bool(col.preprocess) or col.dtype == "int"
@@ -166,8 +207,7 @@ def column_tokens(arr: Any, col: ColumnSpec, where: Where) -> Tokens:
         return Tokens(hash_tokens(uniq), _text(uniq, integral), is_na, inverse.astype(np.int64))
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks()
-    if not pa.types.is_string(arr.type):
-        arr = pc.cast(arr, pa.string())
+    arr = _as_strings(arr, col.name, where)
     enc = pc.dictionary_encode(pc.fill_null(arr, str(col.na_token)))
     texts = enc.dictionary.to_numpy(zero_copy_only=False).astype(object)
     is_na = texts == str(col.na_token)
@@ -187,8 +227,7 @@ def sequence_tokens(arr: Any, col: ColumnSpec, where: Where) -> Tokens:
         lists = pc.cast(arr, pa.list_(pa.string()))
         lists = pc.if_else(pc.is_null(lists), pa.scalar([], type=pa.list_(pa.string())), lists)
     else:
-        if not pa.types.is_string(arr.type):
-            arr = pc.cast(arr, pa.string())
+        arr = _as_strings(arr, col.name, where)
         lists = pc.split_pattern(pc.fill_null(arr, na), col.splitter)
     lengths = pc.list_value_length(lists).to_numpy(zero_copy_only=False).astype(np.int64)
     flat = pc.fill_null(pc.list_flatten(lists), na)

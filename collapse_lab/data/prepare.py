@@ -22,7 +22,14 @@ from typing import Any, Dict, List, Union
 import numpy as np
 
 from collapse_lab.data.dataset import SPLITS
-from collapse_lab.data.encode import Where, column_tokens, numeric_values, pad_sequences, parse_labels, sequence_tokens
+from collapse_lab.data.encode import (
+    Where,
+    column_tokens,
+    numeric_field_values,
+    pad_sequences,
+    parse_labels,
+    sequence_tokens,
+)
 from collapse_lab.data.feature_map import FeatureMap, FieldInfo
 from collapse_lab.data.meta import build_meta, content_hash, hash_file, needs_build
 from collapse_lab.data.reader import iter_chunks, read_header
@@ -73,7 +80,7 @@ class _Field:
     def count(self, arr: Any, where: Where) -> None:
         """Pass 1: count training tokens (or just validate numbers)."""
         if self.kind == "numeric":
-            numeric_values(arr, self.col, where)
+            numeric_field_values(arr, self.col, where)
             return
         tok = self.tokens(arr, where)
         keep = ~tok.is_na
@@ -93,7 +100,7 @@ class _Field:
     def encode(self, arr: Any, where: Where, train: bool) -> np.ndarray:
         """Pass 2: ids (rows, width) int32, or float32 values (rows,) for a numeric field."""
         if self.kind == "numeric":
-            return numeric_values(arr, self.col, where).astype(np.float32)
+            return numeric_field_values(arr, self.col, where)
         tok = self.tokens(arr, where)
         uid = self.vocab.encode(tok.hashes)
         uid[tok.is_na] = 0 if self.kind == "sequence" else self.vocab.oov_idx

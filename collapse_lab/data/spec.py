@@ -39,6 +39,7 @@ neither knows are an error. Relative paths resolve against ``base_dir`` (the cur
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Union
@@ -224,19 +225,25 @@ def _column(entry: Any, name: str, default_type: str, where: str) -> ColumnSpec:
     if padding not in ("post", "pre"):
         raise UserError(f"{where}: padding {padding!r} is not one of post, pre")
     max_len = entry.get("max_len")
-    if max_len is not None and (not isinstance(max_len, int) or max_len < 1):
+    if max_len is not None and not _positive_int(max_len):
         raise UserError(f"{where}: max_len must be a positive integer, got {max_len!r}")
     mcc = entry.get("min_categr_count")
-    if mcc is not None and (not isinstance(mcc, int) or mcc < 1):
+    if mcc is not None and not _positive_int(mcc):
         raise UserError(f"{where}: min_categr_count must be a positive integer, got {mcc!r}")
+    splitter = entry.get("splitter", "^")
+    if not isinstance(splitter, str) or not splitter:
+        raise UserError(f"{where}: splitter must be a non-empty string (e.g. '^' or '|'), got {splitter!r}")
     fill = entry.get("fill_na", entry.get("na_value"))
     if pre in STRING_PREPROCESSORS:
         dtype = "str"
     if ctype == "numeric" and pre is None and dtype == "str":
         dtype = "float"
+    if pre in NUMERIC_BUCKETS and dtype == "str":  # bucketised cells are read as numbers: missing -> 0, not ""
+        dtype = "float"
     pooling = pooling_of(entry.get("feature_encoder"), where) if ctype == "sequence" else None
+    _check_fill(fill, dtype if pre not in STRING_PREPROCESSORS else "str", where)
     return ColumnSpec(name=str(name), type=ctype, dtype=dtype, fill_na=fill, min_categr_count=mcc,
-                      preprocess=pre, splitter=str(entry.get("splitter", "^")), max_len=max_len, padding=padding,
+                      preprocess=pre, splitter=splitter, max_len=max_len, padding=padding,
                       source=str(entry.get("source", "")), pooling=pooling)
 
 
@@ -251,6 +258,35 @@ def _encoder_warning(entry: Dict[str, Any], where: str) -> str | None:
         return (f"{where}: `feature_encoder: null` leaves the sequence unpooled in FuxiCTR (for models that "
                 "attend over it); collapse-lab's students need one vector per field: masked average pooling")
     return None
+
+
+def _positive_int(value: Any) -> bool:
+    """An int >= 1 that is not a bool (YAML ``true`` is an int to Python)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def _check_fill(fill: Any, dtype: str, where: str) -> None:
+    """``fill_na`` of a numeric column must be a finite number; of a string column, a string or number."""
+    if fill is None:
+        return
+    if dtype == "str":
+        if isinstance(fill, bool) or not isinstance(fill, (str, int, float)):
+            raise UserError(f"{where}: fill_na must be a string, got {fill!r}")
+        return
+    try:
+        number = float(fill) if not isinstance(fill, bool) else math.nan
+    except (TypeError, ValueError, OverflowError):
+        number = math.nan
+    if not math.isfinite(number):
+        raise UserError(f"{where}: fill_na of a {dtype} column must be a finite number, got {fill!r}")
+
+
+def _check_sep(sep: Any, source: str) -> str:
+    """A CSV delimiter: one character, not a quote or a line break (pyarrow and ``csv`` both need that)."""
+    if not isinstance(sep, str) or len(sep) != 1 or sep in ('"', "\n", "\r"):
+        raise UserError(f"{source}: sep must be a single character other than a quote or a line break "
+                        f"(e.g. ',' or '\\t'), got {sep!r}")
+    return sep
 
 
 def spec_from_dict(data: Any, source: str = "spec", base_dir: Union[str, Path, None] = None,
@@ -286,9 +322,10 @@ def spec_from_dict(data: Any, source: str = "spec", base_dir: Union[str, Path, N
     if fmt not in _FORMATS:
         raise UserError(f"{source}: data_format {fmt!r} is not one of {', '.join(_FORMATS)}")
     mcc = data.get("min_categr_count", 1)
-    if not isinstance(mcc, int) or mcc < 1:
+    if not _positive_int(mcc):
         raise UserError(f"{source}: min_categr_count must be a positive integer, got {mcc!r}")
 
+    sep = _check_sep(data.get("sep", ","), source)
     label = data["label_col"]
     if isinstance(label, list):
         if len(label) != 1:
@@ -327,7 +364,7 @@ def spec_from_dict(data: Any, source: str = "spec", base_dir: Union[str, Path, N
     return DatasetSpec(dataset_id=dataset_id, train_data=paths["train_data"],
                        valid_data=paths["valid_data"], test_data=paths["test_data"], feature_cols=columns,
                        label_col=str(label["name"]), label_dtype=str(label.get("dtype", "float")), data_format=fmt,
-                       min_categr_count=mcc, sep=str(data.get("sep", ",")),
+                       min_categr_count=mcc, sep=sep,
                        description=str(data.get("description", "")), source=source, warnings=warnings)
 
 
@@ -336,13 +373,10 @@ def load_spec(path: Union[str, Path], dataset_id: str | None = None, base_dir: U
     """Read and validate a YAML spec file (relative data paths resolve against ``base_dir`` or the cwd)."""
     import yaml
 
+    from collapse_lab.io.inputs import read_text_file
+
     path = Path(path)
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise UserError(f"{path}: spec file not found") from None
-    except IsADirectoryError:
-        raise UserError(f"{path}: is a directory, expected a YAML spec file") from None
+    text = read_text_file(path, "YAML spec file", missing="spec file not found")
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -109,17 +109,15 @@ def save_trainer_state(path: PathLike, state: Mapping[str, Any]) -> str:
 
 def load_trainer_state(path: PathLike) -> Dict[str, Any]:
     """Load ``trainer_state.pt`` with ``weights_only=True`` (never unpickles code)."""
-    import pickle
-
-    import torch
+    from collapse_lab.io.safe_load import load_plain_torch
 
     path = Path(path)
-    if not path.exists():
+    if not path.exists() and not path.is_symlink():
         raise UserError(f"{path}: trainer state not found; cannot resume (the run never finished an epoch?)")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as exc:
-        raise UserError(f"{path}: unreadable trainer state ({str(exc).splitlines()[0]})") from None
+        state = load_plain_torch(path, "trainer state", mmap=False)
+    except UserError as exc:
+        raise UserError(f"unreadable trainer state, cannot resume: {exc}") from None
     if not isinstance(state, dict):
         raise UserError(f"{path}: expected a dict trainer state, got {type(state).__name__}")
     return state

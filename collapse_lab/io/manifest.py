@@ -43,10 +43,14 @@ def read_manifest(path: Union[str, Path]) -> Dict[str, Any]:
     path = Path(path)
     if path.is_dir():
         path = path / "manifest.json"
+    if not path.exists() and not path.is_symlink():
+        raise UserError(f"{path}: manifest not found (not a collapse-lab run directory?)")
+    from collapse_lab.io.inputs import read_text_file
+
     try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise UserError(f"{path}: manifest not found (not a collapse-lab run directory?)") from None
+        data = json.loads(read_text_file(path, "JSON run manifest"))
+    except RecursionError:
+        raise UserError(f"{path}: JSON nested too deeply; expected a run manifest") from None
     except json.JSONDecodeError as exc:
         raise UserError(f"{path}: line {exc.lineno}: invalid JSON ({exc.msg})") from None
     kind = data.get("kind") if isinstance(data, dict) else None

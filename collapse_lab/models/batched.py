@@ -19,9 +19,9 @@ from __future__ import annotations
 from typing import Dict, List, Sequence, Tuple
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
+from collapse_lab.models import shard
 from collapse_lab.models.students import MLPStudent
 
 __all__ = ["BatchedMLP"]
@@ -103,38 +103,45 @@ class BatchedMLP(nn.Module):
             stacked[k].copy_(state[name].reshape(stacked[k].shape))
 
     # ---- forward ---------------------------------------------------------------------------------------------
-    def _norm_act(self, a: Tensor, j: int, hidden: List[Tensor] | None) -> Tensor:
-        """BatchNorm (per student) -> ReLU -> Dropout on a logical ``(B, N, H)`` activation."""
+    def _norm_act(self, a: Tensor, j: int, hidden: List[Tensor] | None, members: slice) -> Tensor:
+        """BatchNorm (per student) -> ReLU -> Dropout on a logical ``(B, N, H)`` activation of ``members``."""
         b, n, h = a.shape
         if self.batch_norm:
             flat = a.reshape(b, n * h)  # (B, N*H): channel (k, unit) -> k*H + unit, a view when a is contiguous
             if self.training:
-                getattr(self, f"bn_num_batches_tracked_{j}").add_(1)
-            flat = F.batch_norm(flat, getattr(self, f"bn_running_mean_{j}").view(-1),
-                                getattr(self, f"bn_running_var_{j}").view(-1), self.bn_weights[j].view(-1),
-                                self.bn_biases[j].view(-1), self.training, BN_MOMENTUM, BN_EPS)
+                getattr(self, f"bn_num_batches_tracked_{j}")[members].add_(1)
+            flat = shard.batch_norm(flat, getattr(self, f"bn_running_mean_{j}")[members].view(-1),
+                                    getattr(self, f"bn_running_var_{j}")[members].view(-1),
+                                    self.bn_weights[j][members].reshape(-1), self.bn_biases[j][members].reshape(-1),
+                                    self.training, BN_MOMENTUM, BN_EPS)
             a = flat.view(b, n, h)  # (B, N, H)
         a = torch.relu(a)
         if hidden is not None:
             hidden.append(a)
-        return F.dropout(a, self.net_dropout, self.training) if self.net_dropout > 0 else a
+        return shard.dropout(a, self.net_dropout, self.training) if self.net_dropout > 0 else a
 
-    def forward(self, x: Tensor, hidden: List[Tensor] | None = None) -> Tuple[Tensor, Tensor]:
+    def forward(self, x: Tensor, hidden: List[Tensor] | None = None,
+                members: slice | None = None) -> Tuple[Tensor, Tensor]:
         """``(B, F*D)`` -> (logits ``(B, N)``, last hidden output ``(B, N, H_last)``).
 
         If ``hidden`` is a list, each layer's post-ReLU, pre-dropout activation ``(B, N, H_j)`` is appended.
+        ``members`` (a contiguous ``slice`` of students) runs only those students (N above is their number):
+        an ensemble-parallel rank's share (collapse_lab.parallel).
         """
-        n, b = self.num_students, x.shape[0]
+        members = slice(0, self.num_students) if members is None else members
+        n, b = len(range(self.num_students)[members]), x.shape[0]
         if not self.hidden_units:
             a = x.unsqueeze(1).expand(b, n, self.input_dim)  # (B, N, F*D): the shared input for every head
         for j, w in enumerate(self.weights):
+            w, bias = w[members], self.biases[j][members]
             h = w.shape[1]
             if j == 0:
                 # one GEMM for all students on the shared input: (B, F*D) @ (F*D, N*H) + (N*H,)
-                a = torch.addmm(self.biases[0].view(-1), x, w.view(n * h, -1).t()).view(b, n, h)  # (B, N, H)
+                a = torch.addmm(bias.reshape(-1), x, w.reshape(n * h, -1).t()).view(b, n, h)  # (B, N, H)
             else:
-                a = torch.baddbmm(self.biases[j].unsqueeze(1), a.transpose(0, 1), w.transpose(1, 2))  # (N, B, H)
+                a = torch.baddbmm(bias.unsqueeze(1), a.transpose(0, 1), w.transpose(1, 2))  # (N, B, H)
                 a = a.transpose(0, 1)  # (B, N, H), strided view
-            a = self._norm_act(a, j, hidden)
-        z = torch.baddbmm(self.head_bias.unsqueeze(-1), a.transpose(0, 1), self.head_weight.transpose(1, 2))
+            a = self._norm_act(a, j, hidden, members)
+        z = torch.baddbmm(self.head_bias[members].unsqueeze(-1), a.transpose(0, 1),
+                          self.head_weight[members].transpose(1, 2))
         return z.squeeze(-1).t().contiguous(), a  # (N, B, 1) -> (B, N); (B, N, H_last)

@@ -16,10 +16,10 @@ from __future__ import annotations
 from typing import List, Sequence, Tuple
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from collapse_lab.errors import UserError
+from collapse_lab.models import shard
 from collapse_lab.registry import Registry
 
 __all__ = ["STUDENTS", "MLPLayer", "MLPStudent", "init_linear", "mlp"]
@@ -48,9 +48,14 @@ class MLPLayer(nn.Module):
         """``(B, H_in)`` -> (activation after ReLU ``(B, H)``, output after dropout ``(B, H)``)."""
         a = self.linear(x)  # (B, H)
         if self.bn is not None:
-            a = self.bn(a)
+            if self.training and shard.current() is not None:  # a rank's rows, whole-batch statistics
+                self.bn.num_batches_tracked.add_(1)
+                a = shard.batch_norm(a, self.bn.running_mean, self.bn.running_var, self.bn.weight, self.bn.bias,
+                                     True, self.bn.momentum, self.bn.eps)
+            else:
+                a = self.bn(a)
         a = torch.relu(a)
-        return a, F.dropout(a, self.dropout, self.training) if self.dropout > 0 else a
+        return a, shard.dropout(a, self.dropout, self.training) if self.dropout > 0 else a
 
 
 class MLPStudent(nn.Module):

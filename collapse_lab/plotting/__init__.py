@@ -20,7 +20,11 @@ __all__ = [
     "plot_field_ia",
     "plot_normalized_spectra",
     "plot_exam_weights",
+    "plot_embedding_collapse",
+    "plot_metric_over_training",
+    "plot_collapse_map",
     "render_figures",
+    "draw_figure",
     "save_figure",
     "style_context",
 ]
@@ -30,7 +34,9 @@ _WHERE = {
     "plot_student_variance": "degradation", "plot_metric_vs_n": "degradation", "plot_sv_heatmaps": "spectra",
     "plot_ka_vs_n": "spectra", "plot_erank_ratio_vs_n": "spectra", "plot_layer_measure_vs_n": "spectra",
     "plot_normalized_spectra": "spectra", "plot_field_ia": "fields",
-    "plot_exam_weights": "exam", "render_figures": "figures", "save_figure": "style", "style_context": "style",
+    "plot_exam_weights": "exam", "plot_embedding_collapse": "embedding", "plot_metric_over_training": "training",
+    "plot_collapse_map": "training", "render_figures": "figures", "draw_figure": "figures", "save_figure": "style",
+    "style_context": "style",
 }
 
 

@@ -21,6 +21,7 @@ from matplotlib.patches import Patch
 from collapse_lab.plotting.style import new_axes, place_legend, style_context, variant_style
 from collapse_lab.results.collect import VARIANT_ORDER
 from collapse_lab.results.stats import mean_ci
+from collapse_lab.results.tables import DIFFERENCE_BASELINES, SINGLE_VARIANT
 
 __all__ = ["plot_metric_vs_n", "plot_ensemble_auc", "plot_gap", "plot_student_auc", "plot_student_variance",
            "ordered_variants"]
@@ -47,14 +48,67 @@ def _n_axis(ax: Any, ns: Sequence[int]) -> None:
     ax.set_xlabel("number of sub-networks N")
 
 
+SINGLE_LABEL = "single model"
+
+
+def _is_single(df: pd.DataFrame) -> pd.Series:
+    """Rows of the single model: vanilla-mean at N = 1 and its copies under other recipes (``single_model``,
+    :func:`collapse_lab.results.tables.with_single_model`)."""
+    mask = (df["variant"] == SINGLE_VARIANT) & (df["n"] == 1)
+    return mask | df["single_model"].astype(bool) if "single_model" in df else mask
+
+
+def _single_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """The single-model rows once per run (the table repeats them under every recipe)."""
+    single = df[_is_single(df)]
+    key = "run" if "run" in single else "seed"
+    return single.drop_duplicates(subset=[c for c in (key, "member", "layer") if c in single])
+
+
+def draw_lines_vs_n(ax: Any, df: pd.DataFrame, metric: str, variants: Optional[Sequence[str]] = None,
+                    scale: float = 1.0, confidence: float = 0.95, show_runs: bool = True,
+                    **style: Any) -> None:
+    """Mean of ``metric`` over seeds vs N, one line per recipe with its t band and single runs; the single model
+    (rows marked ``single_model``) is drawn once, in grey at N = 1 with its own interval, and each recipe's
+    line starts from it without a marker of its own there (docs/method.md §9: every curve starts at 1x)."""
+    single = _single_rows(df)
+    own = df[~_is_single(df)]
+    single_stats = mean_ci(single[metric].to_numpy(float) * scale, confidence) if len(single) else None
+    from_single = set(df.loc[_is_single(df), "variant"])
+    for i, variant in enumerate(ordered_variants(own, variants)):
+        sub = own[own["variant"] == variant]
+        st = variant_style(variant, i)
+        ns = np.array(sorted(sub["n"].unique()), dtype=float)
+        stats = np.array([mean_ci(sub.loc[sub["n"] == n, metric].to_numpy(float) * scale, confidence)
+                          for n in ns]).reshape(-1, 4)
+        xs, ys, marks = ns, stats[:, 0], list(range(len(ns)))
+        if single_stats is not None and variant in from_single and 1 not in ns:
+            xs, ys, marks = np.r_[1.0, ns], np.r_[single_stats[0], stats[:, 0]], list(range(1, len(ns) + 1))
+        ax.plot(xs, ys, label=variant, color=st["color"], marker=st["marker"], markevery=marks, **style)
+        confidence_band(ax, ns, stats[:, 2], stats[:, 3], st["color"])
+        if show_runs:
+            ax.scatter(sub["n"].to_numpy(float), sub[metric].to_numpy(float) * scale, s=6, color=st["color"],
+                       alpha=0.35, linewidths=0, label="_nolegend_")
+    if single_stats is not None:
+        st = variant_style(SINGLE_LABEL)
+        mean, _, lo, hi = single_stats
+        yerr = None if np.isnan(lo) else [[mean - lo], [hi - mean]]
+        ax.errorbar([1.0], [mean], yerr=yerr, color=st["color"], marker=st["marker"], markersize=5, capsize=2,
+                    linestyle="none", label=SINGLE_LABEL, zorder=4)
+        if show_runs:
+            ax.scatter(single["n"].to_numpy(float), single[metric].to_numpy(float) * scale, s=6,
+                       color=st["color"], alpha=0.35, linewidths=0, label="_nolegend_")
+
+
 def plot_metric_vs_n(df: pd.DataFrame, metric: str, ax: Any = None, variants: Optional[Sequence[str]] = None,
                      scale: float = 1.0, ylabel: Optional[str] = None, confidence: float = 0.95,
                      show_runs: bool = True, legend: bool = True, title: Optional[str] = None,
                      reference: Optional[float] = None, **style: Any) -> Tuple[Any, Any]:
-    """Mean of ``metric`` over seeds vs N, one line per recipe, with a t confidence band and the single runs.
+    """Mean of ``metric`` over seeds vs N, one line per recipe, with a t confidence band and the single runs
+    (:func:`draw_lines_vs_n`: the single model drawn once).
 
     Args:
-        df: one row per run with columns ``variant``, ``n`` and ``metric``.
+        df: one row per run with columns ``variant``, ``n`` and ``metric`` (and ``single_model``).
         metric: the column to draw.
         ax: axes to draw on (default: a new single-column figure).
         variants: recipes to draw, in this order (default: all present, in the canonical order).
@@ -70,17 +124,7 @@ def plot_metric_vs_n(df: pd.DataFrame, metric: str, ax: Any = None, variants: Op
     own = ax is None
     with style_context():
         fig, ax = new_axes(ax)
-        for i, variant in enumerate(ordered_variants(df, variants)):
-            sub = df[df["variant"] == variant]
-            st = variant_style(variant, i)
-            ns = np.array(sorted(sub["n"].unique()), dtype=float)
-            stats = np.array([mean_ci(sub.loc[sub["n"] == n, metric].to_numpy(float) * scale, confidence)
-                              for n in ns]).reshape(-1, 4)
-            ax.plot(ns, stats[:, 0], label=variant, color=st["color"], marker=st["marker"], **style)
-            confidence_band(ax, ns, stats[:, 2], stats[:, 3], st["color"])
-            if show_runs:
-                ax.scatter(sub["n"].to_numpy(float), sub[metric].to_numpy(float) * scale, s=6, color=st["color"],
-                           alpha=0.35, linewidths=0, label="_nolegend_")
+        draw_lines_vs_n(ax, df, metric, variants, scale, confidence, show_runs, **style)
         _n_axis(ax, df["n"])
         ax.set_ylabel(ylabel or metric)
         if reference is not None:
@@ -92,59 +136,157 @@ def plot_metric_vs_n(df: pd.DataFrame, metric: str, ax: Any = None, variants: Op
     return fig, ax
 
 
+def draw_differences(ax: Any, table: pd.DataFrame, variants: Optional[Sequence[str]] = None,
+                     ylabel: str = "", title: str = "") -> None:
+    """Paired differences (``estimate``, ``ci_low``, ``ci_high`` per ``variant`` and ``n``, from
+    :func:`collapse_lab.results.tables.difference_table`) as points with interval bars joined per recipe,
+    recipes offset side by side at each N, and a dotted line at 0."""
+    order = ordered_variants(table, variants) if len(table) else []
+    ns = sorted(int(n) for n in table["n"].unique()) if len(table) else []
+    width = 0.06 * max(1.0, (ns[-1] - ns[0]) / 4) if ns else 0.0
+    for i, variant in enumerate(order):
+        sub = table[table["variant"] == variant].sort_values("n")
+        st = variant_style(variant, i)
+        x = sub["n"].to_numpy(float) + (i - (len(order) - 1) / 2) * width
+        est = sub["estimate"].to_numpy(float)
+        lo, hi = sub["ci_low"].to_numpy(float), sub["ci_high"].to_numpy(float)
+        yerr = np.vstack([np.where(np.isfinite(lo), est - lo, 0.0), np.where(np.isfinite(hi), hi - est, 0.0)])
+        ax.errorbar(x, est, yerr=yerr, color=st["color"], marker=st["marker"], markersize=3.5, capsize=1.5,
+                    linewidth=0.9, label=variant)
+    ax.axhline(0.0, color="0.5", linewidth=0.6, linestyle=":")
+    if ns:
+        ax.set_xticks(ns)
+    ax.set_xlabel("number of sub-networks N")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+
+
+
+
+def _with_differences(df: pd.DataFrame, metric: str, what: str, draw: Any, baselines: Sequence[str],
+                      variants: Optional[Sequence[str]], confidence: float) -> Tuple[Any, Any]:
+    """``draw(ax)`` (the absolute figure) plus one panel of paired differences per baseline, one legend."""
+    from collapse_lab.results.tables import difference_table
+
+    fig, axes = new_axes(None, ncols=1 + len(baselines), figsize=(2.9 * (1 + len(baselines)), 2.7))
+    draw(axes[0])
+    for axis, baseline in zip(axes[1:], baselines, strict=True):
+        table = difference_table(df, metric, baseline, scale=100.0, confidence=confidence)
+        draw_differences(axis, table, variants, ylabel=f"Δ {what} (AUC points)",
+                         title=f"vs {baseline} (paired by seed)")
+    if axes[0].get_legend() is not None:
+        axes[0].get_legend().remove()
+    place_legend(axes[-1], True, handles=[h for h in axes[0].get_legend_handles_labels()[0]], max_inside=0)
+    return fig, axes
+
+
 def plot_ensemble_auc(df: pd.DataFrame, ax: Any = None, variants: Optional[Sequence[str]] = None,
-                      **style: Any) -> Tuple[Any, Any]:
-    """Figure 1 (paper Figs. 2a/4a/6a/8a): test AUC (%) of the fused ensemble vs N per recipe."""
-    fig, ax = plot_metric_vs_n(df, "ensemble_auc", ax=ax, variants=variants, scale=100.0,
-                               ylabel="ensemble test AUC (%)", title="Ensemble AUC vs number of sub-networks",
-                               **style)
-    return fig, ax
+                      differences: bool = False, confidence: float = 0.95, **style: Any) -> Tuple[Any, Any]:
+    """Figure 1 (paper Figs. 2a/4a/6a/8a): test AUC (%) of the fused ensemble vs N per recipe.
+
+    With ``differences`` (and no ``ax``) two more panels show each recipe minus the single model and minus
+    vanilla-mean at the same N, paired over seeds (t interval of the differences): where the absolute curves of
+    KD, DML and KDEF overlap, the paired differences still separate them. Returns the axes array then.
+    """
+    def draw(axis: Any) -> Tuple[Any, Any]:
+        return plot_metric_vs_n(df, "ensemble_auc", ax=axis, variants=variants, scale=100.0,
+                                ylabel="ensemble test AUC (%)", title="Ensemble AUC vs number of sub-networks",
+                                confidence=confidence, **style)
+
+    if differences and ax is None:
+        with style_context():
+            return _with_differences(df, "ensemble_auc", "ensemble AUC", draw, DIFFERENCE_BASELINES, variants,
+                                     confidence)
+    return draw(ax)
 
 
 def plot_gap(df: pd.DataFrame, ax: Any = None, variants: Optional[Sequence[str]] = None,
-             **style: Any) -> Tuple[Any, Any]:
-    """Figure 3 (paper Figs. 5, 8c): ensemble AUC − best student AUC (AUC points) vs N per recipe."""
-    fig, ax = plot_metric_vs_n(df, "gap", ax=ax, variants=variants, scale=100.0,
-                               ylabel="ensemble − best student AUC (points)", reference=0.0,
-                               title="Discrepancy between ensemble and best student", **style)
-    return fig, ax
+             differences: bool = False, confidence: float = 0.95, **style: Any) -> Tuple[Any, Any]:
+    """Figure 3 (paper Figs. 5, 8c): ensemble AUC − best student AUC (AUC points) vs N per recipe.
+
+    With ``differences`` (and no ``ax``) a second panel shows each recipe's gap minus vanilla-mean's at the same
+    N, paired over seeds (the single model's gap is 0 by definition, so its difference panel would repeat the
+    first one).
+    """
+    def draw(axis: Any) -> Tuple[Any, Any]:
+        return plot_metric_vs_n(df, "gap", ax=axis, variants=variants, scale=100.0,
+                                ylabel="ensemble − best student AUC (points)", reference=0.0,
+                                title="Discrepancy between ensemble and best student", confidence=confidence,
+                                **style)
+
+    if differences and ax is None:
+        with style_context():
+            return _with_differences(df, "gap", "ensemble − best student", draw, DIFFERENCE_BASELINES[1:], variants,
+                                     confidence)
+    return draw(ax)
 
 
 def _best_worst(students: pd.DataFrame) -> pd.DataFrame:
-    per_run = students.groupby(["variant", "run", "n"], sort=False)["test_auc"].agg(["max", "min"])
+    keys = [k for k in ("variant", "run", "n", "seed", "single_model") if k in students]
+    per_run = students.groupby(keys, sort=False)["test_auc"].agg(["max", "min"])
     return per_run.reset_index()
 
 
 def plot_student_auc(df: pd.DataFrame, ax: Any = None, variants: Optional[Sequence[str]] = None,
-                     confidence: float = 0.95, **style: Any) -> Tuple[Any, Any]:
+                     confidence: float = 0.95, differences: bool = False, **style: Any) -> Tuple[Any, Any]:
     """Figure 2 (paper Figs. 2b/4b/6b/8b): best (solid) and worst (dashed) student test AUC (%) vs N.
 
     Best/worst are taken within each run, then averaged over seeds (t band on the best curve); every student of
     every run is drawn as a point, offset horizontally per recipe, so the variance stays visible.
 
+    With ``differences`` (and no ``ax``) two more panels show the best student of each recipe minus the single
+    model and minus vanilla-mean's best student at the same N, paired over seeds.
+
     Args:
-        df: one row per student: ``run``, ``variant``, ``n``, ``test_auc``.
+        df: one row per student: ``run``, ``variant``, ``n``, ``test_auc`` (``seed`` for the differences).
     """
+    if differences and ax is None:
+        best = _best_worst(df).rename(columns={"max": "best_student_auc"})
+        with style_context():
+            return _with_differences(best, "best_student_auc", "best student AUC",
+                                     lambda axis: plot_student_auc(df, ax=axis, variants=variants,
+                                                                   confidence=confidence, **style),
+                                     DIFFERENCE_BASELINES, variants, confidence)
     own = ax is None
     with style_context():
         fig, ax = new_axes(ax)
         order = ordered_variants(df, variants)
         per_run = _best_worst(df)
+        is_single = _is_single(per_run)
+        single_runs = per_run[is_single].drop_duplicates(subset="run")
+        own_runs = per_run[~is_single]
+        single_points = _single_rows(df)
+        own_points = df[~_is_single(df)]
         width = 0.08 * max(1.0, float(np.ptp(df["n"].to_numpy(float))) / 4)
+        single_best = single_runs["max"].mean() * 100 if len(single_runs) else np.nan
+        single_worst = single_runs["min"].mean() * 100 if len(single_runs) else np.nan
         for i, variant in enumerate(order):
             st = variant_style(variant, i)
-            sub = per_run[per_run["variant"] == variant]
+            sub = own_runs[own_runs["variant"] == variant]
             ns = np.array(sorted(sub["n"].unique()), dtype=float)
             best = np.array([mean_ci(sub.loc[sub["n"] == n, "max"].to_numpy(float) * 100, confidence)
                              for n in ns]).reshape(-1, 4)
             worst = np.array([sub.loc[sub["n"] == n, "min"].mean() * 100 for n in ns])
-            ax.plot(ns, best[:, 0], color=st["color"], marker=st["marker"], label=f"{variant} best", **style)
-            ax.plot(ns, worst, color=st["color"], marker=st["marker"], linestyle="--", markerfacecolor="white",
-                    label=f"{variant} worst", **style)
+            xs, ys_best, ys_worst, marks = ns, best[:, 0], worst, list(range(len(ns)))
+            if len(single_runs) and 1 not in ns and variant in set(per_run.loc[is_single, "variant"]):
+                xs, marks = np.r_[1.0, ns], list(range(1, len(ns) + 1))
+                ys_best, ys_worst = np.r_[single_best, best[:, 0]], np.r_[single_worst, worst]
+            ax.plot(xs, ys_best, color=st["color"], marker=st["marker"], markevery=marks, label=f"{variant} best",
+                    **style)
+            ax.plot(xs, ys_worst, color=st["color"], marker=st["marker"], markevery=marks, linestyle="--",
+                    markerfacecolor="white", label=f"{variant} worst", **style)
             confidence_band(ax, ns, best[:, 2], best[:, 3], st["color"])
-            points = df[df["variant"] == variant]
+            points = own_points[own_points["variant"] == variant]
             offset = (i - (len(order) - 1) / 2) * width
             ax.scatter(points["n"].to_numpy(float) + offset, points["test_auc"].to_numpy(float) * 100, s=5,
+                       color=st["color"], alpha=0.4, linewidths=0, label="_nolegend_")
+        if len(single_runs):
+            st = variant_style(SINGLE_LABEL)
+            mean, _, lo, hi = mean_ci(single_runs["max"].to_numpy(float) * 100, confidence)
+            yerr = None if np.isnan(lo) else [[mean - lo], [hi - mean]]
+            ax.errorbar([1.0], [mean], yerr=yerr, color=st["color"], marker=st["marker"], markersize=5, capsize=2,
+                        linestyle="none", label=SINGLE_LABEL, zorder=4)
+            ax.scatter(single_points["n"].to_numpy(float), single_points["test_auc"].to_numpy(float) * 100, s=5,
                        color=st["color"], alpha=0.4, linewidths=0, label="_nolegend_")
         _n_axis(ax, df["n"])
         ax.set_ylabel("student test AUC (%)")
@@ -170,10 +312,12 @@ def plot_student_variance(df: pd.DataFrame, ax: Any = None, variants: Optional[S
     own = ax is None
     with style_context():
         fig, ax = new_axes(ax)
-        order = ordered_variants(df, variants)
+        single = _single_rows(df)
+        own_rows = df[~_is_single(df)]
+        order = ordered_variants(own_rows, variants)
         ns = sorted(int(n) for n in df["n"].unique())
-        data = df[df["variant"].isin(order)].assign(auc=lambda d: d["test_auc"].astype(float) * 100,
-                                                    n=lambda d: d["n"].astype(int))
+        data = own_rows[own_rows["variant"].isin(order)].assign(auc=lambda d: d["test_auc"].astype(float) * 100,
+                                                                n=lambda d: d["n"].astype(int))
         palette = {variant: variant_style(variant, i)["color"] for i, variant in enumerate(order)}
         common = {"data": data, "x": "n", "y": "auc", "hue": "variant", "order": ns, "hue_order": order,
                   "palette": palette, "ax": ax}
@@ -188,6 +332,15 @@ def plot_student_variance(df: pd.DataFrame, ax: Any = None, variants: Optional[S
         if ax.get_legend() is not None:
             ax.get_legend().remove()
         handles = [Patch(facecolor=palette[v], edgecolor=palette[v], alpha=0.45, label=v) for v in order]
+        if len(single) and 1 in ns:  # the single model once, in its own grey box at N = 1
+            grey = variant_style(SINGLE_LABEL)["color"]
+            values = single["test_auc"].to_numpy(float) * 100
+            ax.boxplot(values, positions=[ns.index(1)], widths=0.3, showfliers=False, patch_artist=True,
+                       boxprops={"facecolor": grey, "alpha": 0.45, "edgecolor": grey},
+                       medianprops={"color": "black"}, whiskerprops={"color": grey}, capprops={"color": grey})
+            jitter = np.random.default_rng(0).uniform(-0.1, 0.1, values.size)
+            ax.scatter(ns.index(1) + jitter, values, s=6, color=grey, linewidths=0, zorder=3)
+            handles.append(Patch(facecolor=grey, edgecolor=grey, alpha=0.45, label=SINGLE_LABEL))
         ax.set_xticks(range(len(ns)), [str(n) for n in ns])
         ax.set_xlabel("number of sub-networks N")
         ax.set_ylabel("student test AUC (%)")

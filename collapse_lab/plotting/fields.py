@@ -14,39 +14,50 @@ import pandas as pd
 
 from collapse_lab.plotting.degradation import ordered_variants
 from collapse_lab.plotting.style import new_axes, place_legend, style_context, variant_style
+from collapse_lab.results.stats import mean_ci
 
 __all__ = ["plot_field_ia"]
 
 
 def plot_field_ia(df: pd.DataFrame, ax: Any = None, variants: Optional[Sequence[str]] = None,
-                  **style: Any) -> Tuple[Any, Any]:
-    """Grouped bars of per-field IA per recipe (mean over runs) with the random baseline as black ticks.
+                  confidence: float = 0.95, **style: Any) -> Tuple[Any, Any]:
+    """A dot plot of per-field IA: one row per field (sorted by cardinality, the largest at the top), one marker
+    per recipe at its mean over runs with a t interval over seeds, recipes offset within the row, and the IA of a
+    same-shape Gaussian table as a black bar. The figure grows with the number of fields and recipes, so its
+    text stays at the style's size.
 
     Args:
         df: rows ``field``, ``rows`` (cardinality V_f), ``variant``, ``value`` (IA), ``baseline`` (IA of a
             same-shape Gaussian matrix); several runs per recipe are averaged.
-        ax: axes to draw on (default: a new double-column figure).
-        **style: passed to ``ax.bar``.
+        ax: axes to draw on (default: a new figure sized to the fields).
+        **style: passed to ``ax.errorbar``.
     """
     order = ordered_variants(df, variants)
-    fields = (df.groupby("field")["rows"].max().sort_values(kind="stable").index.tolist())
-    x = np.arange(len(fields), dtype=float)
-    width = 0.8 / max(len(order), 1)
+    cardinality = df.groupby("field")["rows"].max().sort_values(kind="stable")
+    fields = cardinality.index.tolist()
+    y = np.arange(len(fields), dtype=float)
+    step = 0.8 / max(len(order), 1)
     own = ax is None
     with style_context():
-        fig, ax = new_axes(ax, figsize=(max(3.5, 0.55 * len(fields) * max(1, len(order)) / 2 + 1.5), 2.6))
+        fig, ax = new_axes(ax, figsize=(4.6, max(2.4, 0.5 + len(fields) * max(0.32, 0.09 * len(order)))))
         handles = []
         for i, variant in enumerate(order):
-            sub = df[df["variant"] == variant].groupby("field")["value"].mean().reindex(fields)
-            handles.append(ax.bar(x + (i - (len(order) - 1) / 2) * width, sub.to_numpy(float), width=width,
-                                  color=variant_style(variant, i)["color"], label=variant, **style))
+            st = variant_style(variant, i)
+            sub = df[df["variant"] == variant]
+            stats = np.array([mean_ci(sub.loc[sub["field"] == f, "value"].to_numpy(float), confidence)
+                              for f in fields]).reshape(-1, 4)
+            mean, lo, hi = stats[:, 0], stats[:, 2], stats[:, 3]
+            xerr = np.vstack([np.where(np.isfinite(lo), mean - lo, 0.0), np.where(np.isfinite(hi), hi - mean, 0.0)])
+            offset = ((len(order) - 1) / 2 - i) * step
+            handles.append(ax.errorbar(mean, y + offset, xerr=xerr, color=st["color"], marker=st["marker"],
+                                       markersize=3.5, linestyle="none", capsize=1.5, label=variant, **style))
         baseline = df.groupby("field")["baseline"].mean().reindex(fields).to_numpy(float)
-        handles.append(ax.scatter(x, baseline, marker="_", s=240, color="black", linewidths=1.4, zorder=3,
+        handles.append(ax.scatter(baseline, y, marker="|", s=220, color="black", linewidths=1.4, zorder=3,
                                   label="random baseline"))
-        cardinality = df.groupby("field")["rows"].max().reindex(fields)
-        ax.set_xticks(x, [f"{f}\n({int(v)})" for f, v in zip(fields, cardinality, strict=True)], rotation=0)
-        ax.set_xlabel("field (cardinality), sorted by cardinality")
-        ax.set_ylabel("information abundance Σσ/σ_max")
+        ax.set_yticks(y, [f"{f} ({int(v)})" for f, v in cardinality.items()])
+        ax.set_ylim(-0.6, len(fields) - 0.4)
+        ax.set_ylabel("field (cardinality)")
+        ax.set_xlabel(r"information abundance $\Sigma\sigma / \sigma_{\max}$")
         ax.set_title("Per-field information abundance of the embedding tables")
-        place_legend(ax, own, handles=handles, ncols=min(4, len(order) + 1))
+        place_legend(ax, own, handles=handles)
     return fig, ax

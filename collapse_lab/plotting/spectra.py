@@ -16,9 +16,8 @@ from typing import Any, Optional, Sequence, Tuple
 import numpy as np
 import pandas as pd
 
-from collapse_lab.plotting.degradation import confidence_band, ordered_variants
+from collapse_lab.plotting.degradation import draw_lines_vs_n, ordered_variants
 from collapse_lab.plotting.style import new_axes, place_legend, style_context, variant_style
-from collapse_lab.results.stats import mean_ci
 
 __all__ = ["plot_sv_heatmaps", "plot_layer_measure_vs_n", "plot_ka_vs_n", "plot_erank_ratio_vs_n",
            "plot_normalized_spectra"]
@@ -84,9 +83,10 @@ def plot_sv_heatmaps(df: pd.DataFrame, tau: Optional[float] = None, ax: Any = No
 
 def plot_layer_measure_vs_n(df: pd.DataFrame, column: str, ylabel: str, ax: Any = None,
                             variants: Optional[Sequence[str]] = None, confidence: float = 0.95, scale: float = 1.0,
-                            reference: Optional[float] = None, **style: Any) -> Tuple[Any, Any]:
+                            reference: Optional[float] = None, min_span: float = 0.0,
+                            **style: Any) -> Tuple[Any, Any]:
     """A per-layer measure of the best student vs N, one panel per layer, one line per recipe (mean over seeds,
-    t band).
+    t band; the single model once, :func:`~collapse_lab.plotting.degradation.draw_lines_vs_n`).
 
     Args:
         df: rows ``variant``, ``n``, ``layer`` (1-based) and ``column`` (one per run and layer).
@@ -95,6 +95,7 @@ def plot_layer_measure_vs_n(df: pd.DataFrame, column: str, ylabel: str, ax: Any 
         ax: a sequence of one axes per layer (default: a new figure).
         scale: multiply values by this (100 for KA in percent).
         reference: a dotted horizontal line at this value (e.g. 1 = a Gaussian matrix's spread).
+        min_span: the y axis spans at least this much around ``reference`` (0 = matplotlib's limits).
     """
     layers = sorted(df["layer"].unique())
     own = ax is None
@@ -103,19 +104,13 @@ def plot_layer_measure_vs_n(df: pd.DataFrame, column: str, ylabel: str, ax: Any 
             if ax is None else new_axes(ax, ncols=len(layers))
         axes = np.atleast_1d(axes)
         for axis, layer in zip(axes, layers, strict=True):
-            sub_layer = df[df["layer"] == layer]
-            for i, variant in enumerate(ordered_variants(df, variants)):
-                sub = sub_layer[sub_layer["variant"] == variant]
-                if sub.empty:
-                    continue
-                st = variant_style(variant, i)
-                ns = np.array(sorted(sub["n"].unique()), dtype=float)
-                stats = np.array([mean_ci(sub.loc[sub["n"] == n, column].to_numpy(float) * scale, confidence)
-                                  for n in ns]).reshape(-1, 4)
-                axis.plot(ns, stats[:, 0], color=st["color"], marker=st["marker"], label=variant, **style)
-                confidence_band(axis, ns, stats[:, 2], stats[:, 3], st["color"])
+            draw_lines_vs_n(axis, df[df["layer"] == layer], column, ordered_variants(df, variants), scale,
+                            confidence, show_runs=False, **style)
             if reference is not None:
                 axis.axhline(reference, color="0.5", linewidth=0.6, linestyle=":")
+                if min_span:  # ratios within round-off of the reference stay flat instead of filling the axis
+                    low, high = axis.get_ylim()
+                    axis.set_ylim(min(low, reference - min_span / 2), max(high, reference + min_span / 2))
             axis.set_title(f"layer {int(layer)}")
             axis.set_xticks(sorted(set(int(n) for n in df["n"])))
             axis.set_xlabel("N")
@@ -152,7 +147,7 @@ def plot_erank_ratio_vs_n(df: pd.DataFrame, ax: Any = None, variants: Optional[S
         df: rows ``variant``, ``n``, ``layer`` (1-based), ``erank_ratio``.
     """
     return plot_layer_measure_vs_n(df, "erank_ratio", "effective rank / Gaussian (best student)", ax=ax,
-                                   variants=variants, confidence=confidence, reference=1.0, **style)
+                                   variants=variants, confidence=confidence, reference=1.0, min_span=0.1, **style)
 
 
 def plot_normalized_spectra(df: pd.DataFrame, ax: Any = None, variants: Optional[Sequence[str]] = None,
@@ -191,6 +186,6 @@ def plot_normalized_spectra(df: pd.DataFrame, ax: Any = None, variants: Optional
             axis.set_yscale("log")
             axis.set_xlabel("index i")
             axis.set_title(str(kind))
-        axes[0].set_ylabel("σ_i / σ_1")
+        axes[0].set_ylabel(r"$\sigma_i / \sigma_1$")
         place_legend(axes[0], own)
     return fig, axes

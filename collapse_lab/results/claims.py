@@ -1,4 +1,5 @@
-"""The paper's headline claims C1–C8 (docs/method.md §14) measured on a sweep, with confidence intervals.
+"""The paper's headline claims C1–C8 (docs/method.md §14) and the embedding-collapse claim C9, measured on a
+sweep, with confidence intervals.
 
 Each claim becomes one or more *quantities* — a difference of means with a 95% interval — and a verdict:
 
@@ -46,6 +47,18 @@ the same thresholds apply as to the largest-N comparisons. C1 starts at the sing
 paper's 1x → 10x statement); the other trends start at N = 2, as the paper states them ("81.53 (2x) → 81.60
 (10x)"): the single model at x = 0 would otherwise dominate the fit and repeat the largest-N-vs-single test.
 The largest-N comparisons use two settings only; the lines use all of them.
+
+**C9, knowledge transfer narrows the shared embedding** (not a claim of the paper: it is the embedding collapse
+of Guo et al., "On the Embedding Collapse when Scaling up Recommendation Models", ICML 2024, read on the shared
+embedding of arXiv 2411.16122 §III). Each run's shared embedding tables are measured against same-shape Gaussian
+tables of equal Frobenius norm: ``emb_ia_ratio_mean`` = the mean over fields of IA(E_f)/IA(G_f) and
+``emb_erank_ratio_mean`` = the same for the effective rank (docs/metrics.md §1, §3; 1 = as spread out as
+random, lower = fewer directions used). For every knowledge-transfer recipe (KD, DML, KDEF and KDEF's ablations)
+C9 reads (i) the fitted change of the ratio over N ≥ 2 (OLS on log2 N, as the AUC trends; claimed below 0) and
+(ii) recipe − vanilla-mean at the recipe's largest N, paired over seeds (claimed below 0) and, when the runs
+recorded ``spectra_trace.csv``, (iii) the same paired difference of the change over training
+(``emb_*_ratio_change``: last recorded step − initialisation). The vanilla-mean line is shown beside them, not
+tested: the same change without knowledge transfer.
 """
 
 from __future__ import annotations
@@ -63,7 +76,8 @@ from collapse_lab.results.dispersion import c4, expected_range, log_variance_bia
 from collapse_lab.results.stats import mean_ci, slope_ci
 from collapse_lab.results.tables import UNTRAINED_STUDENT_HEADS
 
-__all__ = ["CLAIMS", "evaluate_claims", "format_claims", "welch_ci", "student_sd_trend", "noise_threshold",
+__all__ = ["CLAIMS", "EMBEDDING_MEASURES", "TRANSFER_RECIPES", "evaluate_claims", "format_claims", "welch_ci",
+           "student_sd_trend", "noise_threshold",
            "NoiseThreshold"]
 
 #: claim id -> the statement being tested (docs/method.md §14, shortened)
@@ -71,14 +85,22 @@ CLAIMS: Dict[str, str] = {
     "C1": "The vanilla mean ensemble does not scale: ensemble AUC is flat to declining in N",
     "C2": "Vanilla sub-networks collapse: the best student loses AUC as N grows; the ensemble-best gap is positive;"
           " the students spread apart",
-    "C3": "KA falls with depth and with N; KDEF raises the best student's KA (also read scale-free: effective rank)",
+    "C3": "KA falls with depth and with N; KDEF raises the best student's KA (also read scale-free: effective rank "
+          "and IA over a Gaussian's)",
     "C4": "KD with the mean-logit teacher makes ensemble AUC rise with N",
     "C5": "DML keeps the students within noise of each other and of the ensemble (paper: within 0.1 AUC points)",
     "C6": "KDEF: ensemble AUC rises with N, every student beats the single model, students within noise of the "
           "ensemble (paper: gap < 0.1 AUC points)",
     "C7": "The examination-mechanism weights are close to uniform (relative spread std/mean < 10%)",
     "C8": "Logloss is sometimes worse with knowledge transfer (KDEF vs vanilla mean at the same N)",
+    "C9": "Knowledge transfer narrows the shared embedding: its IA and effective rank relative to a same-shape "
+          "Gaussian fall with N and lie below vanilla mean's at the same N (Guo et al. 2024; not the paper's)",
 }
+#: the per-run embedding measures C9 reads (column, label), when results.csv has them
+EMBEDDING_MEASURES = (("emb_ia_ratio_mean", "embedding IA / Gaussian"),
+                      ("emb_erank_ratio_mean", "embedding effective rank / Gaussian"))
+#: recipes that transfer knowledge between students (C9), in this order when present
+TRANSFER_RECIPES = ("kd", "dml", "kdef", "kdef-kd-only", "kdef-dml-only", "kdef-uniform", "kdef-noem")
 FLAT = 0.1  # AUC points: the paper's significance threshold
 UNIFORM = 0.10  # relative spread std/mean of the EM weights counted as "close to uniform"
 NOISE_Z = 1.96  # noise thresholds are NOISE_Z × the pooled SE of a paired student AUC difference
@@ -331,16 +353,44 @@ def evaluate_claims(results: pd.DataFrame, confidence: float = 0.95) -> pd.DataF
                              "points (SD = mean s/c4 of the same runs)"})
 
     def trend(claim: str, variant: str, column: str, label: str, side: str, threshold: float = 0.0,
-              min_n: int = 1) -> None:
+              min_n: int = 1, unit: str = "AUC points", scale: float = 100.0) -> Optional[Dict[str, object]]:
         points = _trend_points(runs, variant, column, min_n)
         if points["n"].nunique() < 2:  # a slope needs two settings of N
-            return
+            return None
         slope, lo, hi, k = slope_ci(np.log2(points["n"]), points["value"], confidence)
         ns = sorted(int(v) for v in points["n"].unique())
         span = math.log2(ns[-1] / ns[0])  # the fitted change over the whole range, comparable with `threshold`
         rows.append(_row(claim, f"{label}, fitted change N={ns[0]}→{ns[-1]} ({variant}, N={','.join(map(str, ns))}; "
-                                f"OLS on log2 N)", "AUC points", (slope * span, lo * span, hi * span), str(k), side,
-                         threshold, 100))
+                                f"OLS on log2 N)", unit, (slope * span, lo * span, hi * span), str(k), side,
+                         threshold, scale))
+        return rows[-1]
+
+    def narrows(column: str, label: str) -> None:
+        """C9 on one embedding measure: the trend of every knowledge-transfer recipe and its paired difference
+        to vanilla-mean at its largest N; vanilla-mean's own trend as an untested reference."""
+        if column not in runs or pd.to_numeric(runs[column], errors="coerce").isna().all():
+            return
+        reference = trend("C9", single, column, label, "below", min_n=2, unit="ratio", scale=1.0)
+        if reference is not None:
+            reference.update(rule="not tested", verdict="not tested",
+                             note="reference: the same line without knowledge transfer")
+        for variant in [v for v in TRANSFER_RECIPES if (runs["variant"] == v).any()]:
+            trend("C9", variant, column, label, "below", min_n=2, unit="ratio", scale=1.0)
+            n = _largest_n(runs, variant)
+            if n is None:
+                continue
+            mean, lo, hi, k = _paired(_values(runs, variant, n, column), _values(runs, single, n, column),
+                                      confidence)
+            if k:
+                rows.append(_row("C9", f"{label}, {variant} − vanilla-mean (N={n})", "ratio", (mean, lo, hi),
+                                 str(k), "below", 0.0))
+            change = column.replace("_mean", "_change")  # over training, from spectra_trace.csv
+            if change in runs:
+                mean, lo, hi, k = _paired(_values(runs, variant, n, change), _values(runs, single, n, change),
+                                          confidence)
+                if k:
+                    rows.append(_row("C9", f"{label}, change over training (last step − initialisation), {variant} "
+                                           f"− vanilla-mean (N={n})", "ratio", (mean, lo, hi), str(k), "below", 0.0))
 
     vs_single("C1", single, "ensemble_auc", "ensemble AUC", "below", FLAT)
     trend("C1", single, "ensemble_auc", "ensemble AUC", "below", FLAT)
@@ -350,7 +400,8 @@ def evaluate_claims(results: pd.DataFrame, confidence: float = 0.95) -> pd.DataF
     trend("C2", single, "gap", "ensemble − best student AUC", "above", min_n=2)
     spread(single)
     for measure, label, unit, scale in (("ka", "KA", "KA points (%)", 100.0),
-                                        ("erank_ratio", "effective rank / Gaussian", "ratio", 1.0)):
+                                        ("erank_ratio", "effective rank / Gaussian", "ratio", 1.0),
+                                        ("ia_ratio", "IA / Gaussian", "ratio", 1.0)):
         rows += _layer_rows(runs, measure, label, unit, scale, confidence)
     vs_single("C4", "kd", "ensemble_auc", "ensemble AUC", "above")
     trend("C4", "kd", "ensemble_auc", "ensemble AUC", "above", min_n=2)
@@ -377,6 +428,8 @@ def evaluate_claims(results: pd.DataFrame, confidence: float = 0.95) -> pd.DataF
         if k:
             rows.append(_row("C8", f"ensemble logloss, kdef − vanilla-mean (N={int(n)})", "logloss",
                              (mean, lo, hi), str(k), "above", 0.0))
+    for column, label in EMBEDDING_MEASURES:
+        narrows(column, label)
     columns = ["claim", "statement", "quantity", "unit", "estimate", "ci_low", "ci_high", "runs", "rule", "verdict",
                "note"]
     out = pd.DataFrame(rows, columns=[c for c in columns if c != "statement"])

@@ -17,8 +17,12 @@ logloss of that member, and per run (repeated on each of its rows):
   ``erank_ratio_layer<j>`` / ``ia_ratio_layer<j>`` = effective rank / information abundance of that weight
   divided by the same measure of a same-shape Gaussian matrix (the ``ratio`` column of ``spectrum.csv``; 1 =
   as spread out as random), with ``best_erank_ratio_layer<j>`` / ``best_ia_ratio_layer<j>`` for the best
-  student; ``emb_ia_mean`` / ``emb_ia_ratio_mean`` / ``emb_erank_mean`` = the mean over fields of the embedding
-  tables' information abundance, its ratio to the same-shape Gaussian baseline, and their effective rank.
+  student; ``emb_ia_mean`` / ``emb_ia_ratio_mean`` / ``emb_erank_mean`` / ``emb_erank_ratio_mean`` = the mean
+  over fields of the embedding tables' information abundance, its ratio to the same-shape Gaussian baseline,
+  their effective rank and its ratio to the baseline (claim C9, :mod:`~collapse_lab.results.claims`);
+* from ``spectra_trace.csv`` when the run recorded one (``spectra_every``, :mod:`collapse_lab.train.spectra`):
+  ``emb_ia_ratio_change`` / ``emb_erank_ratio_change`` = the same mean ratio over the embedding tables at the
+  last recorded step minus at step 0 (the initialisation): how far training moved the shared embedding.
 
 ``dataset`` is the dataset id recorded in the manifest (the config's ``dataset`` when absent). ``variant``
 names the training recipe: ``vanilla-<fusion>``; ``kd``, ``dml``, ``kdef`` (mean fusion), or
@@ -51,6 +55,7 @@ __all__ = [
     "SweepResults",
     "collect_results",
     "read_results_csv",
+    "load_results",
     "find_run_dirs",
     "find_spectrum",
     "variant_name",
@@ -86,6 +91,7 @@ class SweepResults:
     run_dirs: Dict[str, Path]
     skipped: List[Tuple[str, str]] = field(default_factory=list)
     notes: List[str] = field(default_factory=list)
+    table_only: bool = False  # read from a results.csv: the run directories' files are not at hand
 
     def runs(self) -> pd.DataFrame:
         """One row per run (the ``ensemble`` rows)."""
@@ -167,7 +173,28 @@ def _spectral_columns(spectrum_dir: Optional[Path], n: int) -> Tuple[Dict[str, D
         run_cols["emb_ia_ratio_mean"] = float(pd.to_numeric(ia["ratio"], errors="coerce").mean())
     if len(erank):
         run_cols["emb_erank_mean"] = float(erank["value"].mean())
+        run_cols["emb_erank_ratio_mean"] = float(pd.to_numeric(erank["ratio"], errors="coerce").mean())
     return per_member, run_cols
+
+
+#: spectra_trace.csv metric -> the per-run change column of the shared embedding's mean ratio
+TRACE_CHANGES = {"information_abundance": "emb_ia_ratio_change", "effective_rank": "emb_erank_ratio_change"}
+
+
+def _trace_columns(run_dir: Path) -> Dict[str, float]:
+    """``emb_*_ratio_change`` from the run's ``spectra_trace.csv`` (empty without one or without step 0)."""
+    path = run_dir / "spectra_trace.csv"
+    if not path.is_file():
+        return {}
+    trace = pd.read_csv(path, dtype={"member": str})
+    emb = trace[(trace["target"] == "embeddings") & trace["metric"].isin(list(TRACE_CHANGES))]
+    out: Dict[str, float] = {}
+    for metric, column in TRACE_CHANGES.items():
+        per_step = pd.to_numeric(emb.loc[emb["metric"] == metric, "ratio"], errors="coerce").groupby(
+            emb.loc[emb["metric"] == metric, "step"]).mean().dropna()
+        if len(per_step) >= 2 and per_step.index.min() == 0:
+            out[column] = float(per_step.iloc[-1] - per_step.loc[0])
+    return out
 
 
 def _metric(block: Mapping[str, Any], member: str, key: str) -> float:
@@ -221,6 +248,7 @@ def _run_rows(name: str, run_dir: Path, manifest: Dict[str, Any]) -> Tuple[List[
     per_member, run_spec = _spectral_columns(spectrum_dir, n)
     run.update({f"best_{k}": v for k, v in per_member.get(str(best), {}).items()})
     run.update(run_spec)
+    run.update(_trace_columns(run_dir))
     run["git_commit"] = (manifest.get("git") or {}).get("commit")
     run["run_dir"] = str(run_dir)
     rows = []
@@ -333,7 +361,35 @@ def read_results_csv(path: Union[str, Path], sweep_id: Optional[str] = None) -> 
         sd = students.groupby("run")["test_auc"].agg(lambda v: _sd(v.to_numpy(float)))
         df.insert(at, "student_auc_sd", df["run"].map(sd).astype(float))
     run_dirs = {} if "run_dir" not in df else {r: Path(d) for r, d in zip(df["run"], df["run_dir"], strict=True)}
-    return SweepResults(path.parent, sweep_id or path.parent.resolve().name, df[_column_order(df)], run_dirs)
+    return SweepResults(path.parent, sweep_id or path.parent.resolve().name, df[_column_order(df)], run_dirs,
+                        table_only=True)
+
+
+def load_results(source: Union[str, Path], progress: Optional[bool] = False) -> SweepResults:
+    """The results of a sweep directory (:func:`collect_results`), or of a committed ``results.csv`` — the file
+    itself or a directory holding one and no run directories, e.g. ``figures/ml100k`` — read with
+    :func:`read_results_csv` (``table_only``: figures and tables that need the runs' files are not available).
+    The sweep id of a table is the ``sweep_id`` of the ``figures.json`` beside it, else its directory's name.
+
+    Raises:
+        UserError: ``source`` does not exist, or is neither a sweep nor a results table.
+    """
+    path = Path(source)
+    if not path.exists():
+        raise UserError(f"{path}: no such sweep directory or results.csv")
+    if path.is_dir() and not find_run_dirs(path) and (path / "results.csv").is_file():
+        path = path / "results.csv"
+    if path.is_file():
+        return read_results_csv(path, _figures_sweep_id(path.parent))
+    return collect_results(path, progress=progress)
+
+
+def _figures_sweep_id(directory: Path) -> Optional[str]:
+    try:
+        value = json.loads((directory / "figures.json").read_text(encoding="utf-8")).get("sweep_id")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return str(value) if value else None
 
 
 def _hashable(value: Any) -> Any:

@@ -139,7 +139,7 @@ def results_markdown(sweep_id: str, runs: int, skipped: Sequence[Tuple[str, str]
                 "Benjamini–Hochberg over every test of the metric in paired_tests.csv (one family per metric).",
                 "", text, ""]
     if claims_text:
-        out += ["## Claims C1–C8 (docs/method.md §14)", "", claims_text, ""]
+        out += ["## Claims C1–C9 (docs/method.md §14; C9: embedding collapse)", "", claims_text, ""]
     if skipped:
         out += ["## Skipped runs", ""] + [f"- `{run}`: {why}" for run, why in skipped] + [""]
     return "\n".join(out)

@@ -39,7 +39,8 @@ __all__ = ["RUN_METRICS", "mean_ci", "slope_ci", "group_keys", "summarize", "pai
 
 #: per-run quantities summarised by default (those present in the table are used)
 RUN_METRICS = ("ensemble_auc", "ensemble_logloss", "best_student_auc", "worst_student_auc", "spread", "gap",
-               "student_auc_sd", "student_auc_diff_se", "emb_ia_mean", "emb_erank_mean", "lambda_mean", "lambda_std",
+               "student_auc_sd", "student_auc_diff_se", "emb_ia_mean", "emb_erank_mean", "emb_ia_ratio_mean",
+               "emb_erank_ratio_mean", "emb_ia_ratio_change", "emb_erank_ratio_change", "lambda_mean", "lambda_std",
                "mu_mean", "mu_std")
 MIN_WILCOXON_PAIRS = 6
 

@@ -14,6 +14,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import pandas as pd
 
+from collapse_lab.errors import UserError
 from collapse_lab.results.collect import find_spectrum, layer_columns
 
 __all__ = [
@@ -29,6 +30,10 @@ __all__ = [
     "field_ia_table",
     "spectra_table",
     "exam_table",
+    "difference_table",
+    "embedding_table",
+    "collapse_map_table",
+    "trace_table",
 ]
 
 SINGLE_VARIANT = "vanilla-mean"
@@ -46,8 +51,14 @@ def read_singular_values(run_dir: Path) -> Dict[str, np.ndarray]:
     where = find_spectrum(Path(run_dir))
     if where is None or not (where / "singular_values.npz").is_file():
         return {}
-    with np.load(where / "singular_values.npz", allow_pickle=False) as data:
-        return {key: np.asarray(data[key], dtype=float) for key in data.files}
+    from collapse_lab.io.safe_load import load_npz  # one-line errors for a damaged archive
+
+    path = where / "singular_values.npz"
+    arrays = load_npz(path)
+    for key, value in arrays.items():
+        if value.dtype.kind not in "biuf":
+            raise UserError(f"{path}: {key!r} holds {value.dtype} values, expected singular values (numbers)")
+    return {key: np.asarray(value, dtype=float) for key, value in arrays.items()}
 
 
 def read_metrics(run_dir: Path) -> Optional[pd.DataFrame]:
@@ -133,7 +144,8 @@ def layer_measure_table(results: pd.DataFrame, measure: str = "erank_ratio", sin
     cols = [c for c in layer_columns(runs.columns, "best_") if c.startswith(prefix)]
     if not cols:
         return pd.DataFrame(columns=["variant", "n", "seed", "run", "layer", measure])
-    long = runs.melt(id_vars=["variant", "n", "seed", "run"], value_vars=cols, var_name="layer", value_name=measure)
+    keys = ["variant", "n", "seed", "run"] + (["single_model"] if "single_model" in runs else [])
+    long = runs.melt(id_vars=keys, value_vars=cols, var_name="layer", value_name=measure)
     long["layer"] = long["layer"].str.slice(len(prefix)).astype(int)
     long[measure] = pd.to_numeric(long[measure], errors="coerce")
     return long.dropna(subset=[measure]).reset_index(drop=True)
@@ -311,4 +323,126 @@ def exam_table(results: pd.DataFrame) -> pd.DataFrame:
         frames.append(sub.assign(run=row["run"], n=int(row["n"]), seed=row["seed"]))
     cols = ["run", "n", "seed", "epoch", "member", "metric", "value"]
     out = pd.concat(frames, ignore_index=True)[cols] if frames else pd.DataFrame(columns=cols)
+    return out.dropna(subset=["value"]).reset_index(drop=True)
+
+
+#: baselines of :func:`difference_table`
+DIFFERENCE_BASELINES = ("single model", SINGLE_VARIANT)
+
+
+def difference_table(runs: pd.DataFrame, metric: str, baseline: str = "single model", scale: float = 1.0,
+                     confidence: float = 0.95) -> pd.DataFrame:
+    """``variant, n, estimate, ci_low, ci_high, pairs``: each recipe's ``metric`` minus the baseline's, paired
+    over seeds (mean of d_s = x_s − b_s with its Student t interval, :func:`collapse_lab.results.stats.mean_ci`;
+    runs sharing a seed share their data order and initial seeds, so pairing removes that part of the noise).
+
+    ``baseline`` is ``"single model"`` (vanilla-mean at N = 1, every recipe at every N ≥ 2 against it) or
+    ``"vanilla-mean"`` (every other recipe against vanilla-mean at the same N). ``runs``: one row per run
+    (``variant, n, seed, metric``; rows marked ``single_model`` — copies of the single model — are ignored).
+
+    Example (two seeds, differences 1 and 3: mean 2, t_0.975,1 × √2/√2 = 12.706):
+        >>> df = pd.DataFrame({"variant": ["vanilla-mean"] * 2 + ["kd"] * 2, "n": [1, 1, 2, 2],
+        ...                    "seed": [0, 1, 0, 1], "auc": [0.5, 0.5, 1.5, 3.5]})
+        >>> difference_table(df, "auc").round(3).to_dict("records")
+        [{'variant': 'kd', 'n': 2, 'estimate': 2.0, 'ci_low': -10.706, 'ci_high': 14.706, 'pairs': 2}]
+    """
+    from collapse_lab.errors import UserError
+    from collapse_lab.results.stats import mean_ci
+
+    if baseline not in DIFFERENCE_BASELINES:
+        raise UserError(f"unknown difference baseline {baseline!r}; valid: {', '.join(DIFFERENCE_BASELINES)}")
+    cols = ["variant", "n", "estimate", "ci_low", "ci_high", "pairs"]
+    if "single_model" in runs:
+        runs = runs[~runs["single_model"].astype(bool)]
+    values = runs.assign(value=pd.to_numeric(runs[metric], errors="coerce") * scale)
+    single = values[(values["variant"] == SINGLE_VARIANT) & (values["n"] == 1)].set_index("seed")["value"]
+    rows = []
+    for (variant, n), sub in values[values["n"] >= 2].groupby(["variant", "n"], sort=False):
+        if baseline == SINGLE_VARIANT:
+            if variant == SINGLE_VARIANT:
+                continue
+            base = values[(values["variant"] == SINGLE_VARIANT) & (values["n"] == n)].set_index("seed")["value"]
+        else:
+            base = single
+        both = pd.concat([sub.set_index("seed")["value"], base], axis=1, keys=["a", "b"]).dropna()
+        if both.empty:
+            continue
+        mean, _, lo, hi = mean_ci((both["a"] - both["b"]).to_numpy(float), confidence)
+        rows.append({"variant": variant, "n": int(n), "estimate": mean, "ci_low": lo, "ci_high": hi,
+                     "pairs": len(both)})
+    return pd.DataFrame(rows, columns=cols)
+
+
+#: per-run embedding measures of claim C9 and the hidden-layer measure each corresponds to
+EMBEDDING_RATIOS = {"ia_ratio": "emb_ia_ratio_mean", "erank_ratio": "emb_erank_ratio_mean"}
+
+
+def embedding_table(results: pd.DataFrame, single_model: bool = True) -> pd.DataFrame:
+    """``variant, n, seed, run, measure, value`` of the shared embedding's ratios to same-shape Gaussian tables
+    (``emb_ia_ratio_mean``, ``emb_erank_ratio_mean``; claim C9), one row per run and measure present."""
+    runs = run_table(results, single_model)
+    cols = [c for c in EMBEDDING_RATIOS.values() if c in runs and pd.to_numeric(runs[c], errors="coerce").notna().any()]
+    keep = ["variant", "n", "seed", "run"] + (["single_model"] if "single_model" in runs else [])
+    if not cols:
+        return pd.DataFrame(columns=[*keep, "measure", "value"])
+    long = runs.melt(id_vars=keep, value_vars=cols, var_name="measure", value_name="value")
+    long["value"] = pd.to_numeric(long["value"], errors="coerce")
+    return long.dropna(subset=["value"]).reset_index(drop=True)
+
+
+def collapse_map_table(results: pd.DataFrame, measure: str = "erank_ratio") -> pd.DataFrame:
+    """``variant, layer, n, value, runs``: the mean over seeds of a per-layer measure of the best student's hidden
+    weights (``best_<measure>_layer<j>``) per recipe, layer and N — with the single model as every recipe's N = 1
+    column — and, as layer ``0`` (the input side), the shared embedding's ratio when results.csv has it
+    (``emb_<measure>_mean``)."""
+    layers = layer_measure_table(results, measure, single_model=True)
+    frames = [layers.rename(columns={measure: "value"})[["variant", "n", "seed", "layer", "value"]]]
+    emb = EMBEDDING_RATIOS.get(measure)
+    if emb is not None:
+        table = embedding_table(results)
+        frames.append(table[table["measure"] == emb].assign(layer=0)[["variant", "n", "seed", "layer", "value"]])
+    long = pd.concat(frames, ignore_index=True)
+    cols = ["variant", "layer", "n", "value", "runs"]
+    if long.empty:
+        return pd.DataFrame(columns=cols)
+    out = long.groupby(["variant", "layer", "n"], sort=False)["value"].agg(["mean", "count"]).reset_index()
+    return out.rename(columns={"mean": "value", "count": "runs"})[cols]
+
+
+#: the matrices a trace figure follows: the best student's hidden layers (1-based) and the shared embedding
+TRACE_EMBEDDING = "embedding"
+
+
+def trace_table(results: pd.DataFrame, metric: str = "effective_rank", value: str = "ratio") -> pd.DataFrame:
+    """``variant, n, seed, run, step, epoch, matrix, value`` from each run's ``spectra_trace.csv``
+    (:mod:`collapse_lab.train.spectra`) for the runs of every recipe at its largest N and the single model.
+
+    ``matrix`` is ``layer <j>`` for the hidden Linear weights of the run's best student (by final test AUC, the
+    student of figures 5, 6 and 10) and ``embedding`` for the mean over the shared embedding tables; ``value`` is
+    the trace column read (``ratio`` = the metric over that of same-shape Gaussian matrices, scale-free; or
+    ``value``). Runs without a trace are left out.
+    """
+    from collapse_lab.errors import UserError
+    from collapse_lab.train.spectra import read_trace
+
+    if value not in ("ratio", "value"):
+        raise UserError(f"trace value must be 'ratio' or 'value', got {value!r}")
+    frames = []
+    for _, row in _largest_n_runs(_runs(results)).iterrows():
+        if "run_dir" not in row or not (Path(str(row["run_dir"])) / "spectra_trace.csv").is_file():
+            continue
+        trace = read_trace(row["run_dir"])
+        trace = trace[trace["metric"] == metric]
+        best = str(max(int(row["best_student"]), 0))
+        weights = trace[(trace["target"] == "weights") & (trace["member"].astype(str) == best)]
+        layer = weights["name"].str.extract(r"\.layers\.(\d+)\.linear\.weight$")[0]
+        weights = weights.assign(matrix="layer " + (layer.astype(int) + 1).astype(str))
+        emb = trace[trace["target"] == "embeddings"].groupby(["step", "epoch"], as_index=False)[value].mean()
+        both = pd.concat([weights[["step", "epoch", "matrix", value]], emb.assign(matrix=TRACE_EMBEDDING)],
+                         ignore_index=True)
+        frames.append(both.rename(columns={value: "value"}).assign(variant=row["variant"], n=int(row["n"]),
+                                                                   seed=row["seed"], run=row["run"]))
+    cols = ["variant", "n", "seed", "run", "step", "epoch", "matrix", "value"]
+    out = pd.concat(frames, ignore_index=True)[cols] if frames else pd.DataFrame(columns=cols)
+    out["value"] = pd.to_numeric(out["value"], errors="coerce")
     return out.dropna(subset=["value"]).reset_index(drop=True)

@@ -36,6 +36,7 @@ import numpy as np
 from collapse_lab.errors import UserError
 
 __all__ = [
+    "FloatOverflow",
     "Spectrum",
     "GramAccumulator",
     "TSQRAccumulator",
@@ -44,6 +45,10 @@ __all__ = [
 ]
 
 U64 = np.finfo(np.float64).eps / 2  # unit round-off of float64
+
+
+class FloatOverflow(UserError):
+    """The float64 Gram/R overflowed: the matrix holds values above ~1e154 (analyse it scaled)."""
 
 
 @dataclass(frozen=True)
@@ -119,6 +124,7 @@ class _Accumulator(ABC):
         self.nonfinite_rows = 0
         self.excluded_rows = 0
         self.raw_sumsq = 0.0  # Σ x² of the (weighted) rows before centering: the storage floor scales with it
+        self.max_abs = 0.0  # largest |x| of the finite rows that entered (decides whether to analyse scaled)
 
     def update(self, chunk: Any, weights: np.ndarray | None = None) -> _Accumulator:
         """Add a (rows, K) chunk; ``weights`` (rows,) scale rows, weight-0 rows are excluded."""
@@ -137,9 +143,11 @@ class _Accumulator(ABC):
                 return self
             stats = self._chunk_stats(x)
             if stats is None:
-                raise UserError("float64 overflow while accumulating the spectrum (values above ~1e154)")
+                raise FloatOverflow("float64 overflow while accumulating the spectrum (values above ~1e154)")
         self._merge_stats(x.shape[0], *stats)
-        self.raw_sumsq += float(np.einsum("ij,ij->", x, x))
+        with np.errstate(over="ignore"):  # an infinite energy sends the analysis to the scaled retry
+            self.raw_sumsq += float(np.einsum("ij,ij->", x, x))
+        self.max_abs = max(self.max_abs, float(np.abs(x).max()))
         return self
 
     def merge(self, other: _Accumulator) -> _Accumulator:
@@ -149,6 +157,7 @@ class _Accumulator(ABC):
         self.nonfinite_rows += other.nonfinite_rows
         self.excluded_rows += other.excluded_rows
         self.raw_sumsq += other.raw_sumsq
+        self.max_abs = max(self.max_abs, other.max_abs)
         if other.n:
             self._merge_stats(other.n, other.mean.copy(), self._factor(other))
         return self
@@ -162,7 +171,11 @@ class _Accumulator(ABC):
         self.n = n
 
     def _chunk_stats(self, x: np.ndarray) -> Tuple[np.ndarray, np.ndarray] | None:
-        """(chunk mean, chunk factor) or None when a row is non-finite."""
+        """(chunk mean, chunk factor) or None when a row is non-finite (or the factor overflows)."""
+        with np.errstate(over="ignore", invalid="ignore"):  # detected below; no RuntimeWarning on the console
+            return self._chunk_stats_unchecked(x)
+
+    def _chunk_stats_unchecked(self, x: np.ndarray) -> Tuple[np.ndarray, np.ndarray] | None:
         if self.center:
             mean = x.mean(axis=0)
             if not np.isfinite(mean).all():

@@ -66,7 +66,7 @@ def gaussian_spectra(rows: int, cols: int, centered: bool = False, draws: int = 
 
 def gaussian_baseline(metrics: Mapping[str, Callable[[np.ndarray], float]], rows: int, cols: int,
                       centered: bool = False, energy: float = 1.0, draws: int = DEFAULT_DRAWS,
-                      seed: int = DEFAULT_SEED) -> Dict[str, float]:
+                      seed: int = DEFAULT_SEED, frobenius: float | None = None) -> Dict[str, float]:
     """Mean of each metric over same-shape Gaussian draws of matching energy.
 
     Args:
@@ -76,6 +76,7 @@ def gaussian_baseline(metrics: Mapping[str, Callable[[np.ndarray], float]], rows
         energy: ‖A‖_F² of the analysed matrix (its Σσ²); the Gaussian entries get variance
             energy/(n_eff·d) so that E‖X‖_F² matches.
         draws, seed: Monte-Carlo size and seed.
+        frobenius: ‖A‖_F instead of ``energy`` (for matrices whose Σσ² overflows float64, entries above ~1e154).
 
     Example:
         >>> from collapse_lab.spectral.functional import information_abundance
@@ -86,6 +87,7 @@ def gaussian_baseline(metrics: Mapping[str, Callable[[np.ndarray], float]], rows
     m = attainable_rank(rows, cols, centered)
     if m == 0:
         return {name: float("nan") for name in metrics}
-    scale = math.sqrt(energy / ((rows - int(centered)) * cols)) if energy > 0 else 1.0
+    norm = math.sqrt(energy) if frobenius is None else float(frobenius)
+    scale = norm / math.sqrt((rows - int(centered)) * cols) if norm > 0 else 1.0
     spectra = [s * scale for s in gaussian_spectra(int(rows), int(cols), bool(centered), int(draws), int(seed))]
     return {name: float(np.mean([fn(s) for s in spectra])) for name, fn in metrics.items()}

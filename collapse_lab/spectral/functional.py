@@ -59,6 +59,7 @@ __all__ = [
     "mp_bulk_edge",
     "ka_threshold",
     "threshold_label",
+    "check_tau",
     "alpha_req",
     "alpha_req_reason",
     "ALPHA_MIN_EIGENVALUES",
@@ -272,6 +273,25 @@ def numerical_rank(sigma: Sequence[float], shape: Tuple[int, int] | None = None,
     return int(np.count_nonzero(s > max(atol, rtol * s[0])))
 
 
+def check_tau(tau: float) -> float:
+    """The KA threshold parameter τ as a float, or a UserError: τ must be a finite number >= 0 (NaN would compare
+    false everywhere and count nothing; ∞ would count nothing either; KDEF, arXiv 2411.16122 Eqs. 3–4, uses τ = 4).
+
+    Example:
+        >>> check_tau(4)
+        4.0
+    """
+    try:
+        value = float(tau)
+    except (TypeError, ValueError):
+        raise UserError(f"tau must be a number, got {tau!r}") from None
+    if not math.isfinite(value):
+        raise UserError(f"tau must be a finite number, got {tau!r}")
+    if value < 0:
+        raise UserError(f"tau must be >= 0, got {tau!r}")
+    return value
+
+
 def mp_bulk_edge(rows: int, cols: int, energy: float) -> float:
     """Largest singular value of the random bulk: s(√m + √n) for an m×n matrix of iid entries of variance s².
 
@@ -317,9 +337,7 @@ def ka_threshold(sigma: Sequence[float], threshold: str = "abs", tau: float | No
     """
     if threshold not in KA_THRESHOLDS:
         raise UserError(f"unknown KA threshold {threshold!r}; valid: {', '.join(KA_THRESHOLDS)}")
-    tau = DEFAULT_KA_TAU[threshold] if tau is None else float(tau)
-    if not tau >= 0:
-        raise UserError(f"tau must be >= 0, got {tau!r}")
+    tau = DEFAULT_KA_TAU[threshold] if tau is None else check_tau(tau)
     if threshold == "abs":
         return tau
     s = as_spectrum(sigma)
@@ -327,7 +345,11 @@ def ka_threshold(sigma: Sequence[float], threshold: str = "abs", tau: float | No
         return tau * (float(s[0]) if s.size else 0.0)
     if shape is None:
         raise UserError("the 'mp' threshold needs the matrix shape (rows, cols)")
-    return tau * mp_bulk_edge(int(shape[0]), int(shape[1]), float(np.sum(s * s)))
+    top = float(s[0]) if s.size else 0.0
+    if top == 0.0:
+        return 0.0
+    # the edge is linear in ‖A‖_F: factor σ_max out so that Σσ² cannot overflow (σ up to ~1e308)
+    return tau * top * mp_bulk_edge(int(shape[0]), int(shape[1]), float(np.sum((s / top) ** 2)))
 
 
 def threshold_label(threshold: str = "abs", tau: float | None = None) -> str:
@@ -378,8 +400,8 @@ def knowledge_abundance(sigma: Sequence[float], tau: float | None = None, zero_t
         >>> knowledge_abundance([8, 5, 4, 2], tau=0.5, threshold="rel")  # σ > 4
         0.5
     """
-    if tau is not None and tau < 0:
-        raise ValueError(f"tau must be >= 0, got {tau}")
+    if tau is not None:
+        check_tau(tau)
     s = as_spectrum(sigma)
     cut = ka_threshold(s, threshold, tau, shape)
     floor = max(zero_tol, 0.0)

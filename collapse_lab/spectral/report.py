@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import io
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Sequence, Tuple
@@ -76,8 +77,8 @@ def ka_taus(threshold: str = "abs", tau: float | None = None) -> Dict[str, float
     """
     if threshold not in F.KA_THRESHOLDS:
         raise UserError(f"unknown KA threshold {threshold!r}; valid: {', '.join(F.KA_THRESHOLDS)}")
-    if tau is not None and not tau >= 0:
-        raise UserError(f"tau must be >= 0, got {tau!r}")
+    if tau is not None:
+        tau = F.check_tau(tau)
     return {kind: float(tau) if kind == threshold and tau is not None else F.DEFAULT_KA_TAU[kind]
             for kind in F.KA_THRESHOLDS}
 
@@ -126,9 +127,10 @@ def metric_rows(target: str, sp: Spectrum, weighting: str = "uniform", taus: Map
     base = f"center={'yes' if sp.centered else 'no'};rows={weighting};method={sp.method}"
     fns = _metric_functions(target, sp, ka_taus() if taus is None else taus)
     values = {name: fn(sp.sigma) for name, (fn, _) in fns.items()}
-    energy = float(np.sum(sp.sigma**2))
-    baseline = gaussian_baseline({n: f for n, (f, _) in fns.items()}, sp.rows, sp.cols, sp.centered, energy,
-                                 draws, seed)
+    top = float(sp.sigma[0]) if sp.sigma.size else 0.0
+    frobenius = top * float(np.linalg.norm(sp.sigma / top)) if top > 0 else 0.0  # ‖A‖_F without overflow
+    baseline = gaussian_baseline({n: f for n, (f, _) in fns.items()}, sp.rows, sp.cols, sp.centered,
+                                 draws=draws, seed=seed, frobenius=frobenius)
     out = []
     for name, (_, extra) in fns.items():
         value, ref = float(values[name]), baseline[name]
@@ -184,10 +186,13 @@ def compute_spectra(path: Any, targets: Any = None, tau: float | None = None, ce
     notes = list(found.notes)
     bar = tqdm(specs, desc="spectrum", unit="matrix", disable=None if progress is not False else True)
     for spec in bar:
-        weights = _row_weights(spec, weighting, found.counts_dir)
         centered = center and spec.target in ("activations", "input")  # weights and tables are analysed raw
-        sp = matrix_spectrum(spec.matrix, center=centered, exact=exact, auto_exact=auto_exact, weights=weights,
-                             chunk_rows=chunk_rows, progress=progress, desc=spec.name)
+        try:
+            weights = _row_weights(spec, weighting, found.counts_dir)
+            sp = matrix_spectrum(spec.matrix, center=centered, exact=exact, auto_exact=auto_exact, weights=weights,
+                                 chunk_rows=chunk_rows, progress=progress, desc=spec.name)
+        except UserError as exc:  # matrix-level messages do not know the file
+            raise UserError(f"{found.root / spec.source}: tensor {spec.name!r}: {exc}") from None
         spectra[f"{spec.target}:{spec.name}"] = sp.sigma
         rows += _rows(spec, sp, weighting if spec.target == "embeddings" else "uniform", taus, baseline_draws, seed)
         if sp.sigma.size >= ALPHA_MIN_RANK:
@@ -200,7 +205,8 @@ def compute_spectra(path: Any, targets: Any = None, tau: float | None = None, ce
             notes.append(f"{spec.name}: sv_min/sv_max = {sp.sigma[-1] / sp.sigma[0]:.1e} is below the float64 "
                          "Gram's resolution; rerun with --exact for an exact spectrum tail")
     frame = pd.DataFrame(rows, columns=COLUMNS)
-    return SpectralReport(frame, spectra, notes, str(path), found.kind)
+    label = str(path) if isinstance(path, (str, os.PathLike)) else found.kind  # no repr of a whole state dict
+    return SpectralReport(frame, spectra, notes, label, found.kind)
 
 
 def write_outputs(report: SpectralReport, out_dir: Any) -> List[Path]:
@@ -227,11 +233,9 @@ def load_singular_values(out_dir: Any) -> Dict[str, np.ndarray]:
     path = path / "singular_values.npz" if path.is_dir() else path
     if not path.is_file():
         raise UserError(f"{path}: no such file (run `collapse-lab spectrum` first)")
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            return {k: data[k] for k in data.files}
-    except (ValueError, OSError, EOFError) as exc:
-        raise UserError(f"{path}: not a readable .npz file: {exc}") from None
+    from collapse_lab.io.safe_load import load_npz
+
+    return load_npz(path, "singular_values.npz")
 
 
 def default_out_dir(path: Any) -> Path:
@@ -249,7 +253,10 @@ def analyze(path: Any, targets: Any = None, tau: float | None = None, center: bo
 
     Args:
         path: run directory (``manifest.json``), checkpoint directory, ``.safetensors``, ``.pt/.pth/.bin/.model``
-            (loaded with ``weights_only=True``) or ``.npy`` matrix.
+            (loaded with ``weights_only=True``) or ``.npy`` matrix; or, with no file round trip, an
+            ``nn.Module`` or a state dict (``module.state_dict()``, tensors or numpy arrays, nested wrappers
+            allowed), classified by tensor name and shape like a foreign checkpoint (source ``module`` or
+            ``state_dict``). Only torch is imported for it, not the models or training code.
         targets: subset of ``weights, embeddings, activations, input`` (comma string or sequence); None = all
             present. Requesting a target that is absent is an error.
         tau: the knowledge-abundance threshold parameter of the ``threshold`` kind (None = its default: 4 for

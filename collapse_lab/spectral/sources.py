@@ -3,10 +3,12 @@
 * ``.safetensors`` — opened with ``safetensors.safe_open``; rows are read slice by slice (``get_slice``), so a
   table never has to fit in memory.
 * ``.pt/.pth/.bin/.model/.ckpt`` — ``torch.load(..., weights_only=True)`` (memory-mapped when the file is a
-  zip checkpoint). A pickle that needs arbitrary code is **refused** with torch's reason; nested checkpoints
+  zip checkpoint, :func:`collapse_lab.io.safe_load.load_plain_torch`). A pickle that needs arbitrary code is
+  **refused** as not a plain tensor checkpoint (never with torch's advice to disable the check); nested checkpoints
   (``{"state_dict": ...}``, ``{"model": ...}``) are unwrapped and ``module.`` / ``_orig_mod.`` prefixes
   dropped. FuxiCTR ``.model`` files are such state dicts.
 * ``.npy`` — one matrix, read by positioned chunk reads (memory bounded by the chunk).
+* an in-memory ``nn.Module`` or state dict — :class:`StateDictTensors`, unwrapped like a torch checkpoint.
 
 Every failure (missing, truncated, corrupt, refused) is a one-line :class:`~collapse_lab.errors.UserError`
 that names the file.
@@ -14,10 +16,6 @@ that names the file.
 
 from __future__ import annotations
 
-import pickle
-import re
-import warnings
-import zipfile
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,11 +24,14 @@ from typing import Any, Callable, Dict, List, Mapping, Tuple
 import numpy as np
 
 from collapse_lab.errors import UserError
+from collapse_lab.io.inputs import check_regular_file
+from collapse_lab.io.safe_load import NPY_ERRORS, first_line, load_plain_torch, numpy_message
 
 __all__ = [
     "RowSource",
     "TensorInfo",
     "TensorFile",
+    "StateDictTensors",
     "open_tensor_file",
     "TORCH_SUFFIXES",
     "TENSOR_SUFFIXES",
@@ -139,7 +140,7 @@ class SafetensorsFile(TensorFile):
                 sl = self._handles["np"].get_slice(name)
                 self.entries[name] = TensorInfo(name, tuple(sl.get_shape()), _st_dtype(sl.get_dtype()))
         except (SafetensorError, OSError, ValueError) as exc:
-            msg = f"{path}: not a readable safetensors file (truncated or corrupt?): {_one_line(exc)}"
+            msg = f"{path}: not a readable safetensors file (truncated or corrupt?): {first_line(exc)}"
             raise UserError(msg) from None
 
     def _matrix(self, info: TensorInfo) -> RowSource:
@@ -152,7 +153,7 @@ class SafetensorsFile(TensorFile):
             try:
                 return sl[a:b]
             except Exception as exc:  # the file changed or is damaged past its header
-                raise UserError(f"{self.path}: cannot read rows {a}:{b} of {info.name!r}: {_one_line(exc)}") from None
+                raise UserError(f"{self.path}: cannot read rows {a}:{b} of {info.name!r}: {first_line(exc)}") from None
 
         if framework == "pt":
             import torch
@@ -174,20 +175,15 @@ class TorchFile(TensorFile):
         super().__init__(path)
         import torch
 
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # e.g. "Detected pickle protocol 4"
-                obj = torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
-        except pickle.UnpicklingError as exc:
-            raise UserError(_refusal(path, exc)) from None
-        except (RuntimeError, EOFError, OSError, ValueError, KeyError, IndexError, TypeError,
-                AttributeError, zipfile.BadZipFile) as exc:
-            raise UserError(f"{path}: not a readable torch checkpoint (truncated or corrupt?): "
-                            f"{type(exc).__name__}: {_one_line(exc)}") from None
+        obj = load_plain_torch(path, "torch checkpoint")
         if isinstance(obj, torch.Tensor):
             obj = {path.stem: obj}
         if not isinstance(obj, Mapping):
             raise UserError(f"{path}: holds a {type(obj).__name__}, not a state dict of tensors")
+        self._read_mapping(obj)
+
+    def _read_mapping(self, obj: Mapping) -> None:
+        """Unwrap, flatten and de-prefix a (nested) state dict into :attr:`entries`."""
         self._tensors: Dict[str, Any] = {}
         _flatten(_unwrap(obj), "", self._tensors, self.other)
         self._tensors = _strip_prefixes(self._tensors)
@@ -197,6 +193,47 @@ class TorchFile(TensorFile):
     def _matrix(self, info: TensorInfo) -> RowSource:
         t = self._tensors[info.name]
         return RowSource(info.shape, t.dtype, lambda a, b: t[a:b])
+
+
+class StateDictTensors(TorchFile):
+    """An in-memory ``nn.Module`` or state dict (``{name: tensor or numpy array}``, nested wrappers allowed),
+    read like a torch checkpoint without a file round trip. Tensors stay where they are (a GPU tensor is
+    copied to the host chunk by chunk); ``path`` is only the label used in messages and the ``source`` column.
+
+    Example:
+        >>> t = StateDictTensors({"model": {"module.w": np.eye(3, dtype=np.float32)}})
+        >>> t.entries["w"].shape, t.path
+        ((3, 3), 'state_dict')
+    """
+
+    kind = "state_dict"
+
+    def __init__(self, obj: Any) -> None:  # noqa: D107 - no file to load (TorchFile.__init__ is not called)
+        import torch
+
+        if isinstance(obj, torch.nn.Module):
+            label, obj = "module", obj.state_dict()
+        elif isinstance(obj, Mapping):
+            label = "state_dict"
+        else:
+            raise UserError(f"expected a path, an nn.Module or a state dict, got a {type(obj).__name__}")
+        TensorFile.__init__(self, label)  # type: ignore[arg-type]  # a label, not a file
+        self._read_mapping(_as_tensors(obj))
+        if not self.entries:
+            raise UserError(f"the {label} holds no tensor")
+
+
+def _as_tensors(obj: Any) -> Any:
+    """The same nesting with numpy arrays turned into (shared-memory) torch tensors."""
+    import torch
+
+    if isinstance(obj, np.ndarray):
+        return torch.from_numpy(np.ascontiguousarray(obj))
+    if isinstance(obj, Mapping):
+        return {k: _as_tensors(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_as_tensors(v) for v in obj]
+    return obj
 
 
 def _has_tensor(obj: Any) -> bool:
@@ -240,29 +277,6 @@ def _strip_prefixes(tensors: Dict[str, Any]) -> Dict[str, Any]:
     return tensors
 
 
-def _refusal(path: Path, exc: Exception) -> str:
-    """One line saying why the weights-only unpickler refused ``path``."""
-    text = str(exc).replace("\n", " ")
-    m = re.search(r"WeightsUnpickler error:\s*(.+?)(?:\.\s+Please|\s+Check the documentation|$)", text)
-    reason = m.group(1).strip() if m else "rejected by the weights-only unpickler"
-    g = re.search(r"Unsupported global: GLOBAL (\S+)", text)
-    if g:
-        return (f"{path}: refused: unpickling it would import and run arbitrary code ({g.group(1)}); "
-                "torch.load(weights_only=True) only reads plain tensor state dicts — re-save the state dict, "
-                "or convert it to safetensors")
-    return (f"{path}: refused by torch.load(weights_only=True) ({reason}): not a plain tensor state dict "
-            "(corrupt, or a pickle that would need arbitrary code)")
-
-
-def _one_line(exc: Exception) -> str:
-    """The first line of an exception message; long ones cut after their first sentence."""
-    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-    line = lines[0] if lines else type(exc).__name__
-    if len(line) > 160 and ". " in line:
-        line = line[: line.index(". ") + 1]
-    return line[:300]
-
-
 class NpyFile(TensorFile):
     """One ``.npy`` matrix. C-ordered arrays are read by explicit positioned reads (``np.fromfile`` after the
     header parsed by ``numpy.lib.format``), so memory stays bounded by the chunk even for a 45M-row file
@@ -285,8 +299,9 @@ class NpyFile(TensorFile):
             expected = self._offset + int(np.prod(shape)) * dtype.itemsize
             if path.stat().st_size < expected:
                 raise ValueError(f"file is {path.stat().st_size} bytes, the header needs {expected}")
-        except (ValueError, OSError, EOFError) as exc:
-            raise UserError(f"{path}: not a readable .npy array (truncated or corrupt?): {_one_line(exc)}") from None
+        except NPY_ERRORS as exc:
+            raise UserError(f"{path}: not a readable .npy array (truncated or corrupt?): "
+                            f"{numpy_message(exc)}") from None
         self._dtype, self._shape = dtype, tuple(int(s) for s in shape)
         self.entries[path.stem] = TensorInfo(path.stem, self._shape, str(dtype))
 
@@ -309,11 +324,7 @@ def open_tensor_file(path: Path) -> TensorFile:
     Raises:
         UserError: missing, unreadable, corrupt, refused (needs arbitrary code) or of an unknown kind.
     """
-    path = Path(path)
-    if not path.exists():
-        raise UserError(f"{path}: no such file or directory")
-    if not path.is_file():
-        raise UserError(f"{path}: not a file")
+    path = check_regular_file(Path(path), "tensor file", missing="no such file or directory")
     try:
         with open(path, "rb"):
             pass
@@ -339,8 +350,8 @@ def load_counts(counts_dir: Path | None, field: str, rows: int) -> np.ndarray:
         raise UserError(f"{path}: no such file (training-split counts of field {field!r})")
     try:
         counts = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise UserError(f"{path}: not a readable .npy array: {_one_line(exc)}") from None
+    except NPY_ERRORS as exc:
+        raise UserError(f"{path}: not a readable .npy array: {numpy_message(exc)}") from None
     if counts.shape != (rows,):
         raise UserError(f"{path}: has shape {list(counts.shape)}, expected [{rows}] (the rows of the table)")
     return counts

@@ -23,6 +23,7 @@ cumsum(field_dims)) are sliced per field with ``field_dims`` — the IA of the w
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -30,9 +31,11 @@ from pathlib import Path
 from typing import Any, Dict, List, Sequence, Tuple
 
 from collapse_lab.errors import UserError
+from collapse_lab.io.inputs import check_regular_file
 from collapse_lab.spectral.sources import (
     TENSOR_SUFFIXES,
     RowSource,
+    StateDictTensors,
     TensorFile,
     TensorInfo,
     describe_entries,
@@ -74,8 +77,8 @@ class MatrixSpec:
 class Discovery:
     """What :func:`discover` found at a path."""
 
-    root: Path
-    kind: str  # run | checkpoint | file
+    root: Path | None  # None for an in-memory state dict
+    kind: str  # run | checkpoint | file | state_dict
     specs: List[MatrixSpec]
     manifest: Dict[str, Any] | None = None
     counts_dir: Path | None = None
@@ -148,7 +151,11 @@ def find_run_root(path: Path, levels: int = 3) -> Path | None:
 def _read_manifest(root: Path) -> Dict[str, Any]:
     path = root / "manifest.json"
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{path}: not UTF-8 text (byte {exc.start}); expected a JSON run manifest") from None
+    except RecursionError:
+        raise UserError(f"{path}: JSON nested too deeply; expected a run manifest") from None
     except OSError as exc:
         raise UserError(f"{path}: cannot be read: {exc.strerror or exc}") from None
     except json.JSONDecodeError as exc:
@@ -189,10 +196,25 @@ def _rel(path: Path, root: Path) -> str:
 
 def _entries(manifest: Dict[str, Any], root: Path, key: str, fields: Tuple[str, ...]) -> List[Dict[str, Any]]:
     items = _get(manifest, root, "model", key)
-    if not isinstance(items, list) or not all(isinstance(i, dict) and all(f in i for f in fields) for i in items):
+    if not isinstance(items, list) or not all(isinstance(i, dict) and all(_is_name(i.get(f)) for f in fields)
+                                              for i in items):
         raise UserError(f"{root / 'manifest.json'}: model.{key} must be a list of objects with keys "
-                        f"{', '.join(fields)}")
+                        f"{', '.join(fields)} (names)")
     return items
+
+
+def _is_name(value: Any) -> bool:
+    """A tensor/field name or a member index as the manifest writes them (str, or int for members)."""
+    return isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool))
+
+
+def _path_entry(entry: Any, root: Path, where: str) -> Path | None:
+    """``root / entry["path"]`` of a manifest entry; None without a path; a UserError for a non-string."""
+    if not isinstance(entry, dict) or not entry.get("path"):
+        return None
+    if not isinstance(entry["path"], str):
+        raise UserError(f"{root / 'manifest.json'}: {where}.path must be a relative path, got {entry['path']!r}")
+    return root / entry["path"]
 
 
 def _from_manifest(tf: TensorFile, manifest: Dict[str, Any], root: Path, rel: str) -> List[MatrixSpec]:
@@ -252,7 +274,8 @@ def discover(path: Any, targets: Any = None, field_dims: Sequence[int] | None = 
     """Find the matrices to analyse at ``path`` (run dir, checkpoint dir or file).
 
     Args:
-        path: a run directory (with ``manifest.json``), a checkpoint directory or a tensor file.
+        path: a run directory (with ``manifest.json``), a checkpoint directory, a tensor file, or an in-memory
+            ``nn.Module`` / state dict (classified by name and shape like a foreign checkpoint).
         targets: subset of :data:`TARGETS` (comma string or sequence); None = every target present.
         field_dims: rows per field of single concatenated embedding tables, to slice them per field.
         checkpoint: which manifest checkpoint of a run directory to read (``best`` by default).
@@ -260,14 +283,19 @@ def discover(path: Any, targets: Any = None, field_dims: Sequence[int] | None = 
     Raises:
         UserError: missing/unreadable files, a requested target absent, or no 2-D tensor at all.
     """
-    path = Path(path)
+    in_memory = not isinstance(path, (str, os.PathLike))
+    path = StateDictTensors(path) if in_memory else Path(path)
     wanted = parse_targets(targets)
     if wanted is not None and set(wanted) == set(TARGETS):
         wanted = None  # the full set means "every target present" (a checkpoint without a probe is fine)
-    if not path.exists():
-        raise UserError(f"{path}: no such file or directory")
     skipped: List[str] = []
     by_shape: List[str] = []
+    if in_memory:
+        specs = _by_name(path, path.path, skipped, by_shape)
+        return _finish(path.path, "state_dict", None, None, None, specs, list(path.entries.values()), skipped,
+                       by_shape, [], wanted, field_dims)
+    if not path.exists():
+        check_regular_file(path, "run directory, checkpoint or tensor file", missing="no such file or directory")
     notes: List[str] = []
     specs: List[MatrixSpec] = []
     entries: List[TensorInfo] = []
@@ -283,20 +311,22 @@ def discover(path: Any, targets: Any = None, field_dims: Sequence[int] | None = 
     if manifest is not None and run_root == path:
         root, kind = path, "run"
         ckpts = _get(manifest, root, "checkpoints") or []
+        if not isinstance(ckpts, list):
+            raise UserError(f"{root / 'manifest.json'}: checkpoints must be a list, got {type(ckpts).__name__}")
         entry = next((c for c in ckpts if isinstance(c, dict) and c.get("name") == checkpoint), None)
         if entry is None:
-            names = ", ".join(str(c.get("name")) for c in ckpts) or "none yet"
+            names = ", ".join(str(c.get("name")) for c in ckpts if isinstance(c, dict)) or "none yet"
             raise UserError(f"{root / 'manifest.json'}: no checkpoint named {checkpoint!r}; checkpoints: {names}")
-        if not entry.get("path"):
+        model_path = _path_entry(entry, root, f"checkpoint {checkpoint!r}")
+        if model_path is None:
             raise UserError(f"{root / 'manifest.json'}: checkpoint {checkpoint!r} has no 'path'")
-        model_path = root / entry["path"]
         tf = open_tensor_file(model_path)
         entries += tf.entries.values()
         specs += _from_manifest(tf, manifest, root, _rel(model_path, root))
         probe = manifest.get("probe") if isinstance(manifest.get("probe"), dict) else None
         if wanted is None or {"activations", "input"} & set(wanted):
-            if probe and probe.get("path"):
-                probe_path = root / probe["path"]
+            probe_path = _path_entry(probe, root, "probe")
+            if probe_path is not None:
                 ptf = open_tensor_file(probe_path)
                 entries += ptf.entries.values()
                 specs += _from_probe(ptf, manifest, root, _rel(probe_path, root))
@@ -312,6 +342,15 @@ def discover(path: Any, targets: Any = None, field_dims: Sequence[int] | None = 
             tf = open_tensor_file(file)
             entries += tf.entries.values()
             specs += _by_name(tf, _rel(file, root), skipped, by_shape, single_npy=tf.kind == "numpy")
+    return _finish(path, kind, root, run_root, manifest, specs, entries, skipped, by_shape, notes, wanted,
+                   field_dims)
+
+
+def _finish(path: Any, kind: str, root: Path | None, run_root: Path | None, manifest: Dict[str, Any] | None,
+            specs: List[MatrixSpec], entries: List[TensorInfo], skipped: List[str], by_shape: List[str],
+            notes: List[str], wanted: Tuple[str, ...] | None, field_dims: Sequence[int] | None) -> Discovery:
+    """Slice concatenated tables, apply ``targets``, check that something is left and collect the notes
+    (``run_root``: the run directory whose ``manifest`` was read, None without one)."""
     if field_dims:
         specs = _slice_fields(specs, field_dims, path)
     if not any(len(i.shape) == 2 for i in entries):
@@ -330,6 +369,9 @@ def discover(path: Any, targets: Any = None, field_dims: Sequence[int] | None = 
                         + f"; found: {describe_entries(entries)}")
     counts_dir = None
     if manifest is not None and isinstance(manifest.get("dataset"), dict) and manifest["dataset"].get("path"):
+        if not isinstance(manifest["dataset"]["path"], str):
+            raise UserError(f"{run_root / 'manifest.json'}: dataset.path must be a directory path, got "
+                            f"{manifest['dataset']['path']!r}")
         counts_dir = Path(manifest["dataset"]["path"]) / "counts"
     if kind != "run":
         found_text = ", ".join(f"{n} {t}" for t, n in Counter(s.target for s in specs).items())

@@ -11,16 +11,18 @@ method (``concurrent.futures.ProcessPoolExecutor``). Each task runs with ``threa
 per process made training ~10x slower than one (measured: 1.3k vs 16–24k samples/s). Workers exit when the
 sweep process dies, even by ``kill -9`` (:func:`_exit_with_parent`).
 
-A Ray executor slots in without touching the sweep logic: register ``"ray"`` in :data:`EXECUTORS` with a class
-whose ``run`` wraps ``fn`` in ``ray.remote(num_cpus=..., num_gpus=...)``, submits every task, and yields
-``(index, ray.get(ref))`` in ``ray.wait`` order, turning ``ray.exceptions.RayTaskError`` into the yielded
-exception (docs/architecture.md §8.3).
+``ray`` (:mod:`collapse_lab.sweep.ray_executor`, registered when :mod:`collapse_lab.sweep` is imported; Ray
+from the ``distributed`` extra) submits every task as a Ray task with declared CPUs and GPUs and yields in
+``ray.wait`` order, turning ``ray.exceptions.RayTaskError`` into the task's own exception; where the workers do
+not see the sweep directory, runs come back as tar archives (:mod:`collapse_lab.sweep.copy_back`;
+docs/architecture.md §8.3).
 """
 
 from __future__ import annotations
 
 import abc
 import ctypes
+import inspect
 import multiprocessing
 import os
 import signal
@@ -28,6 +30,7 @@ import sys
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, Optional, Sequence, Tuple, Union
 
 from collapse_lab.errors import UserError
@@ -50,9 +53,21 @@ class Executor(abc.ABC):
     def run(self, fn: Callable[[Any], Any], tasks: Sequence[Any]) -> Iterator[Outcome]:
         """Yield ``(index, result)`` per task in completion order; ``result`` is the exception if it failed."""
 
+    #: whether runs are trained away from the sweep directory and copied back (set by :meth:`prepare`)
+    copy_back: bool = False
+
     def describe(self) -> Dict[str, Any]:
         """A JSON-able description recorded in ``sweep.json``."""
         return {"executor": type(self).__name__, "jobs": self.jobs}
+
+    def prepare(self, runs_dir: Path) -> None:
+        """Called once by the sweep before its runs are submitted (a remote executor connects and decides
+        :attr:`copy_back` here); nothing to do on this machine."""
+        return None
+
+    def task_device(self, device: str) -> str:
+        """The device a run of this executor trains on when the sweep asks for ``device``."""
+        return device
 
 
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
@@ -106,7 +121,8 @@ class LocalExecutor(Executor):
         [(0, 1), (1, 2), (2, 3)]
     """
 
-    def __init__(self, jobs: int = 1, threads: Optional[int] = None) -> None:
+    def __init__(self, jobs: Optional[int] = 1, threads: Optional[int] = None) -> None:
+        jobs = 1 if jobs is None else jobs
         if int(jobs) < 1:
             raise UserError(f"--jobs must be at least 1, got {jobs}")
         if threads is not None and int(threads) < 1:
@@ -159,6 +175,26 @@ class LocalExecutor(Executor):
             pool.shutdown(wait=True, cancel_futures=True)
 
 
-def make_executor(name: str = "local", jobs: int = 1, threads: Optional[int] = None) -> Executor:
-    """Create a registered executor by name (unknown names raise a ``UserError`` listing the valid ones)."""
-    return EXECUTORS.create(name, jobs=jobs, threads=threads)
+def make_executor(name: str = "local", jobs: Optional[int] = None, threads: Optional[int] = None,
+                  **options: Any) -> Executor:
+    """Create a registered executor by name (unknown names raise a ``UserError`` listing the valid ones).
+
+    ``options`` are executor-specific settings (``address``, ``gpus_per_run``, ``copy_back`` of ``ray``); one
+    that is set (not ``None``) for an executor that does not take it is a ``UserError``.
+
+    Example:
+        >>> make_executor("local", jobs=2, threads=1, address=None).jobs
+        2
+    """
+    factory = EXECUTORS.get(name)
+    accepted = inspect.signature(factory).parameters
+    unknown = sorted(key for key, value in options.items() if value is not None and key not in accepted)
+    if unknown:
+        flags = ", ".join("--" + key.replace("_", "-") for key in unknown)
+        raise UserError(f"{flags}: not an option of --executor {name} (valid with: "
+                        f"{', '.join(n for n in EXECUTORS.names() if set(unknown) <= set(_params(n)))})")
+    return factory(jobs=jobs, threads=threads, **{k: v for k, v in options.items() if k in accepted})
+
+
+def _params(name: str) -> Sequence[str]:
+    return list(inspect.signature(EXECUTORS.get(name)).parameters)

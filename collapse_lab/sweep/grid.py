@@ -22,16 +22,15 @@ Command-line lists (``n=1,2,4``, ``hidden_units=[64,64],[32,32]``) replace or ad
 right-hand side is read as the YAML flow sequence ``[<rhs>]``.
 
 A run is named ``<method>-<fusion>-n<N>[-<tags>]-s<seed>-<hash8>`` (tags such as ``kd-only`` or ``capacity4``
-name the ablations and controls, :mod:`collapse_lab.recipes`), where ``hash8`` is the first 8 hex digits of the
-SHA-256 of the canonical JSON (sorted keys, no spaces) of the fully resolved config, so the name is stable
-across machines and invocations and changes whenever any setting changes (FuxiCTR's ``autotuner`` idea).
+name the ablations and controls, :mod:`collapse_lab.recipes`), where ``hash8`` is the first 8 hex digits of
+:func:`collapse_lab.config.config_hash` of the resolved config (its non-default keys and the schema version), so
+the name is stable across machines and invocations, changes whenever any setting changes, and survives new
+config keys added with a neutral default (FuxiCTR's ``autotuner`` idea).
 """
 
 from __future__ import annotations
 
-import hashlib
 import itertools
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,7 +47,6 @@ __all__ = [
     "load_grid",
     "parse_grid_overrides",
     "expand_grid",
-    "config_digest",
     "run_name",
     "valid_config_keys",
 ]
@@ -128,11 +126,12 @@ def load_grid(path: Union[str, Path]) -> SweepSpec:
     Raises:
         UserError: the file is missing or not YAML, has an unknown section, an unknown config key, or no axis.
     """
+    from collapse_lab.io.inputs import read_text_file
+
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path}: grid file not found")
+    text = read_text_file(path, "YAML grid file", missing="grid file not found")  # also: not UTF-8, a loop...
     try:
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)
+        data = yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f": line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
@@ -213,38 +212,22 @@ def with_overrides(spec: SweepSpec, overrides: Mapping[str, List[Any]]) -> Sweep
                      source=spec.source)
 
 
-def config_digest(config: Mapping[str, Any]) -> str:
-    """SHA-256 hex digest of the canonical JSON of a flat config (sorted keys, compact separators), without the
-    keys that only say where metrics are reported (``config.UNHASHED_KEYS``: equals ``config_hash``).
-
-    Example:
-        >>> config_digest({"n": 2, "method": "kd"}) == config_digest({"method": "kd", "n": 2})
-        True
-        >>> config_digest({"n": 2})[:8]
-        '36337974'
-    """
-    from collapse_lab.config import UNHASHED_KEYS
-
-    kept = {k: v for k, v in dict(config).items() if k not in UNHASHED_KEYS}
-    text = json.dumps(kept, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
 def run_name(config: Mapping[str, Any]) -> str:
     """``<method>-<fusion>-n<N>[-<tags>]-s<seed>-<hash8>`` for a resolved config; the tags name the ablations
     and the capacity control (:func:`collapse_lab.recipes.recipe_tags`, e.g. ``kd-only``, ``capacity``).
 
     Example:
         >>> run_name({"method": "kdef", "fusion": "mean", "n": 4, "seed": 2024})
-        'kdef-mean-n4-s2024-fa3886e9'
+        'kdef-mean-n4-s2024-ad3b9f66'
         >>> run_name({"method": "vanilla", "fusion": "mean", "n": 1, "width_match_n": 4, "seed": 2024})[:32]
         'vanilla-mean-n1-capacity4-s2024-'
     """
+    from collapse_lab.config import config_hash
     from collapse_lab.recipes import recipe_tags
 
     tags = "".join(f"-{tag}{config['width_match_n'] if tag == 'capacity' else ''}" for tag in recipe_tags(config))
     return (f"{config.get('method')}-{config.get('fusion')}-n{config.get('n')}{tags}-s{config.get('seed')}-"
-            f"{config_digest(config)[:8]}")
+            f"{config_hash(config)[:8]}")
 
 
 def _matches(point: Mapping[str, Any], rule: Mapping[str, Any]) -> bool:

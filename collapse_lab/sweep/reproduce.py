@@ -73,6 +73,10 @@ class AnalyzeReport:
     already: List[str] = field(default_factory=list)
     failed: Dict[str, str] = field(default_factory=dict)
 
+    def to_json(self) -> Dict[str, Any]:
+        """A JSON-able dict of the three lists."""
+        return {"analysed": list(self.analysed), "already": list(self.already), "failed": dict(self.failed)}
+
 
 def analyze_sweep(sweep_dir: Union[str, Path], progress: Optional[bool] = None) -> AnalyzeReport:
     """Run ``collapse_lab.spectral.analyze`` on the best checkpoint of every finished run of a sweep that has no
@@ -121,6 +125,17 @@ class ReproduceReport:
     def failed(self) -> bool:
         return bool(self.sweep and self.sweep.failed) or bool(self.spectra and self.spectra.failed)
 
+    def to_json(self) -> Dict[str, Any]:
+        """A JSON-able dict for ``collapse-lab reproduce --json``: each step's report (the results as their
+        files and run count; ``collapse-lab results --json`` prints the tables), the seconds per step."""
+        results = self.results.to_json() if self.results is not None else None
+        return {"preset": str(self.preset), "failed": self.failed, "prepared": list(self.prepared),
+                "sweep": self.sweep.to_json() if self.sweep is not None else None,
+                "spectra": self.spectra.to_json() if self.spectra is not None else None,
+                "results": {k: results[k] for k in ("runs", "files", "skipped")} if results else None,
+                "figures": self.figures.to_json() if self.figures is not None else None,
+                "seconds": dict(self.seconds), "total_seconds": round(sum(self.seconds.values()), 2)}
+
 
 def _timed(report: ReproduceReport, step: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
     start = time.perf_counter()
@@ -131,9 +146,9 @@ def _timed(report: ReproduceReport, step: str, fn: Any, *args: Any, **kwargs: An
 
 
 def reproduce(preset: Union[str, Path], out_dir: Optional[Union[str, Path]] = None,
-              overrides: Sequence[str] = (), jobs: int = 1, threads: Optional[int] = None,
+              overrides: Sequence[str] = (), jobs: Optional[int] = None, threads: Optional[int] = None,
               figures_dir: Optional[Union[str, Path]] = None, device: str = "auto",
-              progress: Optional[bool] = None) -> ReproduceReport:
+              progress: Optional[bool] = None, executor: Union[str, Any] = "local") -> ReproduceReport:
     """Run a preset end to end (see the module docstring) and return what was done.
 
     Args:
@@ -141,6 +156,8 @@ def reproduce(preset: Union[str, Path], out_dir: Optional[Union[str, Path]] = No
         out_dir: the sweep directory (default ``sweeps/<preset name>``).
         overrides: extra ``key=v1,v2`` axes (e.g. ``["seed=1,2,3"]``).
         jobs: runs at the same time; threads: torch threads per run (default cores // jobs).
+        executor: where the runs train: an executor name (``local``, ``ray``) or an instance (e.g.
+            ``RayExecutor(address="auto")``; then ``jobs`` and ``threads`` are its own).
         figures_dir: where figures go (default ``<out_dir>/figures``).
         device: ``auto`` | ``cpu`` | ``cuda`` for training.
         progress: progress bars (``None``: only on a terminal).
@@ -157,7 +174,7 @@ def reproduce(preset: Union[str, Path], out_dir: Optional[Union[str, Path]] = No
     spec, points, sweep_dir = plan_sweep(path, out_dir, overrides)
     report.prepared = _timed(report, "data", prepare_datasets, [p.config for p in points], progress)
     report.sweep = _timed(report, "sweep", run_sweep, spec, out_dir=sweep_dir, overrides=overrides, jobs=jobs,
-                          threads=threads, device=device, progress=progress)
+                          threads=threads, device=device, progress=progress, executor=executor)
     report.spectra = _timed(report, "spectra", analyze_sweep, sweep_dir, progress)
     if report.sweep.failed and not report.sweep.completed and not report.sweep.skipped:
         name, error = next(iter(report.sweep.failed.items()))

@@ -25,12 +25,13 @@ import datetime as _dt
 import hashlib
 import importlib
 import json
+import socket
 import sys
 import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 from collapse_lab.errors import UserError
 from collapse_lab.io.atomic import atomic_write_json
@@ -95,6 +96,30 @@ class SweepReport:
     seconds: float = 0.0
     statuses: Dict[str, str] = field(default_factory=dict)  # status of every run before this call
 
+    def to_json(self, dry_run: bool = False) -> Dict[str, Any]:
+        """A JSON-able dict for ``collapse-lab sweep --json``: every run with its status before this call
+        (``complete``, ``missing``, ``failed``...) and, unless ``dry_run``, what this call did to it
+        (``trained``, ``skipped``, ``failed`` with the error)."""
+        from collections import Counter
+
+        runs = []
+        for name in self.runs:
+            entry: Dict[str, Any] = {"name": name, "status": self.statuses.get(name)}
+            if not dry_run:
+                entry["outcome"] = ("failed" if name in self.failed else "trained" if name in self.completed
+                                    else "skipped" if name in self.skipped else None)
+                if name in self.failed:
+                    entry["error"] = self.failed[name]
+            runs.append(entry)
+        counts = Counter(self.statuses.get(n) for n in self.runs)
+        out: Dict[str, Any] = {"sweep_id": self.sweep_id, "sweep_dir": str(self.sweep_dir), "dry_run": dry_run,
+                               "runs": runs, "statuses": dict(sorted(counts.items(), key=lambda kv: str(kv[0]))),
+                               "to_train": sum(self.statuses.get(n) != "complete" for n in self.runs)}
+        if not dry_run:
+            out.update(trained=len(self.completed), skipped=len(self.skipped), failed=len(self.failed),
+                       seconds=round(self.seconds, 3))
+        return out
+
     def summary_line(self) -> str:
         """One line for the terminal."""
         return (f"sweep {self.sweep_id}: {len(self.runs)} runs, {len(self.completed)} trained, "
@@ -131,6 +156,10 @@ def execute_run(task: RunTask) -> RunOutcome:
     a failing run: the error and its traceback come back in the :class:`RunOutcome`.
     """
     start = time.perf_counter()
+    runs_dir = Path(task.run_dir).parent
+    if not runs_dir.is_dir():  # a remote worker without the driver's filesystem: never train into a local copy
+        return RunOutcome(task.name, "failed", 0.0, f"{runs_dir} is not visible on host {socket.gethostname()} "
+                          "(the workers do not share the sweep's filesystem: use --copy-back)")
     try:
         lock = DirLock(run_lock_path(task.run_dir), f"run directory {task.run_dir}").acquire(wait=task.wait)
     except LockBusy as exc:
@@ -304,8 +333,18 @@ class _RunLog:
               file=sys.stderr, flush=True)
 
 
+def _execute(executor: Executor, tasks: Sequence[RunTask]) -> Iterator[Tuple[int, Any]]:
+    """``executor.run(execute_run, tasks)``, or its copy-back form when the executor's workers do not see the
+    sweep directory (:mod:`collapse_lab.sweep.copy_back`)."""
+    if not executor.copy_back:
+        return executor.run(execute_run, tasks)
+    from collapse_lab.sweep.copy_back import run_with_copy_back
+
+    return run_with_copy_back(executor, tasks)
+
+
 def run_sweep(grid: Union[str, Path, SweepSpec], out_dir: Optional[Union[str, Path]] = None,
-              overrides: Union[Sequence[str], Mapping[str, List[Any]]] = (), jobs: int = 1,
+              overrides: Union[Sequence[str], Mapping[str, List[Any]]] = (), jobs: Optional[int] = None,
               executor: Union[str, Executor] = "local", device: str = "auto", progress: Optional[bool] = None,
               trainer: str = DEFAULT_TRAINER, dry_run: bool = False, threads: Optional[int] = None) -> SweepReport:
     """Run (or resume) a sweep.
@@ -314,9 +353,11 @@ def run_sweep(grid: Union[str, Path, SweepSpec], out_dir: Optional[Union[str, Pa
         grid: a grid YAML path or a :class:`SweepSpec`.
         out_dir: the sweep directory (default ``sweeps/<name>``).
         overrides: command-line axes (``["n=1,2", "seed=1,2,3"]``) replacing or adding axes of the grid.
-        jobs: runs at the same time (``local`` executor).
-        executor: an executor name from :data:`~collapse_lab.sweep.executor.EXECUTORS` or an instance.
-        device: passed to ``train`` (``auto``, ``cpu``, ``cuda``...).
+        jobs: runs at the same time (default: 1 with ``local``; with ``ray`` as many as the cluster holds).
+        executor: an executor name from :data:`~collapse_lab.sweep.executor.EXECUTORS` or an instance (e.g.
+            ``RayExecutor(address="auto", gpus_per_run=0.25)``).
+        device: passed to ``train`` (``auto``, ``cpu``, ``cuda``...; the executor may pin ``auto``, see
+            :meth:`~collapse_lab.sweep.executor.Executor.task_device`).
         progress: tqdm over runs (``None``: only on a terminal; off a terminal, e.g. a background job writing to
             a log file, one line per finished run goes to stderr instead, with an ETA weighted by N).
         trainer: ``module:function`` with the signature of :func:`collapse_lab.train.api.train`.
@@ -354,7 +395,12 @@ def run_sweep(grid: Union[str, Path, SweepSpec], out_dir: Optional[Union[str, Pa
                 record.set_run(point.name, config=point.config, overrides=point.overrides, status="pending",
                                previous_status=status)
         record.save()
-    tasks = [RunTask(p.name, p.config, str(runs_dir / p.name), trainer, device) for p in todo]
+    if todo:  # a remote executor connects here and decides whether runs come back as archives
+        executor.prepare(runs_dir)
+        record.state["executor"] = executor.describe()
+    device = executor.task_device(device)
+    # absolute: a worker of a remote executor on a shared filesystem does not start in this directory
+    tasks = [RunTask(p.name, p.config, str(runs_dir.absolute() / p.name), trainer, device) for p in todo]
     bar = tqdm(total=len(tasks), desc=f"sweep {spec.name}", unit="run", disable=None if progress is None
                else not progress)
     log = _RunLog(tasks, enabled=progress is None and bool(bar.disable), jobs=getattr(executor, "jobs", 1))
@@ -381,13 +427,13 @@ def run_sweep(grid: Union[str, Path, SweepSpec], out_dir: Optional[Union[str, Pa
 
     try:
         busy = []  # runs another live process holds: waited for once every free run is done
-        for index, outcome in executor.run(execute_run, tasks):
+        for index, outcome in _execute(executor, tasks):
             if isinstance(outcome, RunOutcome) and outcome.status == "busy":
                 busy.append(index)
             else:
                 record_outcome(index, outcome)
         waiting = [dataclasses.replace(tasks[i], wait=True) for i in busy]
-        for k, outcome in executor.run(execute_run, waiting):
+        for k, outcome in _execute(executor, waiting):
             record_outcome(busy[k], outcome)
     finally:
         bar.close()

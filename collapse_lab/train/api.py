@@ -119,7 +119,7 @@ def _resume_config(run: Path, config: ConfigLike, config_file: Union[str, Path] 
 def train(config: ConfigLike = None, out_dir: Union[str, Path] | None = None, resume: bool = False,
           overwrite: bool = False, device: str | None = "auto", progress: bool | None = None,
           config_file: Union[str, Path] | None = None, console: bool = True,
-          callbacks: Sequence[Callable[[str, Dict[str, Any]], None]] = ()) -> RunResult:
+          callbacks: Sequence[Callable[[str, Dict[str, Any]], None]] = (), parallel: str = "none") -> RunResult:
     """Train an ensemble and write its run directory.
 
     Args:
@@ -134,6 +134,9 @@ def train(config: ConfigLike = None, out_dir: Union[str, Path] | None = None, re
         config_file: a YAML file of config keys, merged before ``config``.
         console: also log to stderr (the log always goes to ``train.log``).
         callbacks: ``fn(event, info)`` called after each evaluation and each epoch.
+        parallel: ``none`` | ``data`` | ``ensemble``: one process, or this process's share of a ``torchrun``
+            launch (the batch or the students split over the processes, docs/architecture.md §11); the run
+            equals single-process training, and only rank 0 writes ``out_dir``.
 
     Returns:
         :class:`RunResult` of the finished run.
@@ -142,28 +145,56 @@ def train(config: ConfigLike = None, out_dir: Union[str, Path] | None = None, re
         UserError: bad config, unprepared dataset, existing output directory, another live process training
             ``out_dir`` (its lock, io/lock.py), non-finite loss...
     """
-    import torch
-
     if resume and overwrite:
         raise UserError("--resume and --overwrite exclude each other")
     cfg = resolve_config(config, config_file)
     out = Path(out_dir) if out_dir is not None else default_run_dir(cfg)
+    if parallel == "none":
+        cfg, complete = _check_out(cfg, out, resume, overwrite, config, config_file)
+        if complete:
+            return RunResult.from_run_dir(out)
+        return _train_with_threads(cfg, out, resume, overwrite, resolve_device(device), progress, console,
+                                   callbacks, None)
+    from collapse_lab.parallel import start
+
+    group = start(parallel, resolve_device(device))
+    try:  # rank 0 checks `out` and every rank gets its verdict; ranks > 0 write a private copy of the run
+        cfg, complete = group.from_rank0(lambda: _check_out(cfg, out, resume, overwrite, config, config_file))
+        if complete:
+            return RunResult.from_run_dir(out)
+        group.check(cfg.n, cfg.batch_size)
+        if group.rank > 0:
+            out, resume, overwrite, progress, console = group.private_dir(), False, False, False, False
+        return _train_with_threads(cfg, out, resume, overwrite, group.device, progress, console, callbacks, group)
+    finally:
+        group.close()
+
+
+def _check_out(cfg: TrainConfig, out: Path, resume: bool, overwrite: bool, config: ConfigLike,
+               config_file: Union[str, Path] | None) -> tuple:
+    """(the config to train, whether ``out`` is a complete run to return) before the model is built."""
     if resume:
         if not (out / "manifest.json").exists():
             raise UserError(f"{out}: no run to resume (no manifest.json)")
         cfg = _resume_config(out, config, config_file)
-        if read_manifest(out / "manifest.json").get("status") == "complete":
-            return RunResult.from_run_dir(out)
-    elif _occupied(out):
+        return cfg, read_manifest(out / "manifest.json").get("status") == "complete"
+    if _occupied(out):
         RunDir.prepare(out, overwrite=overwrite, check_only=True)  # fail fast, before the model is built
-    dev = resolve_device(device)
+    return cfg, False
+
+
+def _train_with_threads(cfg: TrainConfig, out: Path, resume: bool, overwrite: bool, dev: str,
+                        progress: bool | None, console: bool, callbacks: Sequence[Any], group: Any) -> RunResult:
+    """:func:`_run` under the config's torch thread count, restoring the process-global CPU settings."""
+    import torch
+
     old_threads = torch.get_num_threads()
     # flush-denormal is process-global CPU state (FTZ/DAZ): restore it so notebooks and other code see IEEE floats
     old_flush = torch.tensor([1e-40], dtype=torch.float32).item() == 0.0
     try:
         if cfg.num_threads is not None:
             torch.set_num_threads(cfg.num_threads)
-        return _run(cfg, out, resume, overwrite, dev, progress, console, callbacks)
+        return _run(cfg, out, resume, overwrite, dev, progress, console, callbacks, group)
     finally:
         torch.set_num_threads(old_threads)
         torch.set_flush_denormal(old_flush)
@@ -183,10 +214,12 @@ def _build(cfg: TrainConfig, dev: str) -> Dict[str, Any]:
     from collapse_lab.models import build_ensemble, resolve_form
     from collapse_lab.models.capacity import match_capacity
     from collapse_lab.strategies import build_strategy
+    from collapse_lab.train.memory import check_training_memory
     from collapse_lab.utils.seed import seed_everything
 
     path = resolve_processed(cfg.dataset, cfg.data_root).resolve()
     data = ProcessedDataset(path)
+    check_training_memory(data.feature_map, cfg, dev)  # before any parameter is allocated
     splits = {name: data.split(name) for name in ("train", "valid", "test")}
     for name, split in splits.items():
         if len(split) == 0:
@@ -221,7 +254,7 @@ def _build(cfg: TrainConfig, dev: str) -> Dict[str, Any]:
 
 
 def _run(cfg: TrainConfig, out: Path, resume: bool, overwrite: bool, dev: str, progress: bool | None,
-         console: bool, callbacks: Sequence[Any]) -> RunResult:
+         console: bool, callbacks: Sequence[Any], group: Any = None) -> RunResult:
     """Validate and build, then train under the run directory's lock (io/lock.py) and write the run.
 
     Under the lock the state of ``out`` is read again (another process may have finished or replaced it), the
@@ -244,7 +277,8 @@ def _run(cfg: TrainConfig, out: Path, resume: bool, overwrite: bool, dev: str, p
         work = staging_dir(out) if replacing else out
         try:
             manifest = _open_run(cfg, out, work, resume, dev, built)
-            result = _train_in(cfg, RunDir(work), out, resume, manifest, dev, built, progress, console, callbacks)
+            result = _train_in(cfg, RunDir(work), out, resume, manifest, dev, built, progress, console, callbacks,
+                               group)
         except BaseException:
             if replacing:
                 shutil.rmtree(work, ignore_errors=True)  # the old run stays as it was
@@ -284,9 +318,10 @@ def _open_run(cfg: TrainConfig, out: Path, work: Path, resume: bool, dev: str, b
 
 
 def _train_in(cfg: TrainConfig, run: RunDir, out: Path, resume: bool, manifest: Manifest, dev: str,
-              built: Dict[str, Any], progress: bool | None, console: bool, callbacks: Sequence[Any]) -> Dict[str, Any]:
+              built: Dict[str, Any], progress: bool | None, console: bool, callbacks: Sequence[Any],
+              group: Any = None) -> Dict[str, Any]:
     """Train (or continue) the run in ``run``, finish it, and return its manifest."""
-    from collapse_lab.train.trainer import Trainer
+    from collapse_lab.train.trainer import Trainer, training_step
 
     state = None
     if resume:
@@ -298,14 +333,17 @@ def _train_in(cfg: TrainConfig, run: RunDir, out: Path, resume: bool, manifest: 
             shutil.rmtree(run.checkpoints, ignore_errors=True)
             manifest.update(checkpoints=[], probe=None, results=None, timing={"train_samples_per_s": []})
     # the trackers get every row the trainer adds (a callback, first so an interrupting callback cannot skip it)
-    tracking = TrackingSession(cfg.tracker, run.path, config_to_dict(cfg),
-                               None if not resume else int(state["step"]) if state is not None else 0)
+    # (rank 0 only under torchrun: the other ranks write a private copy of the run)
+    tracking = TrackingSession(cfg.tracker if group is None or group.rank == 0 else ["csv"], run.path,
+                               config_to_dict(cfg), None if not resume else int(state["step"]) if state is not None
+                               else 0)
     manifest.set_status("running")
     manifest.save()
     metrics = MetricsLog(run.metrics_csv)
     with run_logger(run.train_log, console=console) as log:
         trainer = Trainer(cfg, built["model"], built["task"], built["train"], built["valid"], run, metrics, manifest,
-                          log, dev, progress=progress, callbacks=[tracking, *callbacks])
+                          log, dev, progress=progress, callbacks=[tracking, *callbacks],
+                          step_fn=training_step if group is None else group.step_fn(cfg.n))
         try:
             if state is not None:
                 trainer.load_state_dict(state)
@@ -314,6 +352,10 @@ def _train_in(cfg: TrainConfig, run: RunDir, out: Path, resume: bool, manifest: 
                 log.info("training %s%s", out, " (no finished epoch to resume from; from the start)" if resume
                          else "")
                 log.info("config %s", config_to_dict(cfg), extra={"file_only": True})
+            if group is not None:
+                log.info("parallel %s: rank %d of %d processes on %s", group.strategy, group.rank, group.world_size,
+                         dev)
+                group.sync_trainer(trainer)  # a resume loaded rank 0's state only
             trainer.fit()
             _finish(cfg, trainer, built, run, manifest, metrics, log, tracking)
         except UserError as exc:

@@ -74,11 +74,13 @@ class Trainer:
         progress: tqdm switch (None = on for terminals only).
         callbacks: ``fn(event, info)`` called with ``"evaluation"`` and ``"epoch_end"``; ``info`` holds epoch, step,
             (valid metrics) and ``trainer`` itself. An exception raised there stops the run like an interruption.
+        step_fn: the optimisation step, :func:`training_step` or one of collapse_lab.parallel.step.
     """
 
     def __init__(self, cfg: TrainConfig, model: Any, task: Any, train_batches: Any, valid_batches: Any,
                  run: RunDir, metrics: MetricsLog, manifest: Manifest, logger: logging.Logger, device: Any,
-                 progress: bool | None = None, callbacks: Sequence[Callback] = ()) -> None:
+                 progress: bool | None = None, callbacks: Sequence[Callback] = (),
+                 step_fn: Callable[..., Dict[str, Any]] = training_step) -> None:
         import torch
 
         self.cfg, self.model, self.task = cfg, model, task
@@ -86,6 +88,7 @@ class Trainer:
         self.run, self.metrics, self.manifest, self.log = run, metrics, manifest, logger
         self.device = torch.device(device)
         self.progress, self.callbacks = progress, list(callbacks)
+        self.step_fn = step_fn  # training_step, or a multi-process step (collapse_lab.parallel.step)
         self.optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
         self.monitor = PlateauMonitor(self.optimizer, cfg.lr_decay_factor, cfg.min_lr, cfg.patience)
         self.stats = TrainStats()
@@ -156,8 +159,8 @@ class Trainer:
                            leave=False, dynamic_ncols=True)
                 samples, train_time, tick = 0, 0.0, time.perf_counter()
                 for batch in self.train_batches:
-                    parts = training_step(self.model, self.task, self.optimizer, batch, cfg.embedding_regularizer,
-                                          cfg.clip_grad_norm)
+                    parts = self.step_fn(self.model, self.task, self.optimizer, batch, cfg.embedding_regularizer,
+                                         cfg.clip_grad_norm)
                     self.step += 1
                     samples += len(batch)
                     self.stats.update({k: parts[k] for k in LOSS_PARTS}, parts.get("lambda"), parts.get("mu"))
@@ -192,8 +195,10 @@ class Trainer:
         if bad is None:
             return
         step = self.step - len(self.stats) + bad + 1
-        raise UserError(f"non-finite loss at step {step} (epoch {epoch}); training stopped, the last good "
-                        f"checkpoints are in {self.run.checkpoints}; try a lower lr or a smaller clip_grad_norm")
+        saved = (f"the last good checkpoints are in {self.run.checkpoints}" if any(self.run.checkpoints.glob("*"))
+                 else "no checkpoint was written before it")
+        raise UserError(f"non-finite loss at step {step} (epoch {epoch}); training stopped, {saved}; try a lower lr "
+                        "or a smaller clip_grad_norm")
 
     def _evaluate(self, epoch: int) -> None:
         """Score the validation split, log the interval's training statistics, apply the plateau rule."""
