@@ -160,7 +160,7 @@ def test_missing_library_is_a_one_line_hint(monkeypatch, capsys, name, module, e
 
 
 def test_tracker_changes_neither_the_config_hash_nor_sweep_run_names():
-    # the values main computed before the key existed: old runs resume, old sweeps keep their run names
+    # the values of main before the key existed: old runs resume, old sweeps keep their run names
     assert config_hash(TrainConfig()) == "f7f5096fbb0530249cccbc5a9332129fd30fb2615a9ca7e4fd719f20c2269a84"
     assert config_hash(resolve_config(["tracker=[tensorboard,mlflow]"])) == config_hash(TrainConfig())
     for tracker in ("csv", "tensorboard"):
