@@ -34,8 +34,9 @@ from typing import Any, Dict, List, Mapping, Sequence, Tuple, Union
 
 from collapse_lab.errors import UserError
 
-__all__ = ["TrainConfig", "CONFIG_KEYS", "FORMS", "resolve_config", "config_to_dict", "config_hash", "config_identity",
-           "CONFIG_SCHEMA", "config_to_yaml", "load_config_file", "validate_config"]
+__all__ = ["TrainConfig", "CONFIG_KEYS", "FORMS", "UNHASHED_KEYS", "resolve_config", "config_to_dict", "config_hash",
+           "config_identity", "CONFIG_SCHEMA", "config_to_yaml", "load_config_file", "load_yaml_document",
+           "validate_config"]
 
 #: implementations of homogeneous students: auto = loop on CPU, batched on CUDA (docs/performance.md §3, §6)
 FORMS: Tuple[str, ...] = ("auto", "loop", "batched")
@@ -88,10 +89,14 @@ class TrainConfig:
     spectra_unit: str = "epoch"  # epoch | step: the unit of spectra_every
     deterministic: bool = False  # torch.use_deterministic_algorithms (CPU runs are deterministic anyway)
     num_threads: int | None = None  # torch intra-op threads (None = torch's default)
+    tracker: Any = field(default_factory=lambda: ["csv"])  # csv | tensorboard | mlflow, or a list (tracking/)
 
 
 #: every valid key, in declaration order
 CONFIG_KEYS: Tuple[str, ...] = tuple(f.name for f in dataclasses.fields(TrainConfig))
+#: keys that say where results are reported, not what is trained: left out of :func:`config_identity` (so of the
+#: config hash and sweep run names) even when set, so sending a run to TensorBoard does not rename it
+UNHASHED_KEYS: Tuple[str, ...] = ("tracker",)
 
 ConfigLike = Union[None, TrainConfig, Mapping[str, Any], Sequence[str]]
 
@@ -111,8 +116,8 @@ def _user_error_from_omegaconf(exc: Exception, source: str) -> UserError:
     return UserError(f"{source}: bad value for config key {key!r}{expected}: {msg}")
 
 
-def load_config_file(path: Union[str, Path]) -> Dict[str, Any]:
-    """Read a flat YAML config file into a dict (validated later by :func:`resolve_config`)."""
+def load_yaml_document(path: Union[str, Path]) -> Any:
+    """Parse a YAML file; missing files and syntax errors become one-line errors with the line and column."""
     import yaml
 
     from collapse_lab.io.inputs import read_text_file
@@ -125,8 +130,20 @@ def load_config_file(path: Union[str, Path]) -> Dict[str, Any]:
         mark = getattr(exc, "problem_mark", None)
         where = f": line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
         raise UserError(f"{path}{where}: invalid YAML ({getattr(exc, 'problem', None) or exc})") from None
+    return data
+
+
+def load_config_file(path: Union[str, Path]) -> Dict[str, Any]:
+    """Read a flat YAML config file into a dict (validated later by :func:`resolve_config`); a FuxiCTR
+    ``model_config.yaml`` with one experiment is mapped to these keys (:mod:`collapse_lab.fuxictr_config`)."""
+    from collapse_lab.fuxictr_config import is_fuxictr_config, read_fuxictr_config
+
+    path = Path(path)
+    data = load_yaml_document(path)
     if data is None:
         return {}
+    if is_fuxictr_config(data):
+        return read_fuxictr_config(path, data=data)[0]
     if not isinstance(data, dict):
         raise UserError(f"{path}: expected a mapping of config keys, got {type(data).__name__}")
     unknown = [k for k in data if k not in CONFIG_KEYS]
@@ -256,6 +273,9 @@ def validate_config(cfg: TrainConfig) -> TrainConfig:
     _check(cfg.spectra_unit in ("epoch", "step"), "spectra_unit", "one of epoch, step", cfg.spectra_unit)
     _check(0 <= cfg.seed < 2**63, "seed", "a non-negative integer", cfg.seed)
     _check(bool(cfg.dataset), "dataset", "a dataset name or directory", cfg.dataset)
+    from collapse_lab.tracking import normalize_trackers
+
+    cfg.tracker = normalize_trackers(cfg.tracker)
     return cfg
 
 
@@ -290,8 +310,9 @@ CONFIG_SCHEMA = 1
 
 def config_identity(cfg: Union[TrainConfig, Mapping[str, Any]]) -> Dict[str, Any]:
     """The settings that identify a run: every key whose value differs from its :class:`TrainConfig` default,
-    plus ``config_schema``. A key added later with a default that reproduces the old behaviour therefore leaves
-    the identity of existing runs (their names and resumability) unchanged.
+    except the :data:`UNHASHED_KEYS` (where metrics are reported), plus ``config_schema``. A key added later with a
+    default that reproduces the old behaviour therefore leaves the identity of existing runs (their names and
+    resumability) unchanged.
 
     Example:
         >>> config_identity(TrainConfig(n=4))
@@ -303,7 +324,7 @@ def config_identity(cfg: Union[TrainConfig, Mapping[str, Any]]) -> Dict[str, Any
     if unknown:
         raise UserError(f"unknown config key {unknown[0]!r}; valid keys: {', '.join(CONFIG_KEYS)}")
     return {"config_schema": CONFIG_SCHEMA,
-            **{k: v for k, v in values.items() if _canonical(v) != _canonical(defaults[k])}}
+            **{k: v for k, v in values.items() if k not in UNHASHED_KEYS and _canonical(v) != _canonical(defaults[k])}}
 
 
 def _canonical(value: Any) -> str:

@@ -23,6 +23,23 @@ import yaml
 __all__ = ["fake_config", "write_fake_run", "make_fake_sweep", "fake_train", "build_tiny_sweep", "TINY_GRID",
            "FIELDS", "HIDDEN", "EMB_DIM"]
 
+#: the trainer a sweep test passes to run_sweep(trainer=...) so that no real training runs
+FAKE_TRAINER = "sweep_fixtures:fake_train"
+
+
+def fake_grid(name: str = "fake") -> str:
+    """A small grid for the fake trainer: vanilla at N = 1, 2 and kdef at N = 2 (3 runs)."""
+    return f"""
+name: {name}
+base: {{hidden_units: [8], max_epochs: 1}}
+grid:
+  method: [vanilla, kdef]
+  n: [1, 2]
+exclude:
+  - {{method: kdef, n: 1}}
+"""
+
+
 FIELDS = {"user": 30, "item": 12, "genre": 7}  # name -> vocab_size
 EMB_DIM = 4
 HIDDEN = (16, 12, 8)

@@ -13,23 +13,15 @@ from pathlib import Path
 import pytest
 import torch
 from click.testing import CliRunner
-from sweep_fixtures import make_fake_sweep
+from sweep_fixtures import FAKE_TRAINER, fake_grid, make_fake_sweep
 
 from collapse_lab.cli import cli, main
 from collapse_lab.data.api import BUILTINS, preset_names
 from collapse_lab.plotting.figures import FIGURES
 from collapse_lab.sweep.runner import run_sweep
 
-FAKE = "sweep_fixtures:fake_train"
-GRID = """
-name: fake
-base: {hidden_units: [8], max_epochs: 1}
-grid:
-  method: [vanilla, kdef]
-  n: [1, 2]
-exclude:
-  - {method: kdef, n: 1}
-"""
+FAKE = FAKE_TRAINER  # shorter at the many call sites
+GRID = fake_grid()
 ONE_RUN = """
 name: one
 base: {{dataset: synthetic, data_root: {data}, hidden_units: [8], embedding_dim: 4, batch_size: 1024, max_epochs: 1,

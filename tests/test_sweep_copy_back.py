@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sweep_fixtures import fake_config, write_fake_run
+from sweep_fixtures import fake_config, fake_grid, write_fake_run
 
 from collapse_lab.cli import main
 from collapse_lab.errors import UserError
@@ -26,15 +26,7 @@ from collapse_lab.sweep.runner import RunTask, run_status, run_sweep
 
 TESTS = Path(__file__).parent
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS.parent), str(TESTS), os.environ.get("PYTHONPATH", "")])}
-GRID = """
-name: cb
-base: {hidden_units: [8], max_epochs: 1}
-grid:
-  method: [vanilla, kdef]
-  n: [1, 2]
-exclude:
-  - {method: kdef, n: 1}
-"""
+GRID = fake_grid("cb")
 
 
 class CopyBackLocal(LocalExecutor):

@@ -8,22 +8,15 @@ import os
 
 import pytest
 from click.testing import CliRunner
+from sweep_fixtures import FAKE_TRAINER, fake_grid
 
 from collapse_lab.cli import cli, main
 from collapse_lab.errors import UserError
 from collapse_lab.sweep.executor import EXECUTORS, LocalExecutor, make_executor
 from collapse_lab.sweep.runner import run_status, run_sweep
 
-FAKE = "sweep_fixtures:fake_train"
-GRID = """
-name: fake
-base: {hidden_units: [8], max_epochs: 1}
-grid:
-  method: [vanilla, kdef]
-  n: [1, 2]
-exclude:
-  - {method: kdef, n: 1}
-"""
+FAKE = FAKE_TRAINER  # shorter at the many call sites
+GRID = fake_grid()
 
 
 @pytest.fixture()

@@ -73,7 +73,7 @@ STANDARD_KEYS = ("dataset", "method", "fusion", "n", "seed")
 #: where a run's spectral outputs may live, relative to the run directory
 SPECTRUM_LOCATIONS = ("spectrum.csv", "spectrum/spectrum.csv")
 #: config keys that never distinguish results (paths, performance knobs)
-_NEUTRAL_KEYS = ("data_root", "form", "num_threads", "deterministic", "save_every", "probe_rows")
+_NEUTRAL_KEYS = ("data_root", "form", "num_threads", "deterministic", "save_every", "probe_rows", "tracker")
 #: config keys that the variant name already encodes (:func:`collapse_lab.recipes.variant_of`)
 _RECIPE_KEYS = ("exam", "exam_weights", "kdef_terms", "width_match_n")
 _LAYER = re.compile(r"^students\.(\d+)\.layers\.(\d+)\.linear\.weight$")

@@ -33,6 +33,7 @@ from collapse_lab.io.rundir import (
     staging_dir,
     swap_in,
 )
+from collapse_lab.tracking import TrackingSession
 
 __all__ = ["train", "RunResult", "default_run_dir", "resolve_device"]
 
@@ -331,12 +332,17 @@ def _train_in(cfg: TrainConfig, run: RunDir, out: Path, resume: bool, manifest: 
         else:  # killed before the first epoch ended: nothing to resume from, start over in place
             shutil.rmtree(run.checkpoints, ignore_errors=True)
             manifest.update(checkpoints=[], probe=None, results=None, timing={"train_samples_per_s": []})
+    # the trackers get every row the trainer adds (a callback, first so an interrupting callback cannot skip it)
+    # (rank 0 only under torchrun: the other ranks write a private copy of the run)
+    tracking = TrackingSession(cfg.tracker if group is None or group.rank == 0 else ["csv"], run.path,
+                               config_to_dict(cfg), None if not resume else int(state["step"]) if state is not None
+                               else 0)
     manifest.set_status("running")
     manifest.save()
     metrics = MetricsLog(run.metrics_csv)
     with run_logger(run.train_log, console=console) as log:
         trainer = Trainer(cfg, built["model"], built["task"], built["train"], built["valid"], run, metrics, manifest,
-                          log, dev, progress=progress, callbacks=callbacks,
+                          log, dev, progress=progress, callbacks=[tracking, *callbacks],
                           step_fn=training_step if group is None else group.step_fn(cfg.n))
         try:
             if state is not None:
@@ -351,25 +357,29 @@ def _train_in(cfg: TrainConfig, run: RunDir, out: Path, resume: bool, manifest: 
                          dev)
                 group.sync_trainer(trainer)  # a resume loaded rank 0's state only
             trainer.fit()
-            _finish(cfg, trainer, built, run, manifest, metrics, log)
+            _finish(cfg, trainer, built, run, manifest, metrics, log, tracking)
         except UserError as exc:
             log.error("failed: %s", exc, extra={"file_only": True})  # the CLI prints it as its error line
             manifest.set_status("failed", str(exc))
             manifest.save()
+            tracking.close("failed")
             raise
         except BaseException as exc:
             reason = f"stopped after epoch {trainer.epoch} (step {trainer.step}) by {type(exc).__name__}: {exc}"
             log.error("%s; rerun with --resume to continue from there", reason, extra={"file_only": True})
             manifest.set_status("failed", reason)
             manifest.save()
+            tracking.close("stopped")
             raise
+    tracking.close("complete")
     remove_temporaries(run.path)  # leftovers of earlier killed attempts (this process holds the lock)
     return manifest.data
 
 
 def _finish(cfg: TrainConfig, trainer: Any, built: Dict[str, Any], run: RunDir, manifest: Manifest,
-            metrics: MetricsLog, log: Any) -> None:
-    """Restore the best weights, score valid and test, save the probe, complete the manifest."""
+            metrics: MetricsLog, log: Any, tracking: TrackingSession) -> None:
+    """Restore the best weights, score valid and test (also to the trackers), save the probe, complete the
+    manifest."""
     from collapse_lab.train.delong import student_auc_diff_se
     from collapse_lab.train.evaluation import evaluate, predict, score_members, summarize
     from collapse_lab.train.probe import collect_probe, probe_entry, probe_indices
@@ -381,11 +391,13 @@ def _finish(cfg: TrainConfig, trainer: Any, built: Dict[str, Any], run: RunDir, 
     valid = evaluate(model, built["valid"], split="valid")
     labels, logits, fused = predict(model, built["test"])  # kept for the test split's noise figure
     test = score_members(labels, logits, fused, split="test")
+    first_final = len(metrics)
     for split, values in (("valid", valid), ("test", test)):
         for member, scores in values.items():
             for metric, value in scores.items():
                 metrics.add(best_epoch, best_step, split, member, metric, value)
     metrics.flush()
+    tracking.final(metrics.rows[first_final:], trainer.step)
     summary = summarize(test, trainer.transfer, student_auc_diff_se(labels, logits))
     probe = None
     if cfg.probe_rows > 0:
