@@ -52,14 +52,14 @@ def preset_hyperparameters() -> Dict[str, Any]:
 
 
 def our_pooling(data_dir: Path) -> Dict[str, str]:
-    """Sequence field -> the pooling collapse-lab applied (``feature_encoder`` in ``feature_map.json``, else the
-    masked sum that collapse-lab used before it recorded one)."""
+    """Sequence field -> the pooling collapse-lab applies (``pooling`` in ``feature_map.json``; absent: the masked
+    mean, as the model reads such a map)."""
     fields = json.loads((data_dir / "feature_map.json").read_text())["fields"]
     out = {}
     for f in fields:
         if f["type"] == "sequence":
-            encoder = f.get("feature_encoder") or (f.get("extra") or {}).get("feature_encoder")
-            out[f["name"]] = str(encoder) if encoder else "masked sum (no feature_encoder recorded)"
+            # a map prepared before ``pooling`` was recorded is read as FuxiCTR's default, the masked mean
+            out[f["name"]] = f"masked {f.get('pooling') or 'mean'}"
     return out
 
 
