@@ -3,27 +3,16 @@
 from __future__ import annotations
 
 import pytest
-import yaml
+from data_fixtures import GOOD, HEADER, write_toy_spec
 
 from collapse_lab.cli import main
-
-HEADER = "label,I1,C1"
-GOOD = ["1,3,a", "0,4,b", "1,,a"]
 
 
 def setup_dataset(tmp_path, train=GOOD, valid=GOOD, test=GOOD, header=HEADER, **overrides):
     for name, rows in (("train", train), ("valid", valid), ("test", test)):
         if rows is not None:
             (tmp_path / f"{name}.csv").write_text("\n".join([header, *rows]) + "\n")
-    spec = {"dataset_id": "toy", "train_data": str(tmp_path / "train.csv"), "valid_data": str(tmp_path / "valid.csv"),
-            "test_data": str(tmp_path / "test.csv"),
-            "feature_cols": [{"name": "I1", "type": "numeric", "dtype": "float"},
-                             {"name": "C1", "type": "categorical", "dtype": "str"}],
-            "label_col": {"name": "label", "dtype": "float"}}
-    spec.update(overrides)
-    path = tmp_path / "spec.yaml"
-    path.write_text(yaml.safe_dump(spec))
-    return path
+    return write_toy_spec(tmp_path, **overrides)
 
 
 def run_bad(tmp_path, capsys, spec_path):

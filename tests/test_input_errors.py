@@ -13,13 +13,10 @@ import pickle
 import numpy as np
 import pytest
 import torch
-import yaml
+from data_fixtures import GOOD, HEADER, write_toy_spec
 
 from collapse_lab.cli import main
 from collapse_lab.errors import UserError
-
-HEADER = "label,I1,C1"
-GOOD = ["1,3,a", "0,4,b", "1,,a"]
 
 
 def write_spec(tmp_path, train_text=None, header=HEADER, rows=GOOD, **overrides):
@@ -27,15 +24,7 @@ def write_spec(tmp_path, train_text=None, header=HEADER, rows=GOOD, **overrides)
         (tmp_path / f"{name}.csv").write_text("\n".join([header, *rows]) + "\n")
     if train_text is not None:
         (tmp_path / "train.csv").write_bytes(train_text)
-    spec = {"dataset_id": "toy", "train_data": str(tmp_path / "train.csv"), "valid_data": str(tmp_path / "valid.csv"),
-            "test_data": str(tmp_path / "test.csv"),
-            "feature_cols": [{"name": "I1", "type": "numeric", "dtype": "float"},
-                             {"name": "C1", "type": "categorical", "dtype": "str"}],
-            "label_col": {"name": "label", "dtype": "float"}}
-    spec.update(overrides)
-    path = tmp_path / "spec.yaml"
-    path.write_text(yaml.safe_dump(spec))
-    return path
+    return write_toy_spec(tmp_path, **overrides)
 
 
 def fails(capsys, argv, *expected, leftovers=None):
