@@ -1,9 +1,11 @@
-"""REPRODUCTION.md agrees with the committed results of the ml100k sweep (figures/ml100k/).
+"""REPRODUCTION.md agrees with the committed results of its sweeps (figures/ml100k/, figures/ml100k_learned/).
 
-The report quotes table rows of ``figures/ml100k/results.md`` (written by ``collapse-lab results``) verbatim:
-every summary row (``| movielens-100k | <recipe> | ...``) and every claim row (``| C<k> | ...``) in the
-report must be a row of results.md, and results.md itself must agree with summary.csv and claims.csv next to
-it. So a number typed by hand, or a report left behind when the sweep is recomputed, fails here.
+The report quotes table rows of each sweep's ``results.md`` (written by ``collapse-lab results``) verbatim: every
+summary row (``| movielens-100k | <recipe> | ...``) and every claim row (``| C<k> | ...``) of a part of the report
+must be a row of that part's results.md — the text up to the heading ``## The learned regime`` reads
+``figures/ml100k``, the text from it on ``figures/ml100k_learned`` — and each results.md must agree with the
+summary.csv and claims.csv next to it. So a number typed by hand, or a report left behind when a sweep is
+recomputed, fails here.
 """
 
 from __future__ import annotations
@@ -19,41 +21,53 @@ from collapse_lab.results.markdown import format_value
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "REPRODUCTION.md"
 TABLES = ROOT / "figures" / "ml100k"
+LEARNED = ROOT / "figures" / "ml100k_learned"
+LEARNED_HEADING = "## The learned regime"
 pytestmark = pytest.mark.skipif(not (TABLES / "results.md").is_file(),
                                 reason="figures/ml100k/results.md is not committed yet")
+
+
+def _parts() -> list:
+    """``(tables folder, the part of REPRODUCTION.md that quotes it)``."""
+    doc = DOC.read_text()
+    head, _, learned = doc.partition(LEARNED_HEADING)
+    return [(TABLES, head), (LEARNED, learned)]
 
 
 def _rows(text: str, pattern: str) -> list:
     return [line.rstrip() for line in text.splitlines() if re.match(pattern, line)]
 
 
-def test_the_report_quotes_results_md_rows_verbatim():
-    doc, results = DOC.read_text(), (TABLES / "results.md").read_text()
+@pytest.mark.parametrize("part", [0, 1], ids=["ml100k", "ml100k_learned"])
+def test_the_report_quotes_results_md_rows_verbatim(part):
+    tables, doc = _parts()[part]
+    results = (tables / "results.md").read_text()
     summary_rows = _rows(doc, r"\| movielens-100k \| ")
-    claim_rows = _rows(doc, r"\| C[1-8] \| ")
-    assert summary_rows and claim_rows, "REPRODUCTION.md should quote the summary and the claims of results.md"
+    claim_rows = _rows(doc, r"\| C\d+ \| ")
+    assert summary_rows and claim_rows, f"REPRODUCTION.md should quote the summary and the claims of {tables.name}"
     result_rows = set(results.splitlines())
     missing = [row for row in summary_rows + claim_rows if row not in result_rows]
-    assert not missing, f"rows of REPRODUCTION.md not in figures/ml100k/results.md: {missing[:3]}"
+    assert not missing, f"rows of REPRODUCTION.md not in figures/{tables.name}/results.md: {missing[:3]}"
     header = re.search(r"^# Results of sweep `([^`]+)`", results, re.M)
     runs = re.search(r"^(\d+) finished runs", results, re.M)
     assert header and header.group(1) in doc, "REPRODUCTION.md should name the sweep its numbers come from"
     assert runs and f"{runs.group(1)} finished runs" in doc, "REPRODUCTION.md should say how many runs it reads"
 
 
-def test_results_md_agrees_with_the_csv_tables_beside_it():
-    results = (TABLES / "results.md").read_text()
-    summary = pd.read_csv(TABLES / "summary.csv")
+@pytest.mark.parametrize("tables", [TABLES, LEARNED], ids=["ml100k", "ml100k_learned"])
+def test_results_md_agrees_with_the_csv_tables_beside_it(tables):
+    results = (tables / "results.md").read_text()
+    summary = pd.read_csv(tables / "summary.csv")
     auc = summary[summary["metric"] == "ensemble_auc"]
     section = results.split("## Ensemble test AUC")[1].split("\n## ")[0]
     for r in auc.itertuples(index=False):
         cell = format_value(r.mean, r.ci_low, r.ci_high) + f" (n={r.runs})"
         row = next(line for line in section.splitlines() if line.startswith(f"| {r.dataset} | {r.variant} |"))
         assert cell in row, (r.variant, r.n, cell)
-    claims = pd.read_csv(TABLES / "claims.csv")
+    claims = pd.read_csv(tables / "claims.csv")
     for r in claims.itertuples(index=False):
         assert f"| {r.claim} | {r.quantity} ({r.unit}) | {r.estimate:.3f}" in results
-    runs = pd.read_csv(TABLES / "results.csv", usecols=["run", "member"])
+    runs = pd.read_csv(tables / "results.csv", usecols=["run", "member"])
     assert f"{int((runs['member'] == 'ensemble').sum())} finished runs" in results
 
 
