@@ -115,12 +115,13 @@ def test_trackers_leave_the_csv_files_byte_identical(plain, tracked):
     assert not (plain.run_dir / "tensorboard").exists() and not (plain.run_dir / "mlruns").exists()
 
 
-@pytest.mark.parametrize("event", ["evaluation", "epoch_end"])
-def test_resume_duplicates_no_step(dataset, tracked, tmp_path, monkeypatch, event):
+@pytest.mark.parametrize("event, epoch", [("evaluation", 2), ("epoch_end", 2), ("epoch_end", 3)])
+def test_resume_duplicates_no_step(dataset, tracked, tmp_path, monkeypatch, event, epoch):
     """Killed in epoch 2 — after its rows reached the trackers but before its state was saved (``evaluation``),
-    or after (``epoch_end``) — and resumed: the trackers end with the points of the uninterrupted run."""
+    or after (``epoch_end``) — or after the last epoch's state was saved (nothing left to train: the resumed run
+    only re-sends what the trackers dropped), and resumed: the trackers end with the uninterrupted run's points."""
     def stop(name, info):
-        if name == event and info["epoch"] == 2:
+        if name == event and info["epoch"] == epoch:
             raise Interrupt
 
     out = tmp_path / "tracked"

@@ -357,6 +357,9 @@ def _train_in(cfg: TrainConfig, run: RunDir, out: Path, resume: bool, manifest: 
                          dev)
                 group.sync_trainer(trainer)  # a resume loaded rank 0's state only
             trainer.fit()
+            # a run resumed after its last epoch trains nothing, so no callback re-sends the rows that the
+            # trackers dropped from the resume step on: send whatever they have not seen
+            tracking.sync(trainer.metrics.rows, trainer.trace.rows if trainer.trace is not None else [])
             _finish(cfg, trainer, built, run, manifest, metrics, log, tracking)
         except UserError as exc:
             log.error("failed: %s", exc, extra={"file_only": True})  # the CLI prints it as its error line
