@@ -194,6 +194,13 @@ def test_resume_after_epoch_one_ends_exactly_like_an_uninterrupted_run(run, data
     assert state["epoch"] == 1 and state["step"] == 38 and isinstance(state["rng"]["torch"], torch.Tensor)
     with pytest.raises(UserError, match="cannot resume with a different config.*seed"):
         train(tiny_config(dataset, **CFG, seed=7), out, resume=True, device="cpu", console=False)
+    # a dataset prepared again (another content hash) since the run started is refused, and nothing is lost
+    original = (out / "manifest.json").read_text()
+    (out / "manifest.json").write_text(original.replace(m["dataset"]["hash"], "0" * 12))
+    with pytest.raises(UserError, match=r"cannot resume: dataset .* changed since the run started \(content hash "
+                                        r"0{12} -> "):
+        train(tiny_config(dataset, **CFG), out, resume=True, device="cpu", console=False)
+    (out / "manifest.json").write_text(original)
     resumed = train(tiny_config(dataset, **CFG), out, resume=True, device="cpu", console=False)
     assert resumed.manifest["status"] == "complete"
     assert (out / "metrics.csv").read_bytes() == (run.run_dir / "metrics.csv").read_bytes()

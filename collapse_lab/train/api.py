@@ -297,7 +297,13 @@ def _open_run(cfg: TrainConfig, out: Path, work: Path, resume: bool, dev: str, b
         remove_temporaries(run.path)
         if not run.config_yaml.exists():
             atomic_write_text(run.config_yaml, config_to_yaml(cfg))
-        return Manifest.load(run.manifest_json)
+        manifest = Manifest.load(run.manifest_json)
+        stored = (manifest["dataset"] or {}).get("hash")
+        if stored and stored != built["data"].content_hash:  # e.g. prepared again with another pooling
+            raise UserError(f"{out}: cannot resume: dataset {built['data'].dataset_id!r} changed since the run "
+                            f"started (content hash {stored} -> {built['data'].content_hash}); use --overwrite "
+                            "to start over")
+        return manifest
     data = built["data"]
     fields = dict(device=dev, form=built["form"], config=config_to_dict(cfg), config_hash=config_hash(cfg),
                   seeds={"run": cfg.seed, "students": derive_seeds(cfg.seed, cfg.n)},
