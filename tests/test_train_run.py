@@ -210,6 +210,28 @@ def test_resume_after_epoch_one_ends_exactly_like_an_uninterrupted_run(run, data
     assert train(None, out, resume=True, device="cpu", console=False).summary == resumed.summary
 
 
+def test_resume_accepts_the_hash_a_run_was_created_with(run, dataset, tmp_path):
+    """Runs created under an older config hashing scheme (manifest and trainer state agree on it, the config is
+    unchanged) still resume; a trainer state with a hash the run never had is refused."""
+    def stop_after_first_epoch(event, info):
+        if event == "epoch_end" and info["epoch"] == 1:
+            raise Interrupt("simulated interruption")
+
+    out = tmp_path / "old"
+    with pytest.raises(Interrupt):
+        train(tiny_config(dataset, **CFG), out, device="cpu", console=False, callbacks=[stop_after_first_epoch])
+    state_path = out / "checkpoints/last/trainer_state.pt"
+    state = load_trainer_state(state_path)
+    manifest = json.loads((out / "manifest.json").read_text())
+    torch.save({**state, "config_hash": "f" * 64}, state_path)
+    with pytest.raises(UserError, match="trainer state does not belong to this config"):
+        train(tiny_config(dataset, **CFG), out, resume=True, device="cpu", console=False)
+    (out / "manifest.json").write_text(json.dumps({**manifest, "config_hash": "f" * 64}))
+    resumed = train(tiny_config(dataset, **CFG), out, resume=True, device="cpu", console=False)
+    assert (out / "metrics.csv").read_bytes() == (run.run_dir / "metrics.csv").read_bytes()
+    assert resumed.manifest["status"] == "complete"
+
+
 def test_nan_loss_stops_names_the_step_and_keeps_the_last_good_checkpoint(dataset, tmp_path):
     def explode(event, info):
         if event == "epoch_end" and info["epoch"] == 1:

@@ -101,6 +101,9 @@ class Trainer:
         self.throughput: list = []  # training samples/s per epoch (not part of the metrics: not deterministic)
         self.check_every = 1 if self.device.type == "cpu" else 25  # host syncs for the NaN check
         self.meta = {"config_hash": config_hash(cfg), "dataset_id": manifest["dataset"]["id"]}
+        # the hash the run was created with (an older hashing scheme for runs from before config_identity; the
+        # caller has checked that the config itself is unchanged): its trainer state still belongs to the run
+        self.created_hash = manifest.data.get("config_hash")
         self.trace = SpectraTrace(run.spectra_trace, model.describe(), cfg.spectra_every, cfg.spectra_unit) \
             if cfg.spectra_every else None  # collapse metrics over training (train/spectra.py)
 
@@ -114,7 +117,8 @@ class Trainer:
                 "transfer": dict(self.transfer), "throughput": list(self.throughput)}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        if state.get("version") != TRAINER_STATE_VERSION or state.get("config_hash") != self.meta["config_hash"]:
+        owners = {self.meta["config_hash"], self.created_hash} - {None}
+        if state.get("version") != TRAINER_STATE_VERSION or state.get("config_hash") not in owners:
             raise UserError(f"{self.run.trainer_state}: trainer state does not belong to this config "
                             "(different config hash or version); start over with --overwrite")
         weights, meta = load_weights(self.run.checkpoint("last"))
