@@ -180,14 +180,19 @@ def test_same_config_and_seed_give_identical_metrics(run, dataset, tmp_path):
                          run.run_dir / "checkpoints/best/model.safetensors")
 
 
-def test_resume_after_epoch_one_ends_exactly_like_an_uninterrupted_run(run, dataset, tmp_path):
+def _interrupted_after_epoch_one(dataset, out):
+    """A run of CFG stopped by an exception at the end of its first epoch (its checkpoint pair saved)."""
     def stop_after_first_epoch(event, info):
         if event == "epoch_end" and info["epoch"] == 1:
             raise Interrupt("simulated interruption")
 
-    out = tmp_path / "c"
     with pytest.raises(Interrupt):
         train(tiny_config(dataset, **CFG), out, device="cpu", console=False, callbacks=[stop_after_first_epoch])
+
+
+def test_resume_after_epoch_one_ends_exactly_like_an_uninterrupted_run(run, dataset, tmp_path):
+    out = tmp_path / "c"
+    _interrupted_after_epoch_one(dataset, out)
     m = json.loads((out / "manifest.json").read_text())
     assert m["status"] == "failed" and "stopped after epoch 1" in m["error"]
     state = load_trainer_state(out / "checkpoints/last/trainer_state.pt")  # weights_only=True
@@ -213,13 +218,8 @@ def test_resume_after_epoch_one_ends_exactly_like_an_uninterrupted_run(run, data
 def test_resume_accepts_the_hash_a_run_was_created_with(run, dataset, tmp_path):
     """Runs created under an older config hashing scheme (manifest and trainer state agree on it, the config is
     unchanged) still resume; a trainer state with a hash the run never had is refused."""
-    def stop_after_first_epoch(event, info):
-        if event == "epoch_end" and info["epoch"] == 1:
-            raise Interrupt("simulated interruption")
-
     out = tmp_path / "old"
-    with pytest.raises(Interrupt):
-        train(tiny_config(dataset, **CFG), out, device="cpu", console=False, callbacks=[stop_after_first_epoch])
+    _interrupted_after_epoch_one(dataset, out)
     state_path = out / "checkpoints/last/trainer_state.pt"
     state = load_trainer_state(state_path)
     manifest = json.loads((out / "manifest.json").read_text())

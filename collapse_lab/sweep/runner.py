@@ -21,8 +21,6 @@ by running the same command again.
 from __future__ import annotations
 
 import dataclasses
-import datetime as _dt
-import hashlib
 import importlib
 import json
 import socket
@@ -34,11 +32,11 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 from collapse_lab.errors import UserError
-from collapse_lab.io.atomic import atomic_write_json
 from collapse_lab.io.lock import DirLock, LockBusy, run_lock_path
 from collapse_lab.io.paths import child
 from collapse_lab.sweep.executor import Executor, make_executor
 from collapse_lab.sweep.grid import SweepPoint, SweepSpec, expand_grid, load_grid, parse_grid_overrides
+from collapse_lab.sweep.record import SWEEP_SCHEMA_VERSION, SweepRecord, now, sweep_id
 
 __all__ = [
     "RunTask",
@@ -55,7 +53,6 @@ __all__ = [
     "run_sweep",
 ]
 
-SWEEP_SCHEMA_VERSION = 1
 DEFAULT_TRAINER = "collapse_lab.train.api:train"
 
 
@@ -125,10 +122,6 @@ class SweepReport:
         return (f"sweep {self.sweep_id}: {len(self.runs)} runs, {len(self.completed)} trained, "
                 f"{len(self.skipped)} already complete, {len(self.failed)} failed ({self.seconds:.1f} s) "
                 f"-> {self.sweep_dir}")
-
-
-def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
 def _import_target(target: str) -> Any:
@@ -207,17 +200,6 @@ def sweep_runs_dir(sweep_dir: Union[str, Path]) -> Path:
     return Path(sweep_dir) / "runs"
 
 
-def sweep_id(name: str, run_names: Sequence[str]) -> str:
-    """``<name>-<hash8>``: the sweep name plus a digest of the set of its run names.
-
-    Example:
-        >>> sweep_id("quick", ["b", "a"]) == sweep_id("quick", ["a", "b"])
-        True
-    """
-    digest = hashlib.sha256("\n".join(sorted(run_names)).encode("utf-8")).hexdigest()[:8]
-    return f"{name}-{digest}"
-
-
 def plan_sweep(grid: Union[str, Path, SweepSpec], out_dir: Optional[Union[str, Path]] = None,
                overrides: Union[Sequence[str], Mapping[str, List[Any]]] = ()) -> tuple:
     """Parse and expand a grid: ``(spec, points, sweep_dir)`` (default ``sweeps/<name>``); nothing is written."""
@@ -226,74 +208,6 @@ def plan_sweep(grid: Union[str, Path, SweepSpec], out_dir: Optional[Union[str, P
     points = expand_grid(spec, axes)
     sweep_dir = Path(out_dir) if out_dir is not None else child("sweeps", spec.name, "sweep name", spec.source)
     return spec, points, sweep_dir
-
-
-def _load_state(path: Path) -> Dict[str, Any]:
-    if not path.exists():
-        return {}
-    try:
-        state = json.loads(path.read_text(encoding="utf-8"))
-    except ValueError as exc:
-        raise UserError(f"{path}: not valid JSON ({exc}); move it away to start the sweep record afresh") from None
-    if not isinstance(state, dict) or state.get("kind") != "collapse-lab-sweep":
-        raise UserError(f"{path}: not a collapse-lab sweep record (kind != 'collapse-lab-sweep')")
-    return state
-
-
-class _SweepRecord:
-    """``sweep.json``: merged with an existing record so an extended sweep keeps its earlier runs.
-
-    Every save happens under the sweep's lock and re-reads the file first, then lays over it only the fields this
-    process set, so two processes recording different runs of one sweep never erase each other's entries.
-    """
-
-    def __init__(self, sweep_dir: Path, spec: SweepSpec, executor: Executor) -> None:
-        from collapse_lab.utils.provenance import git_info
-
-        self.path = sweep_dir / "sweep.json"
-        self.lock = sweep_lock(sweep_dir)
-        self.mine: Dict[str, Dict[str, Any]] = {}  # run -> fields this process set
-        self.state: Dict[str, Any] = {
-            "schema_version": SWEEP_SCHEMA_VERSION,
-            "kind": "collapse-lab-sweep",
-            "id": None,
-            "name": spec.name,
-            "created": _now(),
-            "updated": _now(),
-            "git": git_info(),
-            "spec": spec.to_dict(),
-            "executor": executor.describe(),
-            "runs": {},
-        }
-        self._merge(_load_state(self.path))
-
-    def _merge(self, disk: Mapping[str, Any]) -> None:
-        runs = {r["name"]: dict(r) for r in disk.get("runs", []) if isinstance(r, dict) and "name" in r}
-        for name, fields in self.mine.items():
-            runs.setdefault(name, {"name": name}).update(fields)
-        self.state["runs"] = runs
-        self.state["created"] = disk.get("created", self.state["created"])
-
-    def set_run(self, name: str, **fields: Any) -> None:
-        self.mine.setdefault(name, {}).update(fields)
-        self.state["runs"].setdefault(name, {"name": name}).update(fields)
-
-    def save(self) -> None:
-        with self.lock:
-            self._merge(_load_state(self.path))
-            runs = self.state["runs"]
-            self.state["id"] = sweep_id(self.state["name"], list(runs))
-            self.state["updated"] = _now()
-            atomic_write_json(self.path, {**self.state, "runs": list(runs.values())})
-
-    @property
-    def id(self) -> str:
-        return sweep_id(self.state["name"], list(self.state["runs"]))
-
-
-def sweep_lock(sweep_dir: Union[str, Path]) -> DirLock:
-    """The lock of a sweep's record and planning (``<sweep_dir>/.sweep.lock``); ``with`` waits for it."""
-    return DirLock(Path(sweep_dir) / ".sweep.lock", f"sweep {sweep_dir}", wait=True)
 
 
 class _RunLog:
@@ -328,7 +242,7 @@ class _RunLog:
             return
         elapsed = time.perf_counter() - self.start
         error = f": {outcome.error.splitlines()[0]}" if outcome.error else ""
-        print(f"{_now()} [{self.count}/{len(self.weights)}] {outcome.name} {outcome.status}{error} in "
+        print(f"{now()} [{self.count}/{len(self.weights)}] {outcome.name} {outcome.status}{error} in "
               f"{outcome.seconds:.0f} s; elapsed {elapsed / 60:.1f} min, eta {self.eta() / 60:.0f} min",
               file=sys.stderr, flush=True)
 
@@ -382,7 +296,7 @@ def run_sweep(grid: Union[str, Path, SweepSpec], out_dir: Optional[Union[str, Pa
     if trainer == DEFAULT_TRAINER and any(s != "complete" for s in report.statuses.values()):
         check_datasets([p.config for p in points if report.statuses[p.name] != "complete"])
     runs_dir.mkdir(parents=True, exist_ok=True)
-    record = _SweepRecord(sweep_dir, spec, executor)
+    record = SweepRecord(sweep_dir, spec, executor)
     todo: List[SweepPoint] = []
     with record.lock:  # plan on the runs' state as of now: another sweep may be working on this directory
         for point in points:
@@ -415,7 +329,7 @@ def run_sweep(grid: Union[str, Path, SweepSpec], out_dir: Optional[Union[str, Pa
         else:
             attempts = int(record.state["runs"][name].get("attempts", 0)) + 1
             record.set_run(name, status=outcome.status, error=outcome.error, traceback=outcome.traceback,
-                           seconds=round(outcome.seconds, 3), attempts=attempts, finished=_now())
+                           seconds=round(outcome.seconds, 3), attempts=attempts, finished=now())
             if outcome.status == "complete":
                 report.completed.append(name)
             else:

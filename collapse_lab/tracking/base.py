@@ -22,6 +22,7 @@ values are skipped, as in ``metrics.csv`` (docs/architecture.md §6.3).
 
 from __future__ import annotations
 
+import abc
 import importlib.util
 import math
 import re
@@ -45,7 +46,7 @@ Point = Tuple[str, float, int]  # (tag, value, step)
 _BAD_TAG = re.compile(r"[^A-Za-z0-9_\-./ :]")
 
 
-class Tracker:
+class Tracker(abc.ABC):
     """A backend that stores scalar time series beside the run's CSV files.
 
     Args:
@@ -58,13 +59,14 @@ class Tracker:
 
     name = "tracker"
 
-    def log(self, points: Sequence[Point]) -> None:  # pragma: no cover - interface
-        raise NotImplementedError
+    @abc.abstractmethod
+    def log(self, points: Sequence[Point]) -> None:
+        """Store ``points`` (tag, value, step)."""
 
-    def flush(self) -> None:
+    def flush(self) -> None:  # noqa: B027 - an optional hook, a no-op unless a backend buffers
         """Make everything logged so far durable (called before the trainer state that counts it is saved)."""
 
-    def close(self, status: str) -> None:
+    def close(self, status: str) -> None:  # noqa: B027 - an optional hook, a no-op by default
         """End the run; ``status`` is ``complete``, ``failed`` or ``stopped``."""
 
 
