@@ -4,7 +4,7 @@ from collapse_lab.models.batched import BatchedMLP
 from collapse_lab.models.embedding import SharedEmbedding
 from collapse_lab.models.ensemble import FORMS, CTREnsemble, aux_seed, build_ensemble, resolve_form
 from collapse_lab.models.fusion import FUSIONS, Fusion
-from collapse_lab.models.students import STUDENTS, MLPStudent, mlp
+from collapse_lab.models.students import STUDENTS, MLPStudent, StudentInput, build_student
 
 __all__ = ["BatchedMLP", "CTREnsemble", "FORMS", "FUSIONS", "Fusion", "MLPStudent", "STUDENTS", "SharedEmbedding",
-           "aux_seed", "build_ensemble", "mlp", "resolve_form"]
+           "StudentInput", "aux_seed", "build_ensemble", "build_student", "resolve_form"]

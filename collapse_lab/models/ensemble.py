@@ -25,7 +25,7 @@ from collapse_lab.errors import UserError
 from collapse_lab.models.batched import BatchedMLP
 from collapse_lab.models.embedding import SharedEmbedding
 from collapse_lab.models.fusion import FUSIONS, Fusion
-from collapse_lab.models.students import STUDENTS, MLPStudent
+from collapse_lab.models.students import STUDENTS, MLPStudent, StudentInput
 from collapse_lab.utils.seed import derive_seeds
 
 __all__ = ["FORMS", "CTREnsemble", "build_ensemble", "resolve_form", "aux_seed"]
@@ -79,7 +79,7 @@ class CTREnsemble(nn.Module):
             raise UserError(f"unknown fusion {fusion!r}; valid: {', '.join(FUSIONS)}")
         if form not in FORMS:
             raise UserError(f"unknown form {form!r}; valid: {', '.join(FORMS)}")
-        factory = STUDENTS.get(student)
+        entry = STUDENTS.get(student)
         self.num_students = int(num_students)
         self.student = student
         self.fusion_kind = fusion
@@ -91,8 +91,9 @@ class CTREnsemble(nn.Module):
                       "embedding_init_std": float(embedding_init_std)}
         self.embedding = SharedEmbedding(feature_map, embedding_dim, embedding_init_std,
                                          _generator(aux_seed(self.seed, "embedding")))
-        students = [factory(input_dim=self.embedding.output_dim, hidden_units=hidden_units, net_dropout=net_dropout,
-                            batch_norm=batch_norm, generator=_generator(s)) for s in self.student_seeds]
+        inp = StudentInput(len(self.embedding.fields), int(embedding_dim))
+        args = {"hidden_units": list(hidden_units), "net_dropout": net_dropout, "batch_norm": batch_norm}
+        students = [entry(inp, args, _generator(s)) for s in self.student_seeds]
         last_dim = students[0].output_dim
         self.students: nn.ModuleList | None = None
         self.stack: BatchedMLP | None = None
@@ -121,13 +122,13 @@ class CTREnsemble(nn.Module):
             zs: List[Tensor] = []
             lasts: List[Tensor] = []
             for k, s in enumerate(self.students):
-                acts: List[Tensor] | None = [] if return_hidden else None
+                acts: Dict[str, Tensor] | None = {} if return_hidden else None
                 z, last = s(h, acts)  # (B,), (B, H_last)
                 zs.append(z)
                 if concat:
                     lasts.append(last)
-                for j, a in enumerate(acts or ()):
-                    hidden[f"students.{k}.layers.{j}"] = a
+                for name, a in (acts or {}).items():
+                    hidden[f"students.{k}.{name}"] = a
             logits = torch.stack(zs, dim=1)  # (B, N)
             concat_input = torch.cat(lasts, dim=1) if concat else None  # (B, N*H_last)
         else:

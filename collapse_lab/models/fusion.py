@@ -14,7 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from collapse_lab.errors import UserError
-from collapse_lab.models.students import init_linear
+from collapse_lab.models.students.layers import init_linear
 
 __all__ = ["FUSIONS", "Fusion"]
 
