@@ -17,7 +17,9 @@ config                      tag           what is trained
 ==========================  ============  ====================================================================
 
 A tag appears only when the setting differs from the method's own default, so the paper's recipes keep their
-names: ``kdef``, ``kd``, ``dml``, ``vanilla-mean``... This module imports no torch (results code uses it).
+names: ``kdef``, ``kd``, ``dml``, ``vanilla-mean``... Students other than the MLP add ``@<architecture>``
+(:func:`architecture_of`): ``kdef@pnn+final+ecn`` is KDEF_Latest, ``vanilla-mean@ecn`` a vanilla ECN ensemble (paper
+Tables II, V, VI). This module imports no torch (results code uses it).
 
 Example:
     >>> variant_of({"method": "kdef", "fusion": "mean", "kdef_terms": ["kd"]})
@@ -26,6 +28,8 @@ Example:
     'kdef-noem'
     >>> variant_of({"method": "vanilla", "fusion": "mean", "n": 1, "width_match_n": 4})
     'vanilla-mean-capacity'
+    >>> variant_of({"method": "kdef", "fusion": "mean", "students": ["pnn", "final", "ecn"]})
+    'kdef@pnn+final+ecn'
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from typing import Any, List, Mapping, Optional, Sequence
 from collapse_lab.errors import UserError
 
 __all__ = ["EXAM_WEIGHTS", "KDEF_TERMS", "DEFAULT_WEIGHTS", "weight_mode", "resolve_weight_mode", "kdef_terms",
-           "recipe_tags", "variant_name", "variant_of", "results_n"]
+           "recipe_tags", "variant_name", "variant_of", "results_n", "architecture_of"]
 
 #: how lambda and mu are set: the examination mechanism, their mean values 1/N and 1/(N-1), or constants
 EXAM_WEIGHTS = ("em", "uniform", "constant")
@@ -123,9 +127,34 @@ def variant_name(method: str, fusion: str) -> str:
     return str(method)
 
 
+def architecture_of(config: Mapping[str, Any]) -> Optional[str]:
+    """The students of a run when they are not all ``mlp``: one name (homogeneous) or the ``+``-joined list
+    (mixed, in member order); None for the MLP ensembles of the paper's main study.
+
+    Example:
+        >>> architecture_of({"student": "mlp"}), architecture_of({"student": "dcnv2"})
+        (None, 'dcnv2')
+        >>> architecture_of({"students": ["final", "ecn", "mlp"]}), architecture_of({"students": ["mlp", "mlp"]})
+        ('final+ecn+mlp', None)
+    """
+    students = config.get("students")
+    if isinstance(students, str):  # a results.csv cell or a single name
+        students = [s for s in students.replace("+", " ").replace(",", " ").strip("[]").split() if s]
+    if students:
+        names = [str(s).strip("'\" ") for s in students]
+        if all(n == "mlp" for n in names):
+            return None
+        return names[0] if len(set(names)) == 1 else "+".join(names)
+    student = config.get("student")
+    return None if student in (None, "mlp") else str(student)
+
+
 def variant_of(config: Mapping[str, Any]) -> str:
-    """The recipe label of a run config: :func:`variant_name` plus its :func:`recipe_tags`."""
-    return "-".join([variant_name(str(config.get("method")), str(config.get("fusion"))), *recipe_tags(config)])
+    """The recipe label of a run config: :func:`variant_name`, its :func:`recipe_tags` and ``@`` + the
+    :func:`architecture_of` its students when they are not MLPs."""
+    label = "-".join([variant_name(str(config.get("method")), str(config.get("fusion"))), *recipe_tags(config)])
+    arch = architecture_of(config)
+    return label if arch is None else f"{label}@{arch}"
 
 
 def results_n(config: Mapping[str, Any]) -> int:

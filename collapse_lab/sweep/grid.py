@@ -213,19 +213,24 @@ def with_overrides(spec: SweepSpec, overrides: Mapping[str, List[Any]]) -> Sweep
 
 
 def run_name(config: Mapping[str, Any]) -> str:
-    """``<method>-<fusion>-n<N>[-<tags>]-s<seed>-<hash8>`` for a resolved config; the tags name the ablations
-    and the capacity control (:func:`collapse_lab.recipes.recipe_tags`, e.g. ``kd-only``, ``capacity``).
+    """``<method>-<fusion>-n<N>[-<tags>][-<students>]-s<seed>-<hash8>`` for a resolved config; the tags name the
+    ablations and the capacity control (:func:`collapse_lab.recipes.recipe_tags`, e.g. ``kd-only``, ``capacity``),
+    ``<students>`` the non-MLP students (:func:`collapse_lab.recipes.architecture_of`, ``+`` written ``.``).
 
     Example:
         >>> run_name({"method": "kdef", "fusion": "mean", "n": 4, "seed": 2024})
         'kdef-mean-n4-s2024-ad3b9f66'
         >>> run_name({"method": "vanilla", "fusion": "mean", "n": 1, "width_match_n": 4, "seed": 2024})[:32]
         'vanilla-mean-n1-capacity4-s2024-'
+        >>> run_name({"method": "kdef", "fusion": "mean", "n": 2, "student": "dcnv2", "seed": 1})[:21]
+        'kdef-mean-n2-dcnv2-s1'
     """
     from collapse_lab.config import config_hash
-    from collapse_lab.recipes import recipe_tags
+    from collapse_lab.recipes import architecture_of, recipe_tags
 
     tags = "".join(f"-{tag}{config['width_match_n'] if tag == 'capacity' else ''}" for tag in recipe_tags(config))
+    arch = architecture_of(config)
+    tags += "" if arch is None else "-" + arch.replace("+", ".")  # path-safe: [A-Za-z0-9._-]
     return (f"{config.get('method')}-{config.get('fusion')}-n{config.get('n')}{tags}-s{config.get('seed')}-"
             f"{config_hash(config)[:8]}")
 
