@@ -129,7 +129,7 @@ class CINStudent(Student):
 
     def forward(self, h: Tensor, hidden: Dict[str, Tensor] | None = None) -> Tuple[Tensor, Tensor]:
         """``(B, F*D)`` -> (logit ``(B,)``, pooled maps ``(B, Σ_k H_k)``); ``X^{k+1}`` goes to ``hidden["cin.<k>"]``."""
-        return self.cin(h.view(h.shape[0], self.inp.num_fields, self.inp.embedding_dim), hidden)
+        return self.cin(h.reshape(h.shape[0], self.inp.num_fields, self.inp.embedding_dim), hidden)
 
     def matrices(self) -> List[Matrix]:
         return self.cin.matrices("cin.")

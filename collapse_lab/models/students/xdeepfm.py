@@ -87,7 +87,7 @@ class XDeepFMStudent(Student):
     def forward(self, h: Tensor, hidden: Dict[str, Tensor] | None = None) -> Tuple[Tensor, Tensor]:
         """``(B, F*D)`` -> (logit ``z_lr + z_cin + z_dnn`` ``(B,)``, ``[a ; p ; h]`` ``(B, output_dim)``)."""
         z_lr = self.lr(h).squeeze(-1)
-        z_cin, p = self.cin(h.view(h.shape[0], self.inp.num_fields, self.inp.embedding_dim), hidden)
+        z_cin, p = self.cin(h.reshape(h.shape[0], self.inp.num_fields, self.inp.embedding_dim), hidden)
         a = run_dnn(self.dnn, h, hidden)
         z_dnn = self.dnn_head(a).squeeze(-1)
         return z_lr + z_cin + z_dnn, torch.cat([a, p, h], dim=-1)
