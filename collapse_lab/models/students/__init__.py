@@ -19,6 +19,9 @@ from collapse_lab.models.students.layers import MLPBlock, MLPLayer, init_linear,
 from collapse_lab.models.students.mlp import MLPArgs, MLPStudent
 
 # one import per student module (each registers itself)
+import collapse_lab.models.students.pnn  # noqa: F401  # isort: skip
+import collapse_lab.models.students.final  # noqa: F401  # isort: skip
+import collapse_lab.models.students.ecn  # noqa: F401  # isort: skip
 
 __all__ = ["MATRIX_KINDS", "MLPArgs", "MLPBlock", "MLPLayer", "MLPStudent", "Matrix", "STUDENTS", "Student",
            "StudentEntry", "StudentInput", "build_student", "init_linear", "init_linears", "parse_student_args",
