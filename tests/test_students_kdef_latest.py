@@ -300,3 +300,24 @@ def test_ecn_needs_even_width():
     with pytest.raises(UserError, match="num_fields \\* embedding_dim"):
         _build("ecn", f=3, d=3)
     assert _build("ecn", f=2, d=3)(_h(2, 2, 3))[0].shape == (2,)  # odd D, even F*D is fine
+
+
+# every EKTF_L log of the authors' repository: (F, D, hidden_units, num_cross_layers, logged total, embedding), the
+# embedding being sum(vocab_size) * D over the log's feature specs; the three students make up the rest exactly
+LOGS = {
+    "KDD12_002": (13, 16, [400] * 3, 3, 75_684_879, 74_689_536),
+    "KKBox_001": (13, 128, [1000] * 3, 3, 24_999_951, 11_744_768),
+    "ML_1M_003": (7, 16, [400] * 3, 2, 959_983, 156_016),
+    "iPinYou_023": (16, 16, [400] * 3, 3, 11_755_817, 10_652_240),
+}
+
+
+@pytest.mark.parametrize("log", sorted(LOGS))
+def test_other_kdef_latest_logs(log):
+    f, d, units, layers, total, embedding = LOGS[log]
+    inp = StudentInput(f, d)
+    counts = [_count(build_student("pnn", inp, {"hidden_units": units})),
+              _count(build_student("final", inp, {"hidden_units": units})),
+              _count(build_student("ecn", inp, {"num_cross_layers": layers}))]
+    assert counts == [_pnn_count(f, d, units, True), _final_count(f, d, units, True), _ecn_count(f, d, layers, True)]
+    assert sum(counts) == total - embedding
