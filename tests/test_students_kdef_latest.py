@@ -267,8 +267,8 @@ def test_ecn_forward_matches_numpy(train):
 
 
 def test_ecn_init():
-    s = _build("ecn", f=39, d=16)
-    for layer in s.cross.requires_grad_(False):
+    s = _build("ecn", f=39, d=16).requires_grad_(False)
+    for layer in s.cross:
         assert 0.0 <= float(layer.bias.min()) and float(layer.bias.max()) < 1.0 and float(layer.bias.std()) > 0.2
         assert torch.equal(layer.ln.weight, torch.ones(312)) and layer.bn.weight.shape == (1,)
     assert float(s.head.bias.abs().sum()) == 0.0
