@@ -20,10 +20,13 @@ from collapse_lab.models.students.mlp import MLPArgs, MLPStudent
 
 # one import per student module (each registers itself)
 # isort: split
-from collapse_lab.models.students.cin import CINStudent  # noqa: F401
-from collapse_lab.models.students.crossnet import CrossNetStudent  # noqa: F401
-from collapse_lab.models.students.dcnv2 import DCNv2Student  # noqa: F401
-from collapse_lab.models.students.xdeepfm import XDeepFMStudent  # noqa: F401
+import collapse_lab.models.students.cin  # noqa: F401
+import collapse_lab.models.students.crossnet  # noqa: F401
+import collapse_lab.models.students.dcnv2  # noqa: F401
+import collapse_lab.models.students.ecn  # noqa: F401
+import collapse_lab.models.students.final  # noqa: F401
+import collapse_lab.models.students.pnn  # noqa: F401
+import collapse_lab.models.students.xdeepfm  # noqa: F401
 
 __all__ = ["MATRIX_KINDS", "MLPArgs", "MLPBlock", "MLPLayer", "MLPStudent", "Matrix", "STUDENTS", "Student",
            "StudentEntry", "StudentInput", "build_student", "init_linear", "init_linears", "parse_student_args",
