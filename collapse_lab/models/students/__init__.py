@@ -19,6 +19,11 @@ from collapse_lab.models.students.layers import MLPBlock, MLPLayer, init_linear,
 from collapse_lab.models.students.mlp import MLPArgs, MLPStudent
 
 # one import per student module (each registers itself)
+# isort: split
+from collapse_lab.models.students.afn import AFNStudent  # noqa: F401
+from collapse_lab.models.students.autoint import AutoIntStudent  # noqa: F401
+from collapse_lab.models.students.deepfm import DeepFMStudent  # noqa: F401
+from collapse_lab.models.students.wide_deep import WideDeepStudent  # noqa: F401
 
 __all__ = ["MATRIX_KINDS", "MLPArgs", "MLPBlock", "MLPLayer", "MLPStudent", "Matrix", "STUDENTS", "Student",
            "StudentEntry", "StudentInput", "build_student", "init_linear", "init_linears", "parse_student_args",
