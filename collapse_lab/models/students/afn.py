@@ -30,8 +30,10 @@ Sources: the authors' ``AFN`` sub-network (src/Backbone.py of salmon1802/KDEF) a
   [400, 400, 400], ``batch_norm`` true and ``net_dropout`` 0.0 (the KDEF run configuration's values, which the
   ensemble passes from the top-level keys; they name FuxiCTR's ``dnn_hidden_units`` / ``dnn_dropout``),
   ``afn_dropout`` 0.0 (both sources).
-- Under a row-sharded data-parallel step the logarithmic layer's two BatchNorms (over ``(B, C, D)`` inputs) are
-  computed through :func:`~collapse_lab.models.students.layers.batch_norm`, whose sharded path assumes 2-D inputs.
+- The logarithmic layer's two BatchNorms take ``(B, C, D)`` inputs (statistics per channel over batch and D). They
+  go through :func:`~collapse_lab.models.students.layers.batch_norm` like every BatchNorm, but the row-sharded
+  data-parallel path (``parallel.ops.RowShard.batch_norm``) reduces over dimension 0 only, so it supports 2-D inputs
+  alone: AFN cannot train under the ``data`` parallel step until that path reduces over every dimension but 1.
 - the towers' heads, fc and the BatchNorms are not listed in :meth:`AFNStudent.matrices`; W is listed as ``cross``.
 """
 
