@@ -20,12 +20,16 @@ from collapse_lab.models.students.mlp import MLPArgs, MLPStudent
 
 # one import per student module (each registers itself)
 # isort: split
+import collapse_lab.models.students.afn  # noqa: F401
+import collapse_lab.models.students.autoint  # noqa: F401
 import collapse_lab.models.students.cin  # noqa: F401
 import collapse_lab.models.students.crossnet  # noqa: F401
 import collapse_lab.models.students.dcnv2  # noqa: F401
+import collapse_lab.models.students.deepfm  # noqa: F401
 import collapse_lab.models.students.ecn  # noqa: F401
 import collapse_lab.models.students.final  # noqa: F401
 import collapse_lab.models.students.pnn  # noqa: F401
+import collapse_lab.models.students.wide_deep  # noqa: F401
 import collapse_lab.models.students.xdeepfm  # noqa: F401
 
 __all__ = ["MATRIX_KINDS", "MLPArgs", "MLPBlock", "MLPLayer", "MLPStudent", "Matrix", "STUDENTS", "Student",

@@ -1,0 +1,90 @@
+"""The ``deepfm`` student: DeepFM on the shared embedding (a Table III backbone, docs/method.md §7).
+
+With ``h`` the flat shared embedding ``(B, F*D)`` and ``e_f`` its field vectors (``h.view(B, F, D)``)::
+
+    z_lr  = w_lr · h + b_lr                                              first order: LR(F*D -> 1)
+    z_fm  = 1/2 Σ_d [ (Σ_f e_{f,d})² − Σ_f e_{f,d}² ]  = Σ_{f<g} <e_f, e_g>   second order, no parameters
+    a_{-1} = h,   a_j = Dropout(ReLU(BN(W_j a_{j-1} + b_j)))             j = 0 .. L-1 (an MLPBlock)
+    z      = z_lr + z_fm + w_head · a_{L-1} + b_head                     summed
+
+``last`` = ``a_{L-1}`` (the DNN's last hidden output after dropout, ``(B, H_last)``). Parameters: ``(F*D + 1)`` (LR)
++ the MLP's hidden layers + ``(H_last + 1)`` (head); the FM term has none. Criteo (F = 39, D = 16, [400, 400, 400],
+BN): 625 + 573,601 = 574,226 (the same count as ``wide_deep``).
+
+Source: FuxiCTR 2.3.10 ``model_zoo/DeepFM`` (``FactorizationMachine`` = ``InnerProductInteraction(output=
+"product_sum")`` + ``LogisticRegression(use_bias=True)``, plus ``MLP_Block(F*D -> hidden -> 1)``, summed); the
+authors' src/Backbone.py has no DeepFM sub-network. Deviations, named:
+
+- **first order reads the shared embedding**: FuxiCTR's LR is a per-feature-id weight table on raw ids plus a bias;
+  here it is ``Linear(F*D -> 1)`` with a bias over ``h`` (as the authors' ``LogisticRegression`` sub-network), so
+  the student sees only the shared embedding, xavier-normal initialised like every Linear.
+- **defaults**: ``hidden_units`` [400, 400, 400], ``batch_norm`` true, ``net_dropout`` 0.0 (the KDEF run
+  configuration's values, which the ensemble passes from the top-level keys); FuxiCTR's class defaults ([64, 64, 64],
+  no BatchNorm) are placeholders that configs override.
+- the LR weight and the logit head are not listed in :meth:`DeepFMStudent.matrices`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, List, Tuple
+
+import torch
+from torch import Tensor, nn
+
+from collapse_lab.models.students.base import Matrix, Student, StudentInput, register_student
+from collapse_lab.models.students.layers import MLPBlock, check_dropout, check_units, init_linears
+from collapse_lab.models.students.wide_deep import run_tower
+
+__all__ = ["DeepFMArgs", "DeepFMStudent", "fm_product_sum"]
+
+
+def fm_product_sum(e: Tensor) -> Tensor:
+    """FM's second-order term ``1/2 Σ_d [(Σ_f e_{f,d})² − Σ_f e_{f,d}²]`` of ``e`` ``(B, F, D)`` -> ``(B,)``."""
+    square_of_sum = e.sum(dim=1).pow(2)  # (B, D)
+    sum_of_square = e.pow(2).sum(dim=1)  # (B, D)
+    return 0.5 * (square_of_sum - sum_of_square).sum(dim=-1)
+
+
+@dataclass
+class DeepFMArgs:
+    """Arguments of the ``deepfm`` student."""
+
+    hidden_units: List[int] = field(default_factory=lambda: [400, 400, 400])  # DNN widths (may be empty)
+    net_dropout: float = 0.0  # dropout after every hidden ReLU of the DNN
+    batch_norm: bool = True  # BatchNorm1d after every hidden Linear of the DNN
+
+    def validate(self) -> None:
+        check_units(self.hidden_units)
+        check_dropout(self.net_dropout)
+
+
+@register_student("deepfm", DeepFMArgs)
+class DeepFMStudent(Student):
+    """DeepFM: ``LR(h) + FM(h) + head(MLP(h))``. State dict: ``lr.*``, ``dnn.layers.<j>.*``, ``head.*``."""
+
+    def __init__(self, inp: StudentInput, args: DeepFMArgs | None = None,
+                 generator: torch.Generator | None = None) -> None:
+        super().__init__(inp)
+        args = args or DeepFMArgs()
+        args.validate()
+        self.lr = nn.Linear(inp.input_dim, 1)  # first-order term over the shared embedding
+        self.dnn = MLPBlock(inp.input_dim, args.hidden_units, args.net_dropout, args.batch_norm)
+        self.head = nn.Linear(self.dnn.output_dim, 1)
+        init_linears(self, generator)
+
+    @property
+    def output_dim(self) -> int:
+        """Width of the DNN's last hidden layer."""
+        return self.dnn.output_dim
+
+    def forward(self, h: Tensor, hidden: Dict[str, Tensor] | None = None) -> Tuple[Tensor, Tensor]:
+        """``(B, F*D)`` -> (logit ``(B,)``, DNN's last output ``(B, H_last)``); ``hidden[dnn.<j>]`` = DNN layer j's
+        post-ReLU activation."""
+        e = h.view(h.shape[0], self.inp.num_fields, self.inp.embedding_dim)  # (B, F, D)
+        last = run_tower(self.dnn, h, hidden, "dnn")  # (B, H_last)
+        logit = self.lr(h).squeeze(-1) + fm_product_sum(e) + self.head(last).squeeze(-1)  # (B,)
+        return logit, last
+
+    def matrices(self) -> List[Matrix]:
+        return self.dnn.matrices(prefix="dnn.", label="dnn")
