@@ -12,7 +12,7 @@ Layout (README "Run directory")::
                                               weights as one directory: io/checkpoint.save_checkpoint_pair)
     <run>/checkpoints/epoch_{k:04d}/model.safetensors   with save_every
     <run>/probe.safetensors                   hidden activations on the probe rows
-    <run>/spectra_trace.csv                   collapse metrics over training (spectra_every; train/spectra.py)
+    <run>/spectra_trace.csv                   collapse metrics over training (spectra_every; training/spectra.py)
 
 An existing non-empty directory is refused unless the caller resumes it or overwrites it; only a directory
 whose ``manifest.json`` has collapse-lab's run ``kind`` is ever replaced by an overwrite, and only once the new

@@ -8,7 +8,7 @@ logloss of that member, and per run (repeated on each of its rows):
   ``gap`` = ensemble AUC − best student AUC (docs/method.md §1, limitations 2 and 3), ``student_auc_sd`` = the
   standard deviation (ddof = 1) of the N student test AUCs (NaN for N = 1) and ``student_auc_diff_se`` = the
   test split's noise figure stored by training (DeLong's SE of a paired student AUC difference,
-  :mod:`collapse_lab.train.delong`; NaN for runs trained before it was stored);
+  :mod:`collapse_lab.training.delong`; NaN for runs trained before it was stored);
 * ``lambda_mean``, ``lambda_std``, ``mu_mean``, ``mu_std`` (examination weights over the last epoch, from the
   manifest summary; empty when the method has none);
 * from ``spectrum.csv`` when the run has been analysed: ``ka_layer<j>`` = knowledge abundance KA(W, τ) of this
@@ -20,7 +20,7 @@ logloss of that member, and per run (repeated on each of its rows):
   student; ``emb_ia_mean`` / ``emb_ia_ratio_mean`` / ``emb_erank_mean`` / ``emb_erank_ratio_mean`` = the mean
   over fields of the embedding tables' information abundance, its ratio to the same-shape Gaussian baseline,
   their effective rank and its ratio to the baseline (claim C9, :mod:`~collapse_lab.results.claims`);
-* from ``spectra_trace.csv`` when the run recorded one (``spectra_every``, :mod:`collapse_lab.train.spectra`):
+* from ``spectra_trace.csv`` when the run recorded one (``spectra_every``, :mod:`collapse_lab.training.spectra`):
   ``emb_ia_ratio_change`` / ``emb_erank_ratio_change`` = the same mean ratio over the embedding tables at the
   last recorded step minus at step 0 (the initialisation): how far training moved the shared embedding.
 

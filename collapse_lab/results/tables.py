@@ -415,7 +415,7 @@ TRACE_EMBEDDING = "embedding"
 
 def trace_table(results: pd.DataFrame, metric: str = "effective_rank", value: str = "ratio") -> pd.DataFrame:
     """``variant, n, seed, run, step, epoch, matrix, value`` from each run's ``spectra_trace.csv``
-    (:mod:`collapse_lab.train.spectra`) for the runs of every recipe at its largest N and the single model.
+    (:mod:`collapse_lab.training.spectra`) for the runs of every recipe at its largest N and the single model.
 
     ``matrix`` is ``layer <j>`` for the hidden Linear weights of the run's best student (by final test AUC, the
     student of figures 5, 6 and 10) and ``embedding`` for the mean over the shared embedding tables; ``value`` is
@@ -423,7 +423,7 @@ def trace_table(results: pd.DataFrame, metric: str = "effective_rank", value: st
     ``value``). Runs without a trace are left out.
     """
     from collapse_lab.errors import UserError
-    from collapse_lab.train.spectra import read_trace
+    from collapse_lab.training.spectra import read_trace
 
     if value not in ("ratio", "value"):
         raise UserError(f"trace value must be 'ratio' or 'value', got {value!r}")

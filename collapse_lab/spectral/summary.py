@@ -55,8 +55,8 @@ def short_name(name: str) -> str:
 
 def _ka_view(threshold: str, tau: float) -> tuple:
     """The weights view with the knowledge abundance of the chosen threshold kind."""
+    from collapse_lab.spectral.analysis import KA_METRICS
     from collapse_lab.spectral.functional import threshold_label
-    from collapse_lab.spectral.report import KA_METRICS
 
     title, columns = _VIEWS["weights"]
     metric = KA_METRICS[threshold]
@@ -72,7 +72,7 @@ def _section(df: Any, target: str, threshold: str = "abs") -> List[str]:
     if sub.empty:
         return []
     if target == "weights":
-        from collapse_lab.spectral.report import KA_METRICS
+        from collapse_lab.spectral.analysis import KA_METRICS
 
         ka = sub[sub["metric"] == KA_METRICS[threshold]]["convention"]
         tau = float(ka.iloc[0].split("tau=")[1].split(";")[0]) if len(ka) else None

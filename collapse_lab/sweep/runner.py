@@ -53,7 +53,7 @@ __all__ = [
     "run_sweep",
 ]
 
-DEFAULT_TRAINER = "collapse_lab.train.api:train"
+DEFAULT_TRAINER = "collapse_lab.training.api:train"
 
 
 @dataclass
@@ -274,7 +274,7 @@ def run_sweep(grid: Union[str, Path, SweepSpec], out_dir: Optional[Union[str, Pa
             :meth:`~collapse_lab.sweep.executor.Executor.task_device`).
         progress: tqdm over runs (``None``: only on a terminal; off a terminal, e.g. a background job writing to
             a log file, one line per finished run goes to stderr instead, with an ETA weighted by N).
-        trainer: ``module:function`` with the signature of :func:`collapse_lab.train.api.train`.
+        trainer: ``module:function`` with the signature of :func:`collapse_lab.training.api.train`.
         dry_run: only expand the grid and read the status of every run; write and train nothing.
         threads: torch threads per run (default: cpu_count // jobs); a run's own ``num_threads`` key wins.
 

@@ -11,7 +11,7 @@ on the concatenated float64 predictions of the whole split, as FuxiCTR/BARS repo
 The summary adds best/worst student (by AUC), ``spread = best - worst`` and ``gap = ensemble - best`` (paper
 limitations 2 and 3), ``student_auc_sd`` = the standard deviation (ddof = 1) of the N student AUCs, and the
 test split's noise figure ``student_auc_diff_se`` (DeLong's SE of a paired student AUC difference,
-:mod:`collapse_lab.train.delong`; None for N = 1).
+:mod:`collapse_lab.training.delong`; None for N = 1).
 """
 
 from __future__ import annotations
@@ -97,7 +97,7 @@ def summarize(metrics: Mapping[str, Mapping[str, float]],
     Args:
         metrics: output of :func:`score_members`.
         transfer: ``lambda_mean, lambda_std, mu_mean, mu_std`` of the last training epoch (None = no EM weights).
-        student_auc_diff_se: the split's noise figure (:func:`collapse_lab.train.delong.student_auc_diff_se`).
+        student_auc_diff_se: the split's noise figure (:func:`collapse_lab.training.delong.student_auc_diff_se`).
 
     Example:
         >>> m = {"ensemble": {"auc": 0.8, "logloss": 0.4}, "0": {"auc": 0.7, "logloss": 0.5},

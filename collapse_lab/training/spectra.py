@@ -3,7 +3,7 @@
 With ``spectra_every = k > 0`` the trainer records, inside the training process, the singular values of each
 hidden Linear weight ``students.<m>.layers.<j>.linear.weight`` and each shared embedding table
 ``embedding.tables.<field>.weight`` (float64 Gram, :func:`~collapse_lab.spectral.streaming.matrix_spectrum`) and
-their metrics (:func:`~collapse_lab.spectral.report.metric_rows`: knowledge abundance at the three thresholds —
+their metrics (:func:`~collapse_lab.spectral.analysis.metric_rows`: knowledge abundance at the three thresholds —
 σ > 4 as in KDEF, arXiv 2411.16122 Eqs. 3–4, σ above the Marchenko–Pastur bulk edge, σ > 0.1·σ_max —
 information abundance, effective rank, stable rank, ...), each next to the mean over same-shape Gaussian matrices of
 equal Frobenius norm and the ratio to it. Rows go to ``<run>/spectra_trace.csv``::
@@ -100,7 +100,7 @@ class SpectraTrace:
     # ---- what -----------------------------------------------------------------------------------------------
     def record(self, model: Any, epoch: int, step: int) -> None:
         """Append the metrics of every traced matrix of ``model`` at ``(epoch, step)``."""
-        from collapse_lab.spectral.report import metric_rows
+        from collapse_lab.spectral.analysis import metric_rows
         from collapse_lab.spectral.streaming import matrix_spectrum
 
         state = model.export_state_dict()
