@@ -16,11 +16,13 @@ test split's noise figure ``student_auc_diff_se`` (DeLong's SE of a paired stude
 
 from __future__ import annotations
 
+import math
 from typing import Any, Dict, Iterable, Mapping, Tuple
 
 import numpy as np
 
 from collapse_lab.errors import UserError
+from collapse_lab.io.contract import student_summary
 
 __all__ = ["predict", "score", "score_members", "evaluate", "summarize"]
 
@@ -108,20 +110,15 @@ def summarize(metrics: Mapping[str, Mapping[str, float]],
         >>> round(s["student_auc_sd"], 10)  # |0.75 - 0.7| / sqrt(2)
         0.0353553391
     """
-    students = sorted((k for k in metrics if k != "ensemble"), key=int)
-    aucs = [metrics[k]["auc"] for k in students]
-    best, worst = int(np.argmax(aucs)), int(np.argmin(aucs))
+    gaps = student_summary(metrics)  # best/worst, spread, gap: the one definition (collapse_lab/io/contract.py)
+    sd = gaps["student_auc_sd"]
     transfer = dict(transfer or {})
     return {
         "ensemble_auc": metrics["ensemble"]["auc"],
         "ensemble_logloss": metrics["ensemble"]["logloss"],
-        "best_student": int(students[best]),
-        "best_student_auc": aucs[best],
-        "worst_student": int(students[worst]),
-        "worst_student_auc": aucs[worst],
-        "spread": aucs[best] - aucs[worst],
-        "gap": metrics["ensemble"]["auc"] - aucs[best],
-        "student_auc_sd": float(np.std(aucs, ddof=1)) if len(aucs) > 1 else None,
+        **{key: gaps[key] for key in ("best_student", "best_student_auc", "worst_student", "worst_student_auc",
+                                      "spread", "gap")},
+        "student_auc_sd": None if math.isnan(sd) else sd,
         "student_auc_diff_se": student_auc_diff_se,
         **{key: transfer.get(key) for key in ("lambda_mean", "lambda_std", "mu_mean", "mu_std")},
     }
