@@ -8,16 +8,11 @@ tensors that were not analysed).
 
 from __future__ import annotations
 
-import re
 from typing import Any, Dict, List, Sequence
 
-__all__ = ["summarize", "short_name"]
+from collapse_lab.io.contract import parse_activation, parse_embedding_table, parse_hidden_weight
 
-_SHORT = [
-    (re.compile(r"^students\.\d+\.layers\.(\d+)\.linear\.weight$"), r"layer \1"),
-    (re.compile(r"^students\.\d+\.layers\.(\d+)$"), r"layer \1"),
-    (re.compile(r"^embedding\.tables\.(.+)\.weight$"), r"\1"),
-]
+__all__ = ["summarize", "short_name"]
 
 #: per target: (title, [(metric, column label, "value" | "ratio")])
 _VIEWS: Dict[str, tuple] = {
@@ -47,10 +42,10 @@ def short_name(name: str) -> str:
         >>> short_name("embedding.tables.movie_id.weight")
         'movie_id'
     """
-    for pattern, repl in _SHORT:
-        if pattern.match(name):
-            return pattern.sub(repl, name)
-    return name
+    layer = parse_hidden_weight(name) or parse_activation(name)
+    if layer is not None:
+        return f"layer {layer[1]}"
+    return parse_embedding_table(name) or name
 
 
 def _ka_view(threshold: str, tau: float) -> tuple:

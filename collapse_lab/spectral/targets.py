@@ -32,7 +32,14 @@ from pathlib import Path
 from typing import Any, Dict, List, Sequence, Tuple
 
 from collapse_lab.errors import UserError
-from collapse_lab.io.contract import MANIFEST, model_matrices, read_manifest
+from collapse_lab.io.contract import (
+    MANIFEST,
+    model_matrices,
+    parse_activation,
+    parse_embedding_table,
+    parse_hidden_weight,
+    read_manifest,
+)
 from collapse_lab.io.inputs import check_regular_file
 from collapse_lab.spectral.sources import (
     TENSOR_SUFFIXES,
@@ -48,12 +55,6 @@ __all__ = ["TARGETS", "MatrixSpec", "Discovery", "discover", "classify", "parse_
 
 TARGETS = ("weights", "embeddings", "activations", "input")
 
-_OURS = [
-    (re.compile(r"^embedding\.tables\.(?P<field>.+)\.weight$"), "embeddings"),
-    (re.compile(r"^students\.(?P<member>\d+)\.layers\.(?P<layer>\d+)\.linear\.weight$"), "weights"),
-    (re.compile(r"^students\.(?P<member>\d+)\.layers\.(?P<layer>\d+)$"), "activations"),
-    (re.compile(r"^input$"), "input"),
-]
 _HEAD = re.compile(r"(^|\.)(head|fusion\.head|output|out|final|fc_out|classifier)(\.|$)")
 _MEMBER = re.compile(r"(?:^|\.)(?:students|subnets|sub_networks|subnetworks|members|experts|towers|mlps|dnns|"
                      r"nets|models|learners)\.(\d+)\.")
@@ -120,11 +121,9 @@ def classify(info: TensorInfo) -> Tuple[str | None, str, str | None, str]:
         return None, "", None, f"not floating point ({info.dtype})"
     if _NOT_PARAMETER.search(info.name):
         return None, "", None, "optimizer/trainer state"
-    for pattern, target in _OURS:
-        m = pattern.match(info.name)
-        if m:
-            groups = m.groupdict()
-            return target, groups.get("member") or "shared", groups.get("field"), "name"
+    ours = _canonical(info.name)
+    if ours is not None:
+        return (*ours, "name")
     rows, cols = info.shape
     if min(rows, cols) == 1:
         return None, "", None, "a vector/output head"
@@ -137,6 +136,18 @@ def classify(info: TensorInfo) -> Tuple[str | None, str, str | None, str]:
         return "embeddings", "shared", (parts[-1] if parts else info.name), how
     m = _MEMBER.search(info.name)
     return "weights", (m.group(1) if m else "shared"), None, "name"
+
+
+def _canonical(name: str) -> Tuple[str, str, str | None] | None:
+    """(target, member, field) of a canonical tensor name (docs/architecture.md §4), None for any other."""
+    field_name = parse_embedding_table(name)
+    if field_name is not None:
+        return "embeddings", "shared", field_name
+    for parse, target in ((parse_hidden_weight, "weights"), (parse_activation, "activations")):
+        found = parse(name)
+        if found is not None:
+            return target, str(found[0]), None
+    return ("input", "shared", None) if name == "input" else None
 
 
 def find_run_root(path: Path, levels: int = 3) -> Path | None:
