@@ -129,7 +129,7 @@ def _sweep_id(sweep_dir: Path) -> str:
         return sweep_dir.resolve().name
 
 
-def _read_manifest(run_dir: Path) -> Tuple[Optional[Dict[str, Any]], str]:
+def _finished_manifest(run_dir: Path) -> Tuple[Optional[Dict[str, Any]], str]:
     """The manifest of a finished run, or None and why the run is skipped."""
     if not (run_dir / MANIFEST).exists():
         return None, f"no {MANIFEST}"
@@ -307,7 +307,7 @@ def collect_results(sweep_dir: Union[str, Path], progress: Optional[bool] = None
     out = SweepResults(sweep_dir, _sweep_id(sweep_dir), pd.DataFrame(), {})
     for run_dir in tqdm(find_run_dirs(sweep_dir), desc="collect", unit="run", disable=None if progress is None
                         else not progress):
-        manifest, reason = _read_manifest(run_dir)
+        manifest, reason = _finished_manifest(run_dir)
         if manifest is None:
             out.skipped.append((run_dir.name, reason))
             continue

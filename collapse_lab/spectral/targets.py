@@ -162,10 +162,6 @@ def find_run_root(path: Path, levels: int = 3) -> Path | None:
     return None
 
 
-def _read_manifest(root: Path) -> Dict[str, Any]:
-    return read_manifest(root)  # the one manifest reader (collapse_lab/io/contract.py)
-
-
 def _get(manifest: Dict[str, Any], root: Path, *keys: str) -> Any:
     value: Any = manifest
     for k in keys:
@@ -304,10 +300,10 @@ def discover(path: Any, targets: Any = None, field_dims: Sequence[int] | None = 
     run_root = find_run_root(path)
     manifest = None
     if run_root is not None and run_root == path:
-        manifest = _read_manifest(run_root)  # a run directory: its manifest must be valid
+        manifest = read_manifest(run_root)  # a run directory: its manifest must be valid
     elif run_root is not None:
         try:  # a file or checkpoint inside a run: the manifest only adds counts
-            manifest = _read_manifest(run_root)
+            manifest = read_manifest(run_root)
         except UserError:
             manifest = None
     if manifest is not None and run_root == path:
