@@ -3,7 +3,7 @@
 **Throughput** (default mode). A synthetic dataset shaped like ``docs/performance.md`` §1 (24 categorical fields,
 d = 16, students MLP 384 -> 400 -> 400 -> 400 -> 1, batch 4096) is generated with
 :func:`collapse_lab.data.synthetic.make_synthetic`; for every N in ``--students`` and every form in ``--forms``
-(loop, batched) the real training step (:func:`collapse_lab.train.trainer.training_step`: forward, KDEF loss,
+(loop, batched) the real training step (:func:`collapse_lab.training.trainer.training_step`: forward, KDEF loss,
 embedding L2, backward, clipping, Adam) runs ``--steps`` timed steps after ``--warmup`` steps. Reported:
 
     samples/s   = B * steps / seconds
@@ -95,8 +95,8 @@ def throughput(args: argparse.Namespace) -> Dict[str, Any]:
     from collapse_lab.data.synthetic import make_synthetic
     from collapse_lab.models import build_ensemble
     from collapse_lab.strategies import build_strategy
-    from collapse_lab.train.api import resolve_device
-    from collapse_lab.train.trainer import training_step
+    from collapse_lab.training.api import resolve_device
+    from collapse_lab.training.trainer import training_step
 
     device = resolve_device(args.device)
     if args.threads:
@@ -154,7 +154,7 @@ def _stats(values: Sequence[float]) -> Dict[str, float]:
 
 
 def ml100k_seeds(args: argparse.Namespace) -> Dict[str, Any]:
-    from collapse_lab.train.api import train
+    from collapse_lab.training.api import train
 
     runs_root = Path(args.runs_dir) if args.runs_dir else Path(tempfile.mkdtemp(prefix="bench_train_"))
     students = [int(x) for x in args.ml_students.split(",")]
@@ -186,8 +186,8 @@ def ml100k_seeds(args: argparse.Namespace) -> Dict[str, Any]:
 
 def spectra_overhead(args: argparse.Namespace) -> Dict[str, Any]:
     from collapse_lab.config import resolve_config
-    from collapse_lab.train import spectra
-    from collapse_lab.train.api import train
+    from collapse_lab.training import spectra
+    from collapse_lab.training.api import train
 
     spent = {"seconds": 0.0, "records": 0}
     original = spectra.SpectraTrace.record

@@ -64,7 +64,7 @@ def our_pooling(data_dir: Path) -> Dict[str, str]:
 
 
 def train_ours(params: Dict[str, Any], seeds: Sequence[int], threads: int, runs: Path) -> List[Dict[str, Any]]:
-    from collapse_lab.train.api import train
+    from collapse_lab.training.api import train
 
     rows = []
     for seed in seeds:

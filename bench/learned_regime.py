@@ -6,7 +6,7 @@ number of epochs **without** learning-rate decay (``lr_decay_factor=1.0``, ``pat
 default spectra cadence (``spectra_every=1``, ``spectra_unit=epoch``). Without decay the learning rate never depends
 on the validation curve, so a run with an early-stopping rule follows the same trajectory as the long run up to its
 stop (CPU training is deterministic). For every run and every stopping rule this script replays the rule with the
-trainer's own :class:`~collapse_lab.train.schedule.PlateauMonitor` on the run's per-epoch validation AUC
+trainer's own :class:`~collapse_lab.training.schedule.PlateauMonitor` on the run's per-epoch validation AUC
 (``metrics.csv``) and reads the weight metrics of the best epoch — the checkpoint that ``collapse-lab spectrum`` and
 ``collapse-lab reproduce`` analyse — from ``spectra_trace.csv`` (docs/metrics.md §2, §12). Rules:
 
@@ -48,7 +48,7 @@ COLUMNS = ("run", "hidden_units", "batch_size", "lr", "seed", "rule", "stop_epoc
 def replay(valid_auc: Sequence[float], patience: int, max_epochs: int) -> Tuple[int, int]:
     """``(stop_epoch, best_epoch)`` of the trainer's plateau rule without decay on a per-epoch validation AUC curve.
 
-    ``valid_auc[e - 1]`` is the AUC after epoch e. Uses :class:`~collapse_lab.train.schedule.PlateauMonitor`
+    ``valid_auc[e - 1]`` is the AUC after epoch e. Uses :class:`~collapse_lab.training.schedule.PlateauMonitor`
     (factor 1.0: no learning-rate change), so ties and the minimum improvement are those of training.
 
     Example:
@@ -57,7 +57,7 @@ def replay(valid_auc: Sequence[float], patience: int, max_epochs: int) -> Tuple[
         >>> replay([0.70, 0.72, 0.71, 0.715, 0.73], patience=5, max_epochs=5)
         (5, 5)
     """
-    from collapse_lab.train.schedule import PlateauMonitor
+    from collapse_lab.training.schedule import PlateauMonitor
 
     monitor = PlateauMonitor(SimpleNamespace(param_groups=[{"lr": 0.0}]), factor=1.0, patience=patience)
     epochs = min(max_epochs, len(valid_auc))

@@ -39,7 +39,7 @@ def main() -> int:
     import pandas as pd
 
     from collapse_lab.data.synthetic import make_synthetic
-    from collapse_lab.train.api import RunResult, train
+    from collapse_lab.training.api import RunResult, train
 
     root = Path(tempfile.mkdtemp(prefix="parallel-check-"))
     dataset = make_synthetic(root / "syn", rows=args.rows, fields=4, vocab_size=50, rank=2, seed=1)

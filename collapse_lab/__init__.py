@@ -16,7 +16,7 @@ __all__ = ["__version__", "train"]
 
 def train(config: Any = None, **kwargs: Any) -> Any:
     """Train an ensemble from a config (dict, list of ``key=value`` or a config object); see
-    :func:`collapse_lab.train.api.train`."""
-    from collapse_lab.train.api import train as _train
+    :func:`collapse_lab.training.api.train`."""
+    from collapse_lab.training.api import train as _train
 
     return _train(config, **kwargs)

@@ -230,7 +230,7 @@ def format_mapping(rows: List[Row], source: str) -> str:
 
 def fuxictr_layer(config_file: Path | None, experiment: str | None, overrides: Sequence[str],
                   echo: Callable[[str], None]) -> Tuple[Any, Path | None]:
-    """``(config, config_file)`` for :func:`collapse_lab.train.api.train` from ``train --config FILE
+    """``(config, config_file)`` for :func:`collapse_lab.training.api.train` from ``train --config FILE
     [--experiment ID] OVERRIDES``: a FuxiCTR model config becomes the resolved config of its experiment under the
     overrides, its mapping table passed to ``echo``; any other file (or none) is passed on unchanged.
 

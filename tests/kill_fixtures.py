@@ -33,8 +33,9 @@ def forkserver() -> Any:
     global _CONTEXT
     if _CONTEXT is None:
         ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["torch", "torch._dynamo", "sklearn.metrics", "tqdm.auto", "collapse_lab.train.api",
-                                    "collapse_lab.train.trainer", "collapse_lab.train.evaluation",
+        ctx.set_forkserver_preload(["torch", "torch._dynamo", "sklearn.metrics", "tqdm.auto",
+                                    "collapse_lab.training.api",
+                                    "collapse_lab.training.trainer", "collapse_lab.training.evaluation",
                                     "collapse_lab.data.dataset", "collapse_lab.models", "collapse_lab.strategies",
                                     "kill_fixtures"])
         _CONTEXT = ctx
@@ -53,8 +54,8 @@ def _slowed(fn: Any, delay: float) -> Any:
 
 def train_child(conn: Any, config: Dict[str, Any], out: str, resume: bool, overwrite: bool, delay: float) -> None:
     import collapse_lab.io.checkpoint as checkpoint
-    import collapse_lab.train.trainer as trainer
-    from collapse_lab.train.api import train
+    import collapse_lab.training.trainer as trainer
+    from collapse_lab.training.api import train
 
     os.replace = _slowed(os.replace, delay)
     checkpoint.save_weights = _slowed(checkpoint.save_weights, delay)

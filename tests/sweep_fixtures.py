@@ -4,7 +4,7 @@
 manifest.json, metrics.csv, config.yaml, spectrum.csv, singular_values.npz) with plausible values that follow
 the paper's qualitative pattern (vanilla students lose AUC with N, KD/DML/KDEF students do not). Spectral values
 are computed with numpy from the stored singular values, so spectrum.csv and singular_values.npz agree.
-``fake_train`` has the signature of ``collapse_lab.train.api.train`` and fails on purpose when a file
+``fake_train`` has the signature of ``collapse_lab.training.api.train`` and fails on purpose when a file
 ``fail-<method>-n<N>`` exists in the sweep directory (two levels above the run directory).
 """
 

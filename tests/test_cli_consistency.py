@@ -135,7 +135,7 @@ def test_reproduce_json_on_one_real_run(tmp_path):
 
 
 def test_train_threads_option_sets_and_restores_torch_threads(monkeypatch, capsys):
-    import collapse_lab.train.api as api
+    import collapse_lab.training.api as api
 
     seen = {}
 

@@ -58,8 +58,8 @@ def test_both_forms_agree_on_the_device_and_with_the_cpu(device):
 def test_a_run_trains_on_the_device_and_is_analysed_on_the_cpu(device, tmp_path):
     from collapse_lab.results import collect_results
     from collapse_lab.spectral import analyze
-    from collapse_lab.spectral.report import default_out_dir
-    from collapse_lab.train.api import train
+    from collapse_lab.spectral.analysis import default_out_dir
+    from collapse_lab.training.api import train
 
     data = make_dataset(tmp_path, rows=4000)
     config = tiny_config(data, method="kdef", n=2, max_epochs=3, seed=11)
@@ -80,7 +80,7 @@ def test_a_run_trains_on_the_device_and_is_analysed_on_the_cpu(device, tmp_path)
 @pytest.mark.gpu
 def test_cuda_and_cpu_runs_reach_the_same_auc(tmp_path):
     """Different kernels and reduction orders: not bit-equal, but the same model to within seed-noise size."""
-    from collapse_lab.train.api import train
+    from collapse_lab.training.api import train
 
     data = make_dataset(tmp_path, rows=4000)
     aucs = {}

@@ -119,7 +119,7 @@ def test_safetensors_files(data):
 @given(data=st.data())
 def test_singular_value_archives(data):
     from collapse_lab.results.tables import read_singular_values
-    from collapse_lab.spectral.report import load_singular_values
+    from collapse_lab.spectral.analysis import load_singular_values
 
     arrays_ = {f"weights:{i}": data.draw(arrays()) for i in range(data.draw(st.integers(0, 3)))}
     blob = data.draw(mutated(_bytes_of(lambda obj, f: np.savez(f, **obj), arrays_)))

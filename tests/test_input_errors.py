@@ -240,7 +240,7 @@ def test_weights_only_advice_is_not_repeated(tmp_path, name):
 
 
 def test_huge_values_are_analysed_scaled_without_warnings(tmp_path, capsys, recwarn):
-    from collapse_lab.spectral.report import analyze
+    from collapse_lab.spectral.analysis import analyze
 
     a = np.random.default_rng(0).normal(size=(64, 6))
     np.save(tmp_path / "plain.npy", a)
@@ -258,7 +258,7 @@ def test_huge_values_are_analysed_scaled_without_warnings(tmp_path, capsys, recw
 
 
 def test_knowledge_abundance_of_a_scaled_weight_uses_the_true_singular_values(tmp_path):
-    from collapse_lab.spectral.report import analyze
+    from collapse_lab.spectral.analysis import analyze
 
     w = np.diag([8.0, 5.0, 3.0, 1.0]) * 2.0 ** 600  # every σ far above τ = 4
     torch.save({"students.0.layers.0.linear.weight": torch.from_numpy(w)}, tmp_path / "w.pt")

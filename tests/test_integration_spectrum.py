@@ -9,7 +9,7 @@ from train_fixtures import make_dataset, tiny_config
 
 from collapse_lab.cli import main
 from collapse_lab.spectral import analyze, load_singular_values
-from collapse_lab.train.api import train
+from collapse_lab.training.api import train
 
 
 @pytest.fixture(scope="module")

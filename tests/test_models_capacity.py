@@ -18,7 +18,7 @@ from collapse_lab.models.capacity import CAPACITY_TOLERANCE, match_capacity, par
 from collapse_lab.results import collect_results
 from collapse_lab.results.tables import gap_table, run_table, student_table
 from collapse_lab.sweep.grid import expand_grid, spec_from_dict
-from collapse_lab.train.api import train
+from collapse_lab.training.api import train
 
 
 def toy_map() -> FeatureMap:

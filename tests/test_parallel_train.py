@@ -23,7 +23,7 @@ from train_fixtures import make_dataset, tiny_config
 
 from collapse_lab.errors import UserError
 from collapse_lab.io.checkpoint import load_weights
-from collapse_lab.train.api import RunResult, train
+from collapse_lab.training.api import RunResult, train
 
 #: (strategy, config overrides): both student forms, an uneven split of 3 students, concat fusion
 CASES = {
@@ -45,7 +45,7 @@ def _one_step(dataset: Path, form: str, strategy: str | None, rank: int = 0, wor
     from collapse_lab.models import build_ensemble
     from collapse_lab.parallel.step import data_parallel_step, ensemble_parallel_step
     from collapse_lab.strategies import build_strategy
-    from collapse_lab.train.trainer import training_step
+    from collapse_lab.training.trainer import training_step
 
     data = ProcessedDataset(dataset)
     torch.manual_seed(7)  # the dropout stream

@@ -21,8 +21,8 @@ from collapse_lab.plotting import (
 )
 from collapse_lab.results import collect_results, load_results
 from collapse_lab.results import tables as T
-from collapse_lab.results.report import write_results
-from collapse_lab.train.spectra import TRACE_COLUMNS
+from collapse_lab.results.writer import write_results
+from collapse_lab.training.spectra import TRACE_COLUMNS
 
 STEPS = (0, 10, 20)
 EMB_FIELDS = ("user", "item")

@@ -216,7 +216,7 @@ def test_cli_results_without_runs_is_one_line_exit_2(tmp_path, capsys):
 
 def test_markdown_keeps_settings_apart_and_states_the_confidence_level():
     from collapse_lab.results.markdown import paired_markdown
-    from collapse_lab.results.report import claims_markdown
+    from collapse_lab.results.writer import claims_markdown
 
     row = {"dataset": "d", "n": 2, "metric": "ensemble_auc", "variant": "kdef", "baseline": "vanilla-mean",
            "pairs": 3, "mean_diff": 0.01, "ci_low": 0.005, "ci_high": 0.015, "p_ttest": 0.01, "p_ttest_bh": 0.02,

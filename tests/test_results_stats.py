@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from collapse_lab.results.report import format_summary
 from collapse_lab.results.stats import bh_adjust, mean_ci, paired_tests, slope_ci, summarize
+from collapse_lab.results.writer import format_summary
 
 T975_DF2 = 4.302652729911275  # Student t quantile 0.975 with 2 degrees of freedom (tables)
 

@@ -14,9 +14,9 @@ from kill_fixtures import start_training
 from train_fixtures import make_dataset, tiny_config
 
 import collapse_lab.io.checkpoint as checkpoint
-import collapse_lab.train.trainer as trainer_module
+import collapse_lab.training.trainer as trainer_module
 from collapse_lab.io.checkpoint import load_trainer_state, load_weights, recover_checkpoint_pair, save_checkpoint_pair
-from collapse_lab.train.api import train
+from collapse_lab.training.api import train
 
 CFG = {"method": "kdef", "n": 2, "max_epochs": 4, "probe_rows": 32}
 

@@ -87,7 +87,7 @@ def test_waiting_acquire_gets_the_lock_when_the_holder_dies(tmp_path):
 def test_train_refuses_a_run_directory_another_process_holds(tmp_path):
     from train_fixtures import make_dataset, tiny_config
 
-    from collapse_lab.train.api import train
+    from collapse_lab.training.api import train
 
     data = make_dataset(tmp_path, rows=2000)
     out = tmp_path / "runs" / "a"
@@ -234,7 +234,7 @@ def test_a_sweep_resumes_an_interrupted_run_whose_lock_is_free(tmp_path):
     from train_fixtures import make_dataset
 
     from collapse_lab.sweep.runner import plan_sweep
-    from collapse_lab.train.api import train
+    from collapse_lab.training.api import train
 
     data = make_dataset(tmp_path, rows=2000)
     grid = tmp_path / "one.yaml"

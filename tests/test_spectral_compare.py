@@ -115,7 +115,7 @@ def test_threads_option_reaches_the_spectral_products(files, monkeypatch):
     """The Gram/TSQR run with torch and the BLAS pool capped at --threads (threadpoolctl), restored afterwards."""
     from threadpoolctl import threadpool_info, threadpool_limits
 
-    import collapse_lab.spectral.report as report
+    import collapse_lab.spectral.analysis as report
 
     seen = []
     real = report.matrix_spectrum

@@ -70,7 +70,7 @@ def test_bad_in_memory_inputs(obj, message):
 def test_in_memory_analysis_imports_no_models_or_training_code():
     code = ("import sys, torch; from collapse_lab.spectral import analyze; "
             "analyze(torch.nn.Linear(8, 6), baseline_draws=1); "
-            "bad = sorted(m for m in sys.modules if m.startswith(('collapse_lab.models', 'collapse_lab.train', "
+            "bad = sorted(m for m in sys.modules if m.startswith(('collapse_lab.models', 'collapse_lab.training', "
             "'collapse_lab.strategies'))); print(bad); sys.exit(1 if bad else 0)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr

@@ -94,7 +94,7 @@ def test_spectrum_cli_threshold_kind_is_recorded_and_shown(tmp_path):
     from spectral_fixtures import make_run
 
     from collapse_lab.cli import cli
-    from collapse_lab.spectral.report import load_singular_values
+    from collapse_lab.spectral.analysis import load_singular_values
 
     run = make_run(tmp_path)
     out = tmp_path / "spec"

@@ -93,7 +93,7 @@ def test_summarise_replays_a_real_run_like_training_with_that_rule(tmp_path):
     a run trained with patience 1: the replay is what training would have done."""
     from train_fixtures import make_dataset, tiny_config
 
-    from collapse_lab.train.api import train
+    from collapse_lab.training.api import train
 
     data = make_dataset(tmp_path, rows=3000)
     base = tiny_config(data, method="vanilla", n=1, lr_decay_factor=1.0, lr=0.05, max_epochs=6, seed=3)
@@ -117,7 +117,7 @@ def test_summarise_rejects_runs_with_decay(tmp_path):
     from train_fixtures import make_dataset, tiny_config
 
     from collapse_lab.errors import UserError
-    from collapse_lab.train.api import train
+    from collapse_lab.training.api import train
 
     run = train(tiny_config(make_dataset(tmp_path, rows=1000), method="vanilla", n=1, max_epochs=1),
                 out_dir=tmp_path / "r").run_dir

@@ -14,7 +14,7 @@ from collapse_lab.config import TrainConfig, config_hash, config_to_dict, resolv
 from collapse_lab.errors import UserError
 from collapse_lab.sweep.grid import run_name
 from collapse_lab.tracking import metric_points, normalize_trackers, trace_points
-from collapse_lab.train.api import train
+from collapse_lab.training.api import train
 
 pytest.importorskip("tensorboard")
 pytest.importorskip("mlflow")

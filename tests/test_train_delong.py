@@ -7,8 +7,8 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from collapse_lab.errors import UserError
-from collapse_lab.train.delong import delong_covariance, student_auc_diff_se
-from collapse_lab.train.evaluation import summarize
+from collapse_lab.training.delong import delong_covariance, student_auc_diff_se
+from collapse_lab.training.evaluation import summarize
 
 
 def _scores(rows=400, seed=0, ties=False):

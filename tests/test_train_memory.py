@@ -9,8 +9,8 @@ from collapse_lab.cli import main
 from collapse_lab.data.dataset import ProcessedDataset
 from collapse_lab.errors import UserError
 from collapse_lab.models import build_ensemble
-from collapse_lab.train import memory
-from collapse_lab.train.memory import check_training_memory, estimate_training_memory
+from collapse_lab.training import memory
+from collapse_lab.training.memory import check_training_memory, estimate_training_memory
 
 
 @pytest.fixture(scope="module")

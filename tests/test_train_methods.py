@@ -8,7 +8,7 @@ import pytest
 from train_fixtures import make_dataset, oracle, tiny_config
 
 from collapse_lab.data.dataset import ProcessedDataset
-from collapse_lab.train.api import train
+from collapse_lab.training.api import train
 
 CASES = [  # (method, fusion, N, extra config)
     ("vanilla", "mean", 1, {}),

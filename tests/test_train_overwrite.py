@@ -13,7 +13,7 @@ import collapse_lab.io.rundir as rundir
 from collapse_lab.cli import main
 from collapse_lab.errors import UserError
 from collapse_lab.io.rundir import recover_run_dir, staging_dir, swap_in
-from collapse_lab.train.api import train
+from collapse_lab.training.api import train
 
 CFG = {"method": "kd", "n": 2, "max_epochs": 2, "probe_rows": 32}
 

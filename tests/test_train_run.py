@@ -16,10 +16,10 @@ from collapse_lab.data.dataset import BatchIterator, ProcessedDataset
 from collapse_lab.errors import UserError
 from collapse_lab.io.checkpoint import file_sha256, load_trainer_state, load_weights
 from collapse_lab.models import build_ensemble
-from collapse_lab.train.api import train
-from collapse_lab.train.delong import delong_covariance
-from collapse_lab.train.evaluation import evaluate, predict
-from collapse_lab.train.probe import probe_indices
+from collapse_lab.training.api import train
+from collapse_lab.training.delong import delong_covariance
+from collapse_lab.training.evaluation import evaluate, predict
+from collapse_lab.training.probe import probe_indices
 from collapse_lab.utils.seed import derive_seeds
 
 CFG = {"method": "kdef", "n": 2, "max_epochs": 3}
@@ -277,7 +277,9 @@ def test_existing_output_directory_is_refused_unless_overwrite(run, dataset):
 
 def test_batched_form_and_the_package_level_entry_point(dataset, tmp_path):
     import collapse_lab
-    import collapse_lab.train.api  # noqa: F401  (rebinds collapse_lab.train to the package: it stays callable)
+    import collapse_lab.training.api  # noqa: F401  (the package has its own name: collapse_lab.train stays the function)
+
+    assert callable(collapse_lab.train) and collapse_lab.train.__module__ == "collapse_lab"
 
     result = collapse_lab.train(tiny_config(dataset, method="kdef", n=3, form="batched", max_steps=3),
                                 out_dir=tmp_path / "batched", device="cpu", console=False)

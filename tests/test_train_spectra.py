@@ -11,8 +11,8 @@ from collapse_lab.config import resolve_config
 from collapse_lab.errors import UserError
 from collapse_lab.io.checkpoint import load_weights
 from collapse_lab.spectral import functional as F
-from collapse_lab.train.api import _build, train
-from collapse_lab.train.spectra import TRACE_COLUMNS, read_trace
+from collapse_lab.training.api import _build, train
+from collapse_lab.training.spectra import TRACE_COLUMNS, read_trace
 
 CFG = {"method": "kdef", "n": 2, "max_epochs": 3, "patience": 5, "save_every": 1}
 

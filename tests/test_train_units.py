@@ -20,10 +20,10 @@ from collapse_lab.io.checkpoint import (
 )
 from collapse_lab.io.manifest import Manifest, read_manifest
 from collapse_lab.io.rundir import MetricsLog, RunDir
-from collapse_lab.train.evaluation import score, score_members, summarize
-from collapse_lab.train.rng import get_rng_state, set_rng_state
-from collapse_lab.train.schedule import PlateauMonitor
-from collapse_lab.train.stats import TrainStats
+from collapse_lab.training.evaluation import score, score_members, summarize
+from collapse_lab.training.rng import get_rng_state, set_rng_state
+from collapse_lab.training.schedule import PlateauMonitor
+from collapse_lab.training.stats import TrainStats
 
 
 def test_score_matches_hand_computed_auc_and_logloss():
@@ -203,7 +203,7 @@ def test_training_restores_the_global_flush_denormal_state(tmp_path):
     import torch
     from train_fixtures import make_dataset, tiny_config
 
-    from collapse_lab.train.api import train
+    from collapse_lab.training.api import train
 
     torch.set_flush_denormal(False)
     train(tiny_config(make_dataset(tmp_path, rows=1000), max_epochs=1, n=1), out_dir=tmp_path / "run",

@@ -1,5 +1,5 @@
 """``collapse-lab results SWEEP_DIR``: tidy results, mean ± 95% CI over seeds, paired tests
-(library: :func:`collapse_lab.results.report.write_results`)."""
+(library: :func:`collapse_lab.results.writer.write_results`)."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ def results_command(sweep_dir: Path, out_dir: Optional[Path], as_json: bool, con
     results.md (the same tables in Markdown). SWEEP_DIR may also be a results.csv written earlier: the
     statistics and claims are then recomputed from it (when the run directories are gone)."""
     from collapse_lab.results.claims import format_claims
-    from collapse_lab.results.report import format_summary, write_results
+    from collapse_lab.results.writer import format_summary, write_results
 
     report = write_results(sweep_dir, out_dir=out_dir, confidence=confidence, sweep_id=sweep_id)
     for run, why in report.skipped:

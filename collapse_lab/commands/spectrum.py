@@ -74,7 +74,7 @@ def spectrum(paths: tuple[Path, ...], targets: str | None, threshold: str, tau: 
 
 
 def _single(path: Path, out_dir: Path | None, as_json: bool, options: dict) -> str:
-    from collapse_lab.spectral.report import spectrum_report
+    from collapse_lab.spectral.analysis import spectrum_report
 
     return spectrum_report(path, out_dir=out_dir, as_json=as_json, **options)
 

@@ -1,4 +1,4 @@
-"""``collapse-lab train``: parse arguments, call :func:`collapse_lab.train.api.train`, print the result table."""
+"""``collapse-lab train``: parse arguments, call :func:`collapse_lab.training.api.train`, print the result table."""
 
 from __future__ import annotations
 
@@ -41,8 +41,8 @@ def train_command(config_file: Path | None, overrides: Tuple[str, ...], out_dir:
     README's "Training" section for every key and its default.
     """
     from collapse_lab.fuxictr_config import fuxictr_layer
-    from collapse_lab.train.api import train
-    from collapse_lab.train.report import format_table
+    from collapse_lab.training.api import train
+    from collapse_lab.training.run_table import format_table
     from collapse_lab.utils.threads import thread_limit
 
     items = list(overrides)

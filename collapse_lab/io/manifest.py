@@ -13,53 +13,24 @@ Schema (version 1; README "Run directory")::
      "results": null | {"best_epoch", "epochs_run", "valid": {...}, "test": {...}, "summary": {...}},
      "timing": {"train_samples_per_s": [...per epoch...]}}
 
-Every save rewrites the whole file atomically and bumps ``updated``.
+Every save rewrites the whole file atomically and bumps ``updated``. The schema constants and the one reader,
+:func:`read_manifest`, live in :mod:`collapse_lab.io.contract` (re-exported here); this module is the writer.
 """
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Dict, Mapping, Union
 
-from collapse_lab.errors import UserError
 from collapse_lab.io.atomic import atomic_write_json
+from collapse_lab.io.contract import MANIFEST_KIND, MANIFEST_SCHEMA_VERSION, STATUSES, read_manifest
 
 __all__ = ["MANIFEST_SCHEMA_VERSION", "MANIFEST_KIND", "STATUSES", "Manifest", "read_manifest", "now_iso"]
-
-MANIFEST_SCHEMA_VERSION = 1
-MANIFEST_KIND = "collapse-lab-run"
-STATUSES = ("running", "complete", "failed")
-
 
 def now_iso() -> str:
     """Current UTC time, ISO 8601 with seconds."""
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def read_manifest(path: Union[str, Path]) -> Dict[str, Any]:
-    """Load and check a manifest (kind and schema version); clear errors for anything else."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / "manifest.json"
-    if not path.exists() and not path.is_symlink():
-        raise UserError(f"{path}: manifest not found (not a collapse-lab run directory?)")
-    from collapse_lab.io.inputs import read_text_file
-
-    try:
-        data = json.loads(read_text_file(path, "JSON run manifest"))
-    except RecursionError:
-        raise UserError(f"{path}: JSON nested too deeply; expected a run manifest") from None
-    except json.JSONDecodeError as exc:
-        raise UserError(f"{path}: line {exc.lineno}: invalid JSON ({exc.msg})") from None
-    kind = data.get("kind") if isinstance(data, dict) else None
-    if kind != MANIFEST_KIND:
-        raise UserError(f"{path}: not a collapse-lab run manifest (kind {kind!r}, expected {MANIFEST_KIND!r})")
-    if data.get("schema_version") != MANIFEST_SCHEMA_VERSION:
-        raise UserError(f"{path}: manifest schema_version {data.get('schema_version')!r} is not supported "
-                        f"(expected {MANIFEST_SCHEMA_VERSION})")
-    return data
 
 
 class Manifest:

@@ -12,7 +12,7 @@ Layout (README "Run directory")::
                                               weights as one directory: io/checkpoint.save_checkpoint_pair)
     <run>/checkpoints/epoch_{k:04d}/model.safetensors   with save_every
     <run>/probe.safetensors                   hidden activations on the probe rows
-    <run>/spectra_trace.csv                   collapse metrics over training (spectra_every; train/spectra.py)
+    <run>/spectra_trace.csv                   collapse metrics over training (spectra_every; training/spectra.py)
 
 An existing non-empty directory is refused unless the caller resumes it or overwrites it; only a directory
 whose ``manifest.json`` has collapse-lab's run ``kind`` is ever replaced by an overwrite, and only once the new
@@ -24,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
-import json
 import logging
 import math
 import os
@@ -36,12 +35,24 @@ from typing import Iterator, List, Tuple, Union
 
 from collapse_lab.errors import UserError
 from collapse_lab.io.atomic import atomic_write_text
-from collapse_lab.io.manifest import MANIFEST_KIND
+from collapse_lab.io.contract import (
+    CHECKPOINTS,
+    CONFIG,
+    LOG,
+    MANIFEST,
+    MANIFEST_KIND,
+    METRICS,
+    METRICS_COLUMNS,
+    PROBE,
+    SPECTRA_TRACE,
+    TRAINER_STATE,
+    WEIGHTS_FILE,
+    read_manifest,
+)
 
 __all__ = ["RunDir", "MetricsLog", "METRICS_COLUMNS", "run_logger", "is_run_dir", "staging_dir", "swap_in",
            "recover_run_dir", "remove_temporaries"]
 
-METRICS_COLUMNS = ("epoch", "step", "split", "member", "metric", "value")
 
 
 class RunDir:
@@ -50,19 +61,19 @@ class RunDir:
     def __init__(self, path: Union[str, Path]) -> None:
         self.path = Path(path)
 
-    config_yaml = property(lambda self: self.path / "config.yaml")
-    manifest_json = property(lambda self: self.path / "manifest.json")
-    metrics_csv = property(lambda self: self.path / "metrics.csv")
-    train_log = property(lambda self: self.path / "train.log")
-    probe = property(lambda self: self.path / "probe.safetensors")
-    spectra_trace = property(lambda self: self.path / "spectra_trace.csv")
-    trainer_state = property(lambda self: self.path / "checkpoints" / "last" / "trainer_state.pt")
-    legacy_trainer_state = property(lambda self: self.path / "trainer_state.pt")  # before the pair directory
-    checkpoints = property(lambda self: self.path / "checkpoints")
+    config_yaml = property(lambda self: self.path / CONFIG)
+    manifest_json = property(lambda self: self.path / MANIFEST)
+    metrics_csv = property(lambda self: self.path / METRICS)
+    train_log = property(lambda self: self.path / LOG)
+    probe = property(lambda self: self.path / PROBE)
+    spectra_trace = property(lambda self: self.path / SPECTRA_TRACE)
+    trainer_state = property(lambda self: self.path / CHECKPOINTS / "last" / TRAINER_STATE)
+    legacy_trainer_state = property(lambda self: self.path / TRAINER_STATE)  # before the pair directory
+    checkpoints = property(lambda self: self.path / CHECKPOINTS)
 
     def checkpoint(self, name: str) -> Path:
         """``checkpoints/<name>/model.safetensors``."""
-        return self.checkpoints / name / "model.safetensors"
+        return self.checkpoints / name / WEIGHTS_FILE
 
     def relative(self, path: Path) -> str:
         """``path`` relative to the run directory, POSIX style (what the manifest records)."""
@@ -104,14 +115,13 @@ class RunDir:
 
 def is_run_dir(path: Union[str, Path]) -> bool:
     """Whether ``path`` is a directory whose ``manifest.json`` is a JSON object of collapse-lab's run ``kind``."""
-    manifest = Path(path) / "manifest.json"
-    if not Path(path).is_dir() or not manifest.is_file():
+    if not Path(path).is_dir() or not (Path(path) / MANIFEST).is_file():
         return False
     try:
-        data = json.loads(manifest.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        read_manifest(path, check_schema=False)
+    except UserError:
         return False
-    return isinstance(data, dict) and data.get("kind") == MANIFEST_KIND
+    return True
 
 
 _STAGING = ".staging-"

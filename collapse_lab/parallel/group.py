@@ -84,7 +84,7 @@ class Group:
         same seeds on every rank)."""
         import torch.distributed as dist
 
-        from collapse_lab.train.rng import set_rng_state
+        from collapse_lab.training.rng import set_rng_state
 
         resumed = self.rank == 0 and trainer.step > 0
         payload = [(trainer.model.export_state_dict(), trainer.state_dict()) if resumed else None]

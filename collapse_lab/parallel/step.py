@@ -1,6 +1,6 @@
 """One training step over G processes, with the loss and the update of single-process training.
 
-Both steps have the signature of :func:`collapse_lab.train.trainer.training_step` and end the same way: every
+Both steps have the signature of :func:`collapse_lab.training.trainer.training_step` and end the same way: every
 rank holds the whole loss ``L`` (task loss on the gathered logits of the whole batch and all students, plus the
 embedding regulariser), back-propagates ``L / G``, sums the gradients over the ranks (collapse_lab.parallel.ops),
 clips them by their global norm and takes the Adam step. Every rank therefore keeps the full model and optimizer

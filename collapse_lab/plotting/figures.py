@@ -247,7 +247,7 @@ def draw_figure(collected: SweepResults, name: str, tau: Optional[float] = None,
     directories, all zero...), with the same rules as :func:`render_figures`. ``results`` (default: all of
     ``collected``) may be a selection of its rows, e.g. some recipes; with several datasets, pass one.
     """
-    from collapse_lab.spectral.report import ka_taus
+    from collapse_lab.spectral.analysis import ka_taus
 
     (spec,) = _selected([name])
     tau = ka_taus(threshold, tau)[threshold]
@@ -292,7 +292,7 @@ def render_figures(sweep_dir: Union[str, Path], out_dir: Optional[Union[str, Pat
     from tqdm.auto import tqdm
 
     from collapse_lab.errors import UserError
-    from collapse_lab.spectral.report import ka_taus
+    from collapse_lab.spectral.analysis import ka_taus
 
     tau = ka_taus(threshold, tau)[threshold]  # validates both
     specs = _selected(only)

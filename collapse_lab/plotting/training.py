@@ -1,6 +1,6 @@
 """Collapse over training and across depth: a scale-free metric vs optimizer step per recipe, and a layer × N map.
 
-* :func:`plot_metric_over_training` — from each run's ``spectra_trace.csv`` (:mod:`collapse_lab.train.spectra`):
+* :func:`plot_metric_over_training` — from each run's ``spectra_trace.csv`` (:mod:`collapse_lab.training.spectra`):
   a metric of the best student's hidden weights and of the shared embedding relative to same-shape Gaussian
   matrices of equal Frobenius norm (1 = random-like), per recipe at its largest N and for the single model, mean
   over seeds with a t band (docs/metrics.md §3; KDEF arXiv 2411.16122 §IV-A-2 reads KA at the end of training

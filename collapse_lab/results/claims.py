@@ -32,7 +32,7 @@ ensemble − worst student, the within-run student SD (s / c4) and the gap ensem
 same thresholds, set by the test split's own noise rather than by a Criteo-sized number: τ = 1.96 × SE for the
 two AUC differences and τ/√2 for the SD, where SE is the root mean square over the setting's runs (N ≥ 2,
 trained student heads) of ``student_auc_diff_se``, DeLong's standard error of a paired difference of two
-students' test AUCs (:mod:`collapse_lab.train.delong`). 1.96 × SE is what one paired difference exceeds with
+students' test AUCs (:mod:`collapse_lab.training.delong`). 1.96 × SE is what one paired difference exceeds with
 probability 5% from test-set sampling alone; for exchangeable students E[s²] = E[(AUC_a − AUC_b)²]/2, hence
 τ/√2 for the SD. Runs collected before the figure was stored have none: then these rows say ``threshold
 unavailable`` instead of borrowing a number.

@@ -8,7 +8,7 @@ logloss of that member, and per run (repeated on each of its rows):
   ``gap`` = ensemble AUC − best student AUC (docs/method.md §1, limitations 2 and 3), ``student_auc_sd`` = the
   standard deviation (ddof = 1) of the N student test AUCs (NaN for N = 1) and ``student_auc_diff_se`` = the
   test split's noise figure stored by training (DeLong's SE of a paired student AUC difference,
-  :mod:`collapse_lab.train.delong`; NaN for runs trained before it was stored);
+  :mod:`collapse_lab.training.delong`; NaN for runs trained before it was stored);
 * ``lambda_mean``, ``lambda_std``, ``mu_mean``, ``mu_std`` (examination weights over the last epoch, from the
   manifest summary; empty when the method has none);
 * from ``spectrum.csv`` when the run has been analysed: ``ka_layer<j>`` = knowledge abundance KA(W, τ) of this
@@ -20,7 +20,7 @@ logloss of that member, and per run (repeated on each of its rows):
   student; ``emb_ia_mean`` / ``emb_ia_ratio_mean`` / ``emb_erank_mean`` / ``emb_erank_ratio_mean`` = the mean
   over fields of the embedding tables' information abundance, its ratio to the same-shape Gaussian baseline,
   their effective rank and its ratio to the baseline (claim C9, :mod:`~collapse_lab.results.claims`);
-* from ``spectra_trace.csv`` when the run recorded one (``spectra_every``, :mod:`collapse_lab.train.spectra`):
+* from ``spectra_trace.csv`` when the run recorded one (``spectra_every``, :mod:`collapse_lab.training.spectra`):
   ``emb_ia_ratio_change`` / ``emb_erank_ratio_change`` = the same mean ratio over the embedding tables at the
   last recorded step minus at step 0 (the initialisation): how far training moved the shared embedding.
 
@@ -49,6 +49,15 @@ import numpy as np
 import pandas as pd
 
 from collapse_lab.errors import UserError
+from collapse_lab.io.contract import (
+    MANIFEST,
+    SPECTRA_TRACE,
+    find_spectrum,
+    model_matrices,
+    read_manifest,
+    read_spectrum_csv,
+    student_summary,
+)
 from collapse_lab.recipes import results_n, variant_name, variant_of
 
 __all__ = [
@@ -70,13 +79,10 @@ VARIANT_ORDER = ("vanilla-mean", "vanilla-mean-capacity", "vanilla-sum", "vanill
                  "kdef-kd-only", "kdef-dml-only", "kdef-uniform", "kdef-noem")
 #: config keys that always get their own column in results.csv
 STANDARD_KEYS = ("dataset", "method", "fusion", "n", "seed")
-#: where a run's spectral outputs may live, relative to the run directory
-SPECTRUM_LOCATIONS = ("spectrum.csv", "spectrum/spectrum.csv")
 #: config keys that never distinguish results (paths, performance knobs)
 _NEUTRAL_KEYS = ("data_root", "form", "num_threads", "deterministic", "save_every", "probe_rows", "tracker")
 #: config keys that the variant name already encodes (:func:`collapse_lab.recipes.variant_of`)
 _RECIPE_KEYS = ("exam", "exam_weights", "kdef_terms", "width_match_n")
-_LAYER = re.compile(r"^students\.(\d+)\.layers\.(\d+)\.linear\.weight$")
 #: per-layer measures of the hidden Linear weights collected per member (column ``<measure>_layer<j>``)
 LAYER_MEASURES = ("ka", "erank_ratio", "ia_ratio")
 
@@ -111,17 +117,9 @@ def find_run_dirs(sweep_dir: Union[str, Path]) -> List[Path]:
     runs_dir = sweep_dir / "runs"
     if runs_dir.is_dir():
         return sorted(p for p in runs_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if (sweep_dir / "manifest.json").exists():
+    if (sweep_dir / MANIFEST).exists():
         return [sweep_dir]
-    return sorted(p for p in sweep_dir.iterdir() if p.is_dir() and (p / "manifest.json").exists())
-
-
-def find_spectrum(run_dir: Path) -> Optional[Path]:
-    """The directory holding the run's ``spectrum.csv`` (and ``singular_values.npz``), or None."""
-    for rel in SPECTRUM_LOCATIONS:
-        if (run_dir / rel).is_file():
-            return (run_dir / rel).parent
-    return None
+    return sorted(p for p in sweep_dir.iterdir() if p.is_dir() and (p / MANIFEST).exists())
 
 
 def _sweep_id(sweep_dir: Path) -> str:
@@ -131,39 +129,40 @@ def _sweep_id(sweep_dir: Path) -> str:
         return sweep_dir.resolve().name
 
 
-def _read_manifest(run_dir: Path) -> Tuple[Optional[Dict[str, Any]], str]:
-    path = run_dir / "manifest.json"
-    if not path.exists():
-        return None, "no manifest.json"
+def _finished_manifest(run_dir: Path) -> Tuple[Optional[Dict[str, Any]], str]:
+    """The manifest of a finished run, or None and why the run is skipped."""
+    if not (run_dir / MANIFEST).exists():
+        return None, f"no {MANIFEST}"
     try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        return None, f"manifest.json unreadable ({exc})"
-    if not isinstance(manifest, dict):
-        return None, "manifest.json is not a JSON object"
+        manifest = read_manifest(run_dir)
+    except UserError as exc:
+        return None, f"{MANIFEST} unreadable ({exc})"
     status = manifest.get("status")
     if status != "complete":
         return None, f"status {status!r} (not complete)"
     test = (manifest.get("results") or {}).get("test") or {}
     if "ensemble" not in test:
-        return None, "manifest.json has no test results"
+        return None, f"{MANIFEST} has no test results"
     return manifest, ""
 
 
-def _spectral_columns(spectrum_dir: Optional[Path], n: int) -> Tuple[Dict[str, Dict[str, float]], Dict[str, float]]:
-    """Per-member KA columns and per-run embedding columns from ``spectrum.csv``."""
+def _spectral_columns(spectrum_dir: Optional[Path], n: int, manifest: Mapping[str, Any]
+                      ) -> Tuple[Dict[str, Dict[str, float]], Dict[str, float]]:
+    """Per-member KA columns and per-run embedding columns from ``spectrum.csv``; the student matrices are the
+    manifest's (:func:`collapse_lab.io.contract.model_matrices`), layer j of the manifest → column ``_layer<j+1>``."""
     if spectrum_dir is None:
         return {}, {}
-    spec = pd.read_csv(spectrum_dir / "spectrum.csv", dtype={"member": str})
+    spec = read_spectrum_csv(spectrum_dir)
     per_member: Dict[str, Dict[str, float]] = {str(k): {} for k in range(n)}
+    layer_of = {m.weight: (str(m.member), m.layer) for m in model_matrices(manifest)}
     weights = spec[spec["target"] == "weights"]
     for metric, column, source in (("knowledge_abundance", "ka", "value"), ("effective_rank", "erank_ratio", "ratio"),
                                   ("information_abundance", "ia_ratio", "ratio")):
         rows = weights[weights["metric"] == metric]
         for name, value in zip(rows["name"], pd.to_numeric(rows[source], errors="coerce"), strict=True):
-            match = _LAYER.match(str(name))
-            if match and match.group(1) in per_member:
-                per_member[match.group(1)][f"{column}_layer{int(match.group(2)) + 1}"] = float(value)
+            member, layer = layer_of.get(str(name), (None, -1))
+            if member in per_member:
+                per_member[member][f"{column}_layer{layer + 1}"] = float(value)
     emb = spec[spec["target"] == "embeddings"]
     run_cols: Dict[str, float] = {}
     ia = emb[emb["metric"] == "information_abundance"]
@@ -183,7 +182,7 @@ TRACE_CHANGES = {"information_abundance": "emb_ia_ratio_change", "effective_rank
 
 def _trace_columns(run_dir: Path) -> Dict[str, float]:
     """``emb_*_ratio_change`` from the run's ``spectra_trace.csv`` (empty without one or without step 0)."""
-    path = run_dir / "spectra_trace.csv"
+    path = run_dir / SPECTRA_TRACE
     if not path.is_file():
         return {}
     trace = pd.read_csv(path, dtype={"member": str})
@@ -218,12 +217,12 @@ def _run_rows(name: str, run_dir: Path, manifest: Dict[str, Any]) -> Tuple[List[
     test, valid = results.get("test") or {}, results.get("valid") or {}
     n = int(config.get("n") or (manifest.get("model") or {}).get("num_students") or 0)
     members = ["ensemble"] + [str(k) for k in range(n)]
-    student_auc = np.array([_metric(test, str(k), "auc") for k in range(n)], dtype=float)
-    has_students = n > 0 and not np.all(np.isnan(student_auc))
-    best = int(np.nanargmax(student_auc)) if has_students else -1
-    worst = int(np.nanargmin(student_auc)) if has_students else -1
+    gaps = student_summary(test, n)  # best/worst, spread, gap: the one definition (collapse_lab/io/contract.py)
+    best = gaps["best_student"] if gaps["best_student"] is not None else -1
+    worst = gaps["worst_student"] if gaps["worst_student"] is not None else -1
     summary = results.get("summary") or {}
     ens_auc = _metric(test, "ensemble", "auc")
+    matrices = model_matrices(manifest) if (manifest.get("model") or {}).get("hidden_layers") is not None else []
     run: Dict[str, Any] = {
         "run": name,
         "variant": variant_of(config),
@@ -234,18 +233,17 @@ def _run_rows(name: str, run_dir: Path, manifest: Dict[str, Any]) -> Tuple[List[
         "ensemble_logloss": _metric(test, "ensemble", "logloss"),
         "best_student": best,
         "worst_student": worst,
-        "best_student_auc": student_auc[best] if has_students else np.nan,
-        "worst_student_auc": student_auc[worst] if has_students else np.nan,
-        "spread": student_auc[best] - student_auc[worst] if has_students else np.nan,
-        "gap": ens_auc - student_auc[best] if has_students else np.nan,
-        "student_auc_sd": _sd(student_auc),
+        **{key: gaps[key] for key in ("best_student_auc", "worst_student_auc", "spread", "gap", "student_auc_sd")},
         "student_auc_diff_se": _float(summary.get("student_auc_diff_se")),
         "best_epoch": results.get("best_epoch"),
         "epochs_run": results.get("epochs_run"),
         **{key: summary.get(key) for key in ("lambda_mean", "lambda_std", "mu_mean", "mu_std")},
     }
     spectrum_dir = find_spectrum(run_dir)
-    per_member, run_spec = _spectral_columns(spectrum_dir, n)
+    per_member, run_spec = _spectral_columns(spectrum_dir, n, manifest)
+    first = [m for m in matrices if m.member == (best if best >= 0 else 0)]
+    run["layer_kinds"] = "|".join(m.kind for m in first) or None  # the kind and label of layer j = 1, 2, ...
+    run["layer_labels"] = "|".join(m.label for m in first) or None
     run.update({f"best_{k}": v for k, v in per_member.get(str(best), {}).items()})
     run.update(run_spec)
     run.update(_trace_columns(run_dir))
@@ -309,7 +307,7 @@ def collect_results(sweep_dir: Union[str, Path], progress: Optional[bool] = None
     out = SweepResults(sweep_dir, _sweep_id(sweep_dir), pd.DataFrame(), {})
     for run_dir in tqdm(find_run_dirs(sweep_dir), desc="collect", unit="run", disable=None if progress is None
                         else not progress):
-        manifest, reason = _read_manifest(run_dir)
+        manifest, reason = _finished_manifest(run_dir)
         if manifest is None:
             out.skipped.append((run_dir.name, reason))
             continue

@@ -15,7 +15,9 @@ import numpy as np
 import pandas as pd
 
 from collapse_lab.errors import UserError
-from collapse_lab.results.collect import find_spectrum, layer_columns
+from collapse_lab.io import contract
+from collapse_lab.io.contract import ModelMatrix, find_spectrum
+from collapse_lab.results.collect import layer_columns
 
 __all__ = [
     "SINGLE_VARIANT",
@@ -42,29 +44,29 @@ EXAM_METRICS = ("lambda", "lambda_mean", "lambda_std", "mu_mean", "mu_std")
 
 def read_spectrum(run_dir: Path) -> Optional[pd.DataFrame]:
     """The run's ``spectrum.csv`` (``member`` as text), or None when the run was not analysed."""
-    where = find_spectrum(Path(run_dir))
-    return None if where is None else pd.read_csv(where / "spectrum.csv", dtype={"member": str})
+    return contract.read_spectrum_csv(Path(run_dir))
 
 
 def read_singular_values(run_dir: Path) -> Dict[str, np.ndarray]:
     """``{"<target>:<name>": σ (descending)}`` from the run's ``singular_values.npz`` (empty when absent)."""
     where = find_spectrum(Path(run_dir))
-    if where is None or not (where / "singular_values.npz").is_file():
+    if where is None or not (where / contract.SINGULAR_VALUES).is_file():
         return {}
-    from collapse_lab.io.safe_load import load_npz  # one-line errors for a damaged archive
-
-    path = where / "singular_values.npz"
-    arrays = load_npz(path)
-    for key, value in arrays.items():
-        if value.dtype.kind not in "biuf":
-            raise UserError(f"{path}: {key!r} holds {value.dtype} values, expected singular values (numbers)")
+    arrays = contract.read_singular_values(where, check_numbers=True)
     return {key: np.asarray(value, dtype=float) for key, value in arrays.items()}
 
 
 def read_metrics(run_dir: Path) -> Optional[pd.DataFrame]:
     """The run's ``metrics.csv`` (``member`` as text), or None when it is missing."""
-    path = Path(run_dir) / "metrics.csv"
-    return pd.read_csv(path, dtype={"member": str}) if path.is_file() else None
+    return contract.read_metrics_csv(Path(run_dir))
+
+
+def _student_matrices(run_dir: Path, member: int) -> List[ModelMatrix]:
+    """The matrices of student ``member`` listed by the run's manifest (empty when it cannot be read)."""
+    try:
+        return [m for m in contract.model_matrices(contract.read_manifest(run_dir)) if m.member == member]
+    except UserError:
+        return []
 
 
 def _runs(results: pd.DataFrame) -> pd.DataFrame:
@@ -157,25 +159,21 @@ def erank_ratio_table(results: pd.DataFrame, single_model: bool = True) -> pd.Da
 
 
 def _best_student_sigmas(row: pd.Series) -> Dict[int, np.ndarray]:
-    """``{layer (1-based): σ}`` of the hidden Linear weights of the run's best student."""
+    """``{layer (1-based): σ}`` of the student matrices of the run's best student (the manifest's, in order; the
+    MLP names for a run without a readable manifest), up to the first one not analysed."""
     svs = read_singular_values(Path(row["run_dir"]))
     best = max(int(row["best_student"]), 0)
+    names = [m.weight for m in _student_matrices(Path(row["run_dir"]), best)]
     out: Dict[int, np.ndarray] = {}
-    while f"weights:students.{best}.layers.{len(out)}.linear.weight" in svs:
-        out[len(out) + 1] = svs[f"weights:students.{best}.layers.{len(out)}.linear.weight"]
+    if not names:
+        while f"weights:{contract.hidden_weight(best, len(out))}" in svs:
+            out[len(out) + 1] = svs[f"weights:{contract.hidden_weight(best, len(out))}"]
+        return out
+    for name in names:
+        if f"weights:{name}" not in svs:
+            break
+        out[len(out) + 1] = svs[f"weights:{name}"]
     return out
-
-
-def _weight_shapes(run_dir: Path) -> Dict[str, Tuple[int, int]]:
-    """``{weight name: (rows, cols)}`` of the hidden Linear weights, from the run's ``manifest.json``."""
-    import json
-
-    try:
-        model = json.loads((Path(run_dir) / "manifest.json").read_text()).get("model") or {}
-    except (OSError, ValueError):
-        return {}
-    return {layer["weight"]: (int(layer["shape"][0]), int(layer["shape"][1]))
-            for layer in model.get("hidden_layers") or [] if "weight" in layer and "shape" in layer}
 
 
 def _best_student_ka(row: pd.Series, tau: Optional[float], threshold: str = "abs") -> Dict[int, float]:
@@ -188,11 +186,12 @@ def _ka_cuts(row: pd.Series, tau: Optional[float], threshold: str) -> Dict[int, 
     from collapse_lab.errors import UserError
     from collapse_lab.spectral import ka_threshold, knowledge_abundance
 
-    shapes = _weight_shapes(Path(row["run_dir"])) if threshold == "mp" else {}
     best = max(int(row["best_student"]), 0)
+    matrices = _student_matrices(Path(row["run_dir"]), best) if threshold == "mp" else []
+    shapes = {j + 1: m.matrix_shape for j, m in enumerate(matrices) if len(m.matrix_shape) == 2}
     out = {}
     for layer, sigma in _best_student_sigmas(row).items():
-        shape = shapes.get(f"students.{best}.layers.{layer - 1}.linear.weight")
+        shape = shapes.get(layer)
         if threshold == "mp" and shape is None:
             raise UserError(f"{Path(row['run_dir']) / 'manifest.json'}: no shape for layer {layer} of student "
                             f"{best}, needed by the 'mp' threshold")
@@ -295,8 +294,10 @@ def spectra_table(results: pd.DataFrame) -> pd.DataFrame:
         svs = read_singular_values(Path(row["run_dir"]))
         spec = read_spectrum(Path(row["run_dir"]))
         best = max(int(row["best_student"]), 0)
-        acts = sorted((k for k in svs if k.startswith(f"activations:students.{best}.layers.")),
-                      key=lambda k: int(k.rsplit(".", 1)[1]))
+        names = [m.activation for m in _student_matrices(Path(row["run_dir"]), best) if m.activation]
+        acts = ([f"activations:{a}" for a in names if f"activations:{a}" in svs] if names else
+                sorted((k for k in svs if (contract.parse_activation(k.split(":", 1)[1]) or (-1,))[0] == best),
+                       key=lambda k: contract.parse_activation(k.split(":", 1)[1])[1]))
         picks = [("embeddings", _embedding_key(svs)), ("activations (last hidden layer)", acts[-1] if acts else None)]
         for kind, key in picks:
             if key is None or svs[key].size == 0 or svs[key][0] <= 0:
@@ -415,7 +416,7 @@ TRACE_EMBEDDING = "embedding"
 
 def trace_table(results: pd.DataFrame, metric: str = "effective_rank", value: str = "ratio") -> pd.DataFrame:
     """``variant, n, seed, run, step, epoch, matrix, value`` from each run's ``spectra_trace.csv``
-    (:mod:`collapse_lab.train.spectra`) for the runs of every recipe at its largest N and the single model.
+    (:mod:`collapse_lab.training.spectra`) for the runs of every recipe at its largest N and the single model.
 
     ``matrix`` is ``layer <j>`` for the hidden Linear weights of the run's best student (by final test AUC, the
     student of figures 5, 6 and 10) and ``embedding`` for the mean over the shared embedding tables; ``value`` is
@@ -423,20 +424,22 @@ def trace_table(results: pd.DataFrame, metric: str = "effective_rank", value: st
     ``value``). Runs without a trace are left out.
     """
     from collapse_lab.errors import UserError
-    from collapse_lab.train.spectra import read_trace
+    from collapse_lab.io.contract import read_trace
 
     if value not in ("ratio", "value"):
         raise UserError(f"trace value must be 'ratio' or 'value', got {value!r}")
     frames = []
     for _, row in _largest_n_runs(_runs(results)).iterrows():
-        if "run_dir" not in row or not (Path(str(row["run_dir"])) / "spectra_trace.csv").is_file():
+        if "run_dir" not in row or not (Path(str(row["run_dir"])) / contract.SPECTRA_TRACE).is_file():
             continue
         trace = read_trace(row["run_dir"])
         trace = trace[trace["metric"] == metric]
         best = str(max(int(row["best_student"]), 0))
         weights = trace[(trace["target"] == "weights") & (trace["member"].astype(str) == best)]
-        layer = weights["name"].str.extract(r"\.layers\.(\d+)\.linear\.weight$")[0]
-        weights = weights.assign(matrix="layer " + (layer.astype(int) + 1).astype(str))
+        layer_of = {m.weight: m.layer for m in _student_matrices(Path(row["run_dir"]), int(best))}
+        layer = pd.Series([layer_of.get(n, (contract.parse_hidden_weight(n) or (0, -1))[1]) for n in weights["name"]],
+                          index=weights.index, dtype=int)
+        weights = weights[layer >= 0].assign(matrix="layer " + (layer[layer >= 0].astype(int) + 1).astype(str))
         emb = trace[trace["target"] == "embeddings"].groupby(["step", "epoch"], as_index=False)[value].mean()
         both = pd.concat([weights[["step", "epoch", "matrix", value]], emb.assign(matrix=TRACE_EMBEDDING)],
                          ignore_index=True)

@@ -6,7 +6,7 @@
 * :mod:`~collapse_lab.spectral.baselines` — same-shape Gaussian baselines (seeded Monte Carlo, cached);
 * :mod:`~collapse_lab.spectral.sources` / :mod:`~collapse_lab.spectral.targets` — reading run directories,
   checkpoints and foreign state dicts, classifying their 2-D tensors;
-* :mod:`~collapse_lab.spectral.report` — :func:`analyze` → tidy DataFrame, ``spectrum.csv``,
+* :mod:`~collapse_lab.spectral.analysis` — :func:`analyze` → tidy DataFrame, ``spectrum.csv``,
   ``singular_values.npz``.
 
 The metric functions import only numpy/scipy; :func:`analyze` and :func:`load_singular_values` (pandas, torch,
@@ -55,8 +55,8 @@ __all__ = [
 ]
 
 _LAZY = {
-    "analyze": "collapse_lab.spectral.report",
-    "load_singular_values": "collapse_lab.spectral.report",
+    "analyze": "collapse_lab.spectral.analysis",
+    "load_singular_values": "collapse_lab.spectral.analysis",
     "matrix_spectrum": "collapse_lab.spectral.streaming",
 }
 

@@ -18,7 +18,7 @@ from typing import Any, Dict, List
 
 from collapse_lab.errors import UserError
 from collapse_lab.io.atomic import atomic_path
-from collapse_lab.spectral.report import BOOKKEEPING, KA_METRICS, analyze, json_records
+from collapse_lab.spectral.analysis import BOOKKEEPING, KA_METRICS, analyze, json_records
 from collapse_lab.spectral.summary import _VIEWS, short_name
 
 __all__ = ["DIFF_COLUMNS", "SpectrumComparison", "compare_frames", "compare_spectra", "format_comparison",
@@ -51,7 +51,7 @@ def _matrices(df: Any) -> Any:
 
 
 def compare_frames(df_a: Any, df_b: Any, a: str = "A", b: str = "B") -> SpectrumComparison:
-    """Match two tidy spectrum tables (:data:`~collapse_lab.spectral.report.COLUMNS`) by (target, name).
+    """Match two tidy spectrum tables (:data:`~collapse_lab.spectral.analysis.COLUMNS`) by (target, name).
 
     Example:
         >>> import pandas as pd

@@ -91,7 +91,8 @@ class RowSource:
 
 
 class TensorFile(ABC):
-    """A file of named tensors. ``entries`` lists every tensor (any rank); ``matrix(name)`` reads a 2-D one."""
+    """A file of named tensors. ``entries`` lists every tensor (any rank); ``matrix(name)`` reads a 2-D one (or an
+    (out, in, 1) conv1d/CIN weight as its (out, in) matrix)."""
 
     kind = ""
 
@@ -104,6 +105,9 @@ class TensorFile(ABC):
         info = self.entries.get(name)
         if info is None:
             raise UserError(f"{self.path}: no tensor {name!r}; found: {describe_entries(self.entries.values())}")
+        if len(info.shape) == 3 and info.shape[2] == 1:  # a conv1d / CIN weight (out, in, 1): the (out, in) matrix
+            inner = self._matrix(info)
+            return RowSource(inner.shape, inner.dtype, lambda a, b: inner[a:b][..., 0])
         if len(info.shape) != 2:
             raise UserError(f"{self.path}: tensor {name!r} has shape {list(info.shape)}, expected 2-D")
         return self._matrix(info)

@@ -8,16 +8,11 @@ tensors that were not analysed).
 
 from __future__ import annotations
 
-import re
 from typing import Any, Dict, List, Sequence
 
-__all__ = ["summarize", "short_name"]
+from collapse_lab.io.contract import parse_activation, parse_embedding_table, parse_hidden_weight
 
-_SHORT = [
-    (re.compile(r"^students\.\d+\.layers\.(\d+)\.linear\.weight$"), r"layer \1"),
-    (re.compile(r"^students\.\d+\.layers\.(\d+)$"), r"layer \1"),
-    (re.compile(r"^embedding\.tables\.(.+)\.weight$"), r"\1"),
-]
+__all__ = ["summarize", "short_name"]
 
 #: per target: (title, [(metric, column label, "value" | "ratio")])
 _VIEWS: Dict[str, tuple] = {
@@ -47,16 +42,16 @@ def short_name(name: str) -> str:
         >>> short_name("embedding.tables.movie_id.weight")
         'movie_id'
     """
-    for pattern, repl in _SHORT:
-        if pattern.match(name):
-            return pattern.sub(repl, name)
-    return name
+    layer = parse_hidden_weight(name) or parse_activation(name)
+    if layer is not None:
+        return f"layer {layer[1]}"
+    return parse_embedding_table(name) or name
 
 
 def _ka_view(threshold: str, tau: float) -> tuple:
     """The weights view with the knowledge abundance of the chosen threshold kind."""
+    from collapse_lab.spectral.analysis import KA_METRICS
     from collapse_lab.spectral.functional import threshold_label
-    from collapse_lab.spectral.report import KA_METRICS
 
     title, columns = _VIEWS["weights"]
     metric = KA_METRICS[threshold]
@@ -72,7 +67,7 @@ def _section(df: Any, target: str, threshold: str = "abs") -> List[str]:
     if sub.empty:
         return []
     if target == "weights":
-        from collapse_lab.spectral.report import KA_METRICS
+        from collapse_lab.spectral.analysis import KA_METRICS
 
         ka = sub[sub["metric"] == KA_METRICS[threshold]]["convention"]
         tau = float(ka.iloc[0].split("tau=")[1].split(";")[0]) if len(ka) else None

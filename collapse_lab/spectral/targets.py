@@ -2,7 +2,9 @@
 
 Targets (README "Spectral analysis"):
 
-* ``weights`` — hidden Linear weights ``students.<k>.layers.<j>.linear.weight`` (H_j, H_{j−1}): knowledge
+* ``weights`` — the student matrices the manifest lists (:func:`collapse_lab.io.contract.model_matrices`: the
+  MLP's hidden Linear weights ``students.<k>.layers.<j>.linear.weight`` (H_j, H_{j−1}), and the cross, attention
+  or conv1d/CIN weights of other students, an (out, in, 1) weight analysed as its (out, in) matrix): knowledge
   abundance (KDEF) is computed on these; member = k.
 * ``embeddings`` — per-field tables ``embedding.tables.<field>.weight`` (V_f, D): Guo's information abundance;
   member = ``shared``.
@@ -22,7 +24,6 @@ cumsum(field_dims)) are sliced per field with ``field_dims`` — the IA of the w
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections import Counter
@@ -31,6 +32,14 @@ from pathlib import Path
 from typing import Any, Dict, List, Sequence, Tuple
 
 from collapse_lab.errors import UserError
+from collapse_lab.io.contract import (
+    MANIFEST,
+    model_matrices,
+    parse_activation,
+    parse_embedding_table,
+    parse_hidden_weight,
+    read_manifest,
+)
 from collapse_lab.io.inputs import check_regular_file
 from collapse_lab.spectral.sources import (
     TENSOR_SUFFIXES,
@@ -45,14 +54,7 @@ from collapse_lab.spectral.sources import (
 __all__ = ["TARGETS", "MatrixSpec", "Discovery", "discover", "classify", "parse_targets", "find_run_root"]
 
 TARGETS = ("weights", "embeddings", "activations", "input")
-MANIFEST_KIND = "collapse-lab-run"
 
-_OURS = [
-    (re.compile(r"^embedding\.tables\.(?P<field>.+)\.weight$"), "embeddings"),
-    (re.compile(r"^students\.(?P<member>\d+)\.layers\.(?P<layer>\d+)\.linear\.weight$"), "weights"),
-    (re.compile(r"^students\.(?P<member>\d+)\.layers\.(?P<layer>\d+)$"), "activations"),
-    (re.compile(r"^input$"), "input"),
-]
 _HEAD = re.compile(r"(^|\.)(head|fusion\.head|output|out|final|fc_out|classifier)(\.|$)")
 _MEMBER = re.compile(r"(?:^|\.)(?:students|subnets|sub_networks|subnetworks|members|experts|towers|mlps|dnns|"
                      r"nets|models|learners)\.(\d+)\.")
@@ -71,6 +73,8 @@ class MatrixSpec:
     source: str  # file, relative to the analysed root
     matrix: RowSource
     field: str | None = None  # embedding field name (for training-split counts)
+    kind: str = ""  # linear | cross | attention | embedding ("" when not known: foreign tensors, the input)
+    label: str = ""  # the layer's label in its student (``mlp.0``), the field of a table; "" when not known
 
 
 @dataclass
@@ -117,11 +121,9 @@ def classify(info: TensorInfo) -> Tuple[str | None, str, str | None, str]:
         return None, "", None, f"not floating point ({info.dtype})"
     if _NOT_PARAMETER.search(info.name):
         return None, "", None, "optimizer/trainer state"
-    for pattern, target in _OURS:
-        m = pattern.match(info.name)
-        if m:
-            groups = m.groupdict()
-            return target, groups.get("member") or "shared", groups.get("field"), "name"
+    ours = _canonical(info.name)
+    if ours is not None:
+        return (*ours, "name")
     rows, cols = info.shape
     if min(rows, cols) == 1:
         return None, "", None, "a vector/output head"
@@ -136,11 +138,23 @@ def classify(info: TensorInfo) -> Tuple[str | None, str, str | None, str]:
     return "weights", (m.group(1) if m else "shared"), None, "name"
 
 
+def _canonical(name: str) -> Tuple[str, str, str | None] | None:
+    """(target, member, field) of a canonical tensor name (docs/architecture.md §4), None for any other."""
+    field_name = parse_embedding_table(name)
+    if field_name is not None:
+        return "embeddings", "shared", field_name
+    for parse, target in ((parse_hidden_weight, "weights"), (parse_activation, "activations")):
+        found = parse(name)
+        if found is not None:
+            return target, str(found[0]), None
+    return ("input", "shared", None) if name == "input" else None
+
+
 def find_run_root(path: Path, levels: int = 3) -> Path | None:
     """The nearest directory at or above ``path`` (up to ``levels`` up) holding a collapse-lab manifest.json."""
     d = path if path.is_dir() else path.parent
     for _ in range(levels + 1):
-        if (d / "manifest.json").is_file():
+        if (d / MANIFEST).is_file():
             return d
         if d.parent == d:
             break
@@ -148,29 +162,11 @@ def find_run_root(path: Path, levels: int = 3) -> Path | None:
     return None
 
 
-def _read_manifest(root: Path) -> Dict[str, Any]:
-    path = root / "manifest.json"
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError as exc:
-        raise UserError(f"{path}: not UTF-8 text (byte {exc.start}); expected a JSON run manifest") from None
-    except RecursionError:
-        raise UserError(f"{path}: JSON nested too deeply; expected a run manifest") from None
-    except OSError as exc:
-        raise UserError(f"{path}: cannot be read: {exc.strerror or exc}") from None
-    except json.JSONDecodeError as exc:
-        raise UserError(f"{path}: line {exc.lineno}: invalid JSON ({exc.msg})") from None
-    if not isinstance(data, dict) or data.get("kind") != MANIFEST_KIND:
-        kind = data.get("kind") if isinstance(data, dict) else None
-        raise UserError(f"{path}: not a collapse-lab run manifest (kind {kind!r}, expected {MANIFEST_KIND!r})")
-    return data
-
-
 def _get(manifest: Dict[str, Any], root: Path, *keys: str) -> Any:
     value: Any = manifest
     for k in keys:
         if not isinstance(value, dict) or k not in value:
-            raise UserError(f"{root / 'manifest.json'}: missing key {'.'.join(keys)!r}")
+            raise UserError(f"{root / MANIFEST}: missing key {'.'.join(keys)!r}")
         value = value[k]
     return value
 
@@ -198,7 +194,7 @@ def _entries(manifest: Dict[str, Any], root: Path, key: str, fields: Tuple[str, 
     items = _get(manifest, root, "model", key)
     if not isinstance(items, list) or not all(isinstance(i, dict) and all(_is_name(i.get(f)) for f in fields)
                                               for i in items):
-        raise UserError(f"{root / 'manifest.json'}: model.{key} must be a list of objects with keys "
+        raise UserError(f"{root / MANIFEST}: model.{key} must be a list of objects with keys "
                         f"{', '.join(fields)} (names)")
     return items
 
@@ -213,21 +209,21 @@ def _path_entry(entry: Any, root: Path, where: str) -> Path | None:
     if not isinstance(entry, dict) or not entry.get("path"):
         return None
     if not isinstance(entry["path"], str):
-        raise UserError(f"{root / 'manifest.json'}: {where}.path must be a relative path, got {entry['path']!r}")
+        raise UserError(f"{root / MANIFEST}: {where}.path must be a relative path, got {entry['path']!r}")
     return root / entry["path"]
 
 
 def _from_manifest(tf: TensorFile, manifest: Dict[str, Any], root: Path, rel: str) -> List[MatrixSpec]:
-    specs = [MatrixSpec("embeddings", "shared", f["table"], rel, tf.matrix(f["table"]), f["name"])
-             for f in _entries(manifest, root, "fields", ("name", "table"))]
-    specs += [MatrixSpec("weights", str(layer["member"]), layer["weight"], rel, tf.matrix(layer["weight"]))
-              for layer in _entries(manifest, root, "hidden_layers", ("member", "weight", "name"))]
+    specs = [MatrixSpec("embeddings", "shared", f["table"], rel, tf.matrix(f["table"]), f["name"], "embedding",
+                        str(f["name"])) for f in _entries(manifest, root, "fields", ("name", "table"))]
+    specs += [MatrixSpec("weights", str(m.member), m.weight, rel, tf.matrix(m.weight), None, m.kind, m.label)
+              for m in model_matrices(manifest, str(root / MANIFEST))]
     return specs
 
 
 def _from_probe(tf: TensorFile, manifest: Dict[str, Any], root: Path, rel: str) -> List[MatrixSpec]:
-    specs = [MatrixSpec("activations", str(layer["member"]), layer["name"], rel, tf.matrix(layer["name"]))
-             for layer in _entries(manifest, root, "hidden_layers", ("member", "weight", "name"))]
+    specs = [MatrixSpec("activations", str(m.member), m.activation, rel, tf.matrix(m.activation), None, m.kind,
+                        m.label) for m in model_matrices(manifest, str(root / MANIFEST)) if m.activation is not None]
     if "input" in tf.entries:
         specs.append(MatrixSpec("input", "shared", "input", rel, tf.matrix("input")))
     return specs
@@ -245,7 +241,8 @@ def _by_name(tf: TensorFile, rel: str, skipped: List[str], by_shape: List[str],
             continue
         if reason == "shape":
             by_shape.append(f"{info.name} {list(info.shape)}")
-        specs.append(MatrixSpec(target, member, info.name, rel, tf.matrix(info.name), fld))
+        kind, label = ("embedding", fld or "") if target == "embeddings" else ("", "")
+        specs.append(MatrixSpec(target, member, info.name, rel, tf.matrix(info.name), fld, kind, label))
     return specs
 
 
@@ -264,7 +261,8 @@ def _slice_fields(specs: List[MatrixSpec], field_dims: Sequence[int], path: Path
         start = 0
         for i, d in enumerate(dims):
             view = s.matrix.rows(start, start + d)  # rows offsets[i] .. offsets[i] + field_dims[i] - 1
-            out.append(MatrixSpec("embeddings", s.member, f"{s.name}:field{i}", s.source, view))
+            out.append(MatrixSpec("embeddings", s.member, f"{s.name}:field{i}", s.source, view, None, "embedding",
+                                  f"field{i}"))
             start += d
     return out
 
@@ -302,24 +300,24 @@ def discover(path: Any, targets: Any = None, field_dims: Sequence[int] | None = 
     run_root = find_run_root(path)
     manifest = None
     if run_root is not None and run_root == path:
-        manifest = _read_manifest(run_root)  # a run directory: its manifest must be valid
+        manifest = read_manifest(run_root)  # a run directory: its manifest must be valid
     elif run_root is not None:
         try:  # a file or checkpoint inside a run: the manifest only adds counts
-            manifest = _read_manifest(run_root)
+            manifest = read_manifest(run_root)
         except UserError:
             manifest = None
     if manifest is not None and run_root == path:
         root, kind = path, "run"
         ckpts = _get(manifest, root, "checkpoints") or []
         if not isinstance(ckpts, list):
-            raise UserError(f"{root / 'manifest.json'}: checkpoints must be a list, got {type(ckpts).__name__}")
+            raise UserError(f"{root / MANIFEST}: checkpoints must be a list, got {type(ckpts).__name__}")
         entry = next((c for c in ckpts if isinstance(c, dict) and c.get("name") == checkpoint), None)
         if entry is None:
             names = ", ".join(str(c.get("name")) for c in ckpts if isinstance(c, dict)) or "none yet"
-            raise UserError(f"{root / 'manifest.json'}: no checkpoint named {checkpoint!r}; checkpoints: {names}")
+            raise UserError(f"{root / MANIFEST}: no checkpoint named {checkpoint!r}; checkpoints: {names}")
         model_path = _path_entry(entry, root, f"checkpoint {checkpoint!r}")
         if model_path is None:
-            raise UserError(f"{root / 'manifest.json'}: checkpoint {checkpoint!r} has no 'path'")
+            raise UserError(f"{root / MANIFEST}: checkpoint {checkpoint!r} has no 'path'")
         tf = open_tensor_file(model_path)
         entries += tf.entries.values()
         specs += _from_manifest(tf, manifest, root, _rel(model_path, root))
@@ -370,7 +368,7 @@ def _finish(path: Any, kind: str, root: Path | None, run_root: Path | None, mani
     counts_dir = None
     if manifest is not None and isinstance(manifest.get("dataset"), dict) and manifest["dataset"].get("path"):
         if not isinstance(manifest["dataset"]["path"], str):
-            raise UserError(f"{run_root / 'manifest.json'}: dataset.path must be a directory path, got "
+            raise UserError(f"{run_root / MANIFEST}: dataset.path must be a directory path, got "
                             f"{manifest['dataset']['path']!r}")
         counts_dir = Path(manifest["dataset"]["path"]) / "counts"
     if kind != "run":

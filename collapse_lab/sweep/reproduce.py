@@ -6,7 +6,7 @@ Steps, each resumable (rerunning the command redoes only what is missing):
 2. run the sweep (:func:`~collapse_lab.sweep.runner.run_sweep`; finished runs are skipped);
 3. analyse the best checkpoint of every finished run without ``spectrum.csv``
    (``collapse_lab.spectral.analyze``; a failure is reported and the other runs go on);
-4. write ``results.csv``, ``summary.csv``, ``paired_tests.csv`` (:func:`~collapse_lab.results.report.write_results`);
+4. write ``results.csv``, ``summary.csv``, ``paired_tests.csv`` (:func:`~collapse_lab.results.writer.write_results`);
 5. draw the figures (:func:`~collapse_lab.plotting.figures.render_figures`).
 
 Presets are the grid files ``configs/sweeps/<name>.yaml`` of the repository (next to the package); a path to
@@ -86,7 +86,7 @@ def analyze_sweep(sweep_dir: Union[str, Path], progress: Optional[bool] = None) 
 
     from collapse_lab.results.collect import find_run_dirs, find_spectrum
     from collapse_lab.spectral import analyze
-    from collapse_lab.spectral.report import default_out_dir
+    from collapse_lab.spectral.analysis import default_out_dir
     from collapse_lab.sweep.runner import run_status
 
     report = AnalyzeReport()
@@ -166,7 +166,7 @@ def reproduce(preset: Union[str, Path], out_dir: Optional[Union[str, Path]] = No
         UserError: unknown preset, bad grid, a dataset that cannot be prepared, or no run finished at all.
     """
     from collapse_lab.plotting.figures import render_figures
-    from collapse_lab.results.report import write_results
+    from collapse_lab.results.writer import write_results
     from collapse_lab.sweep.runner import plan_sweep, run_sweep
 
     path = resolve_preset(preset)

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-import json
 import socket
 import sys
 import time
@@ -32,6 +31,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 from collapse_lab.errors import UserError
+from collapse_lab.io.contract import run_status
 from collapse_lab.io.lock import DirLock, LockBusy, run_lock_path
 from collapse_lab.io.paths import child
 from collapse_lab.sweep.executor import Executor, make_executor
@@ -53,7 +53,7 @@ __all__ = [
     "run_sweep",
 ]
 
-DEFAULT_TRAINER = "collapse_lab.train.api:train"
+DEFAULT_TRAINER = "collapse_lab.training.api:train"
 
 
 @dataclass
@@ -127,18 +127,6 @@ class SweepReport:
 def _import_target(target: str) -> Any:
     module_name, _, attr = target.partition(":")
     return getattr(importlib.import_module(module_name), attr)
-
-
-def run_status(run_dir: Union[str, Path]) -> str:
-    """``missing``, ``corrupt`` (no readable manifest), or the manifest's ``status`` (``complete``, ...)."""
-    run_dir = Path(run_dir)
-    manifest = run_dir / "manifest.json"
-    if not manifest.exists():
-        return "missing" if not run_dir.exists() else "corrupt"
-    try:
-        return str(json.loads(manifest.read_text(encoding="utf-8")).get("status", "corrupt"))
-    except (OSError, ValueError, AttributeError):
-        return "corrupt"
 
 
 def execute_run(task: RunTask) -> RunOutcome:
@@ -274,7 +262,7 @@ def run_sweep(grid: Union[str, Path, SweepSpec], out_dir: Optional[Union[str, Pa
             :meth:`~collapse_lab.sweep.executor.Executor.task_device`).
         progress: tqdm over runs (``None``: only on a terminal; off a terminal, e.g. a background job writing to
             a log file, one line per finished run goes to stderr instead, with an ETA weighted by N).
-        trainer: ``module:function`` with the signature of :func:`collapse_lab.train.api.train`.
+        trainer: ``module:function`` with the signature of :func:`collapse_lab.training.api.train`.
         dry_run: only expand the grid and read the status of every run; write and train nothing.
         threads: torch threads per run (default: cpu_count // jobs); a run's own ``num_threads`` key wins.
 

@@ -8,7 +8,7 @@ the backends first drop what they hold from step ``r`` on (:class:`~collapse_lab
 before ``r`` are not sent twice, rows after ``r`` are recomputed by the resumed run exactly as an uninterrupted run
 computes them (docs/architecture.md §6.4), so each backend ends with the scalars of an uninterrupted run.
 
-The scores of the best checkpoint (``_finish`` in train/api.py) go out through :meth:`TrackingSession.final`
+The scores of the best checkpoint (``_finish`` in training/api.py) go out through :meth:`TrackingSession.final`
 as ``best/...`` tags at the last training step, which a resume also drops and resends.
 """
 

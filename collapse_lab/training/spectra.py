@@ -3,7 +3,7 @@
 With ``spectra_every = k > 0`` the trainer records, inside the training process, the singular values of each
 hidden Linear weight ``students.<m>.layers.<j>.linear.weight`` and each shared embedding table
 ``embedding.tables.<field>.weight`` (float64 Gram, :func:`~collapse_lab.spectral.streaming.matrix_spectrum`) and
-their metrics (:func:`~collapse_lab.spectral.report.metric_rows`: knowledge abundance at the three thresholds —
+their metrics (:func:`~collapse_lab.spectral.analysis.metric_rows`: knowledge abundance at the three thresholds —
 σ > 4 as in KDEF, arXiv 2411.16122 Eqs. 3–4, σ above the Marchenko–Pastur bulk edge, σ > 0.1·σ_max —
 information abundance, effective rank, stable rank, ...), each next to the mean over same-shape Gaussian matrices of
 equal Frobenius norm and the ratio to it. Rows go to ``<run>/spectra_trace.csv``::
@@ -31,24 +31,25 @@ from typing import Any, Dict, List, Tuple, Union
 
 from collapse_lab.errors import UserError
 from collapse_lab.io.atomic import atomic_write_text
+from collapse_lab.io.contract import TRACE_COLUMNS, model_matrices, read_trace
 
 __all__ = ["SpectraTrace", "TRACE_COLUMNS", "SPECTRA_UNITS", "trace_matrices", "read_trace"]
 
-TRACE_COLUMNS = ("step", "epoch", "member", "target", "name", "rows", "cols", "metric", "value", "baseline", "ratio")
 SPECTRA_UNITS = ("epoch", "step")
 
 Row = Tuple[int, int, str, str, str, int, int, str, float, float, float]
 
 
 def trace_matrices(description: Dict[str, Any]) -> List[Tuple[str, str, str]]:
-    """``(target, member, tensor name)`` of every matrix the trace follows, from ``model.describe()``.
+    """``(target, member, tensor name)`` of every matrix the trace follows, from ``model.describe()`` (the student
+    matrices through :func:`collapse_lab.io.contract.model_matrices`).
 
     Example:
         >>> trace_matrices({"fields": [{"table": "embedding.tables.u.weight"}],
         ...                 "hidden_layers": [{"member": 0, "weight": "students.0.layers.0.linear.weight"}]})
         [('weights', '0', 'students.0.layers.0.linear.weight'), ('embeddings', 'shared', 'embedding.tables.u.weight')]
     """
-    out = [("weights", str(layer["member"]), layer["weight"]) for layer in description["hidden_layers"]]
+    out = [("weights", str(m.member), m.weight) for m in model_matrices({"model": description}, "model.describe()")]
     tables = dict.fromkeys(f["table"] for f in description["fields"])  # tables shared by fields appear once
     return out + [("embeddings", "shared", name) for name in tables]
 
@@ -100,7 +101,7 @@ class SpectraTrace:
     # ---- what -----------------------------------------------------------------------------------------------
     def record(self, model: Any, epoch: int, step: int) -> None:
         """Append the metrics of every traced matrix of ``model`` at ``(epoch, step)``."""
-        from collapse_lab.spectral.report import metric_rows
+        from collapse_lab.spectral.analysis import metric_rows
         from collapse_lab.spectral.streaming import matrix_spectrum
 
         state = model.export_state_dict()
@@ -108,6 +109,8 @@ class SpectraTrace:
             if name not in state:
                 raise UserError(f"spectra trace: the model has no tensor {name!r}")
             matrix = state[name].detach().cpu().numpy()
+            if matrix.ndim == 3 and matrix.shape[2] == 1:  # a conv1d / CIN weight (out, in, 1): its (out, in) matrix
+                matrix = matrix[..., 0]
             sp = matrix_spectrum(matrix, progress=False)
             for row in metric_rows(target, sp, bookkeeping=False):
                 self.rows.append((int(step), int(epoch), member, target, name, sp.rows, sp.cols, row["metric"],
@@ -149,17 +152,3 @@ class SpectraTrace:
         import pandas as pd
 
         return pd.DataFrame(self.rows, columns=list(TRACE_COLUMNS))
-
-
-def read_trace(path: Union[str, Path]) -> Any:
-    """``spectra_trace.csv`` of a run directory (or the file itself) as a DataFrame; NaN stays NaN."""
-    import pandas as pd
-
-    p = Path(path)
-    p = p / "spectra_trace.csv" if p.is_dir() else p
-    if not p.is_file():
-        raise UserError(f"{p}: no such file (train with spectra_every >= 1)")
-    df = pd.read_csv(p, dtype={"member": str})
-    if tuple(df.columns) != TRACE_COLUMNS:
-        raise UserError(f"{p}: line 1: expected header {','.join(TRACE_COLUMNS)}")
-    return df

@@ -11,16 +11,18 @@ on the concatenated float64 predictions of the whole split, as FuxiCTR/BARS repo
 The summary adds best/worst student (by AUC), ``spread = best - worst`` and ``gap = ensemble - best`` (paper
 limitations 2 and 3), ``student_auc_sd`` = the standard deviation (ddof = 1) of the N student AUCs, and the
 test split's noise figure ``student_auc_diff_se`` (DeLong's SE of a paired student AUC difference,
-:mod:`collapse_lab.train.delong`; None for N = 1).
+:mod:`collapse_lab.training.delong`; None for N = 1).
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any, Dict, Iterable, Mapping, Tuple
 
 import numpy as np
 
 from collapse_lab.errors import UserError
+from collapse_lab.io.contract import student_summary
 
 __all__ = ["predict", "score", "score_members", "evaluate", "summarize"]
 
@@ -97,7 +99,7 @@ def summarize(metrics: Mapping[str, Mapping[str, float]],
     Args:
         metrics: output of :func:`score_members`.
         transfer: ``lambda_mean, lambda_std, mu_mean, mu_std`` of the last training epoch (None = no EM weights).
-        student_auc_diff_se: the split's noise figure (:func:`collapse_lab.train.delong.student_auc_diff_se`).
+        student_auc_diff_se: the split's noise figure (:func:`collapse_lab.training.delong.student_auc_diff_se`).
 
     Example:
         >>> m = {"ensemble": {"auc": 0.8, "logloss": 0.4}, "0": {"auc": 0.7, "logloss": 0.5},
@@ -108,20 +110,15 @@ def summarize(metrics: Mapping[str, Mapping[str, float]],
         >>> round(s["student_auc_sd"], 10)  # |0.75 - 0.7| / sqrt(2)
         0.0353553391
     """
-    students = sorted((k for k in metrics if k != "ensemble"), key=int)
-    aucs = [metrics[k]["auc"] for k in students]
-    best, worst = int(np.argmax(aucs)), int(np.argmin(aucs))
+    gaps = student_summary(metrics)  # best/worst, spread, gap: the one definition (collapse_lab/io/contract.py)
+    sd = gaps["student_auc_sd"]
     transfer = dict(transfer or {})
     return {
         "ensemble_auc": metrics["ensemble"]["auc"],
         "ensemble_logloss": metrics["ensemble"]["logloss"],
-        "best_student": int(students[best]),
-        "best_student_auc": aucs[best],
-        "worst_student": int(students[worst]),
-        "worst_student_auc": aucs[worst],
-        "spread": aucs[best] - aucs[worst],
-        "gap": metrics["ensemble"]["auc"] - aucs[best],
-        "student_auc_sd": float(np.std(aucs, ddof=1)) if len(aucs) > 1 else None,
+        **{key: gaps[key] for key in ("best_student", "best_student_auc", "worst_student", "worst_student_auc",
+                                      "spread", "gap")},
+        "student_auc_sd": None if math.isnan(sd) else sd,
         "student_auc_diff_se": student_auc_diff_se,
         **{key: transfer.get(key) for key in ("lambda_mean", "lambda_std", "mu_mean", "mu_std")},
     }

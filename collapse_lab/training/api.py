@@ -7,7 +7,7 @@ Used by ``collapse-lab train`` and by notebooks (``collapse_lab.train(...)``)::
 
 Order of work: resolve and validate the config, the device and the dataset, build the model and the task —
 all before anything is written, so bad input leaves no directory behind — then create (or reopen) the run
-directory, train (:class:`~collapse_lab.train.trainer.Trainer`), restore the best weights, score valid and
+directory, train (:class:`~collapse_lab.training.trainer.Trainer`), restore the best weights, score valid and
 test, save the probe activations and mark the manifest ``complete``. Errors mark it ``failed``.
 """
 
@@ -214,7 +214,7 @@ def _build(cfg: TrainConfig, dev: str) -> Dict[str, Any]:
     from collapse_lab.models import build_ensemble, resolve_form
     from collapse_lab.models.capacity import match_capacity
     from collapse_lab.strategies import build_strategy
-    from collapse_lab.train.memory import check_training_memory
+    from collapse_lab.training.memory import check_training_memory
     from collapse_lab.utils.seed import seed_everything
 
     path = resolve_processed(cfg.dataset, cfg.data_root).resolve()
@@ -327,7 +327,7 @@ def _train_in(cfg: TrainConfig, run: RunDir, out: Path, resume: bool, manifest: 
               built: Dict[str, Any], progress: bool | None, console: bool, callbacks: Sequence[Any],
               group: Any = None) -> Dict[str, Any]:
     """Train (or continue) the run in ``run``, finish it, and return its manifest."""
-    from collapse_lab.train.trainer import Trainer, training_step
+    from collapse_lab.training.trainer import Trainer, training_step
 
     state = None
     if resume:
@@ -389,9 +389,9 @@ def _finish(cfg: TrainConfig, trainer: Any, built: Dict[str, Any], run: RunDir, 
             metrics: MetricsLog, log: Any, tracking: TrackingSession) -> None:
     """Restore the best weights, score valid and test (also to the trackers), save the probe, complete the
     manifest."""
-    from collapse_lab.train.delong import student_auc_diff_se
-    from collapse_lab.train.evaluation import evaluate, predict, score_members, summarize
-    from collapse_lab.train.probe import collect_probe, probe_entry, probe_indices
+    from collapse_lab.training.delong import student_auc_diff_se
+    from collapse_lab.training.evaluation import evaluate, predict, score_members, summarize
+    from collapse_lab.training.probe import collect_probe, probe_entry, probe_indices
 
     model = trainer.model
     weights, _ = load_weights(run.checkpoint("best"))

@@ -8,7 +8,7 @@ One step on a batch (x, y)::
     Adam step on total, after clip_grad_norm_(params, 10)
 
 After every epoch (or every ``eval_every_steps`` steps) the validation split is scored for every student and the
-ensemble; the validation **ensemble AUC** drives the plateau rule (:mod:`collapse_lab.train.schedule`):
+ensemble; the validation **ensemble AUC** drives the plateau rule (:mod:`collapse_lab.training.schedule`):
 improvement -> ``checkpoints/best``; otherwise lr x 0.1 (floor 1e-6) and stop at patience 2. After every epoch
 ``checkpoints/last`` (weights + ``trainer_state.pt``, one directory swapped in whole) is written so ``--resume``
 continues at the next epoch and ends
@@ -28,11 +28,11 @@ from collapse_lab.errors import UserError
 from collapse_lab.io.checkpoint import load_weights, save_checkpoint_pair, save_weights
 from collapse_lab.io.manifest import Manifest
 from collapse_lab.io.rundir import MetricsLog, RunDir
-from collapse_lab.train.evaluation import evaluate
-from collapse_lab.train.rng import get_rng_state, set_rng_state
-from collapse_lab.train.schedule import PlateauMonitor
-from collapse_lab.train.spectra import SpectraTrace
-from collapse_lab.train.stats import LOSS_PARTS, TrainStats
+from collapse_lab.training.evaluation import evaluate
+from collapse_lab.training.rng import get_rng_state, set_rng_state
+from collapse_lab.training.schedule import PlateauMonitor
+from collapse_lab.training.spectra import SpectraTrace
+from collapse_lab.training.stats import LOSS_PARTS, TrainStats
 
 __all__ = ["Trainer", "training_step", "TRAINER_STATE_VERSION"]
 
@@ -105,7 +105,7 @@ class Trainer:
         # caller has checked that the config itself is unchanged): its trainer state still belongs to the run
         self.created_hash = manifest.data.get("config_hash")
         self.trace = SpectraTrace(run.spectra_trace, model.describe(), cfg.spectra_every, cfg.spectra_unit) \
-            if cfg.spectra_every else None  # collapse metrics over training (train/spectra.py)
+            if cfg.spectra_every else None  # collapse metrics over training (training/spectra.py)
 
     # ---- state --------------------------------------------------------------------------------------------
     def state_dict(self) -> Dict[str, Any]:

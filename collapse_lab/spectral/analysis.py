@@ -2,7 +2,7 @@
 
 One row per (matrix, metric), columns :data:`COLUMNS`::
 
-    source, member, target, name, rows, cols, convention, metric, value, baseline, ratio
+    source, member, target, name, rows, cols, convention, metric, value, baseline, ratio, kind, label
 
 ``convention`` spells out how the spectrum was taken (``power`` 1 = σ-family, 2 = σ²-family; ``center``;
 ``rows`` = uniform | frequency (rows scaled by √count) | trained (rows with count > 0); ``method`` = gram64 |
@@ -29,6 +29,7 @@ import numpy as np
 
 from collapse_lab.errors import UserError
 from collapse_lab.io.atomic import atomic_path, atomic_write_bytes
+from collapse_lab.io.contract import SINGULAR_VALUES, SPECTRUM_CSV, SPECTRUM_DIR
 from collapse_lab.spectral import functional as F
 from collapse_lab.spectral.accumulator import Spectrum
 from collapse_lab.spectral.baselines import DEFAULT_DRAWS, DEFAULT_SEED, gaussian_baseline
@@ -40,7 +41,11 @@ __all__ = ["COLUMNS", "WEIGHTINGS", "SpectralReport", "analyze", "compute_spectr
            "load_singular_values", "default_out_dir", "spectrum_report", "json_records", "RANKME_EPS", "KA_METRICS",
            "ka_taus", "metric_rows"]
 
-COLUMNS = ["source", "member", "target", "name", "rows", "cols", "convention", "metric", "value", "baseline", "ratio"]
+#: ``kind`` / ``label`` (appended after the original columns): the matrix kind (linear | cross | attention |
+#: embedding; empty when unknown) and its label in the student (``mlp.0``) or the table's field, from the manifest
+#: (:func:`collapse_lab.io.contract.model_matrices`)
+COLUMNS = ["source", "member", "target", "name", "rows", "cols", "convention", "metric", "value", "baseline", "ratio",
+           "kind", "label"]
 WEIGHTINGS = ("uniform", "frequency", "trained")
 RANKME_EPS = 1e-7
 ALPHA_MIN_RANK = F.ALPHA_MIN_EIGENVALUES  # α-ReQ rows only for spectra with this many σ (NaN + note if fewer
@@ -150,7 +155,7 @@ def metric_rows(target: str, sp: Spectrum, weighting: str = "uniform", taus: Map
 def _rows(spec: MatrixSpec, sp: Spectrum, weighting: str, taus: Mapping[str, float], draws: int,
           seed: int) -> List[Dict]:
     common = {"source": spec.source, "member": spec.member, "target": spec.target, "name": spec.name,
-              "rows": sp.rows, "cols": sp.cols}
+              "rows": sp.rows, "cols": sp.cols, "kind": spec.kind, "label": spec.label}
     return [{**common, **row} for row in metric_rows(spec.target, sp, weighting, taus, draws, seed)]
 
 
@@ -214,7 +219,7 @@ def write_outputs(report: SpectralReport, out_dir: Any) -> List[Path]:
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise UserError(f"{out}: exists and is not a directory")
-    csv_path, npz_path = out / "spectrum.csv", out / "singular_values.npz"
+    csv_path, npz_path = out / SPECTRUM_CSV, out / SINGULAR_VALUES
     buf = io.BytesIO()
     np.savez(buf, **{k: np.asarray(v, dtype=np.float64) for k, v in report.spectra.items()})
     try:
@@ -229,19 +234,15 @@ def write_outputs(report: SpectralReport, out_dir: Any) -> List[Path]:
 
 def load_singular_values(out_dir: Any) -> Dict[str, np.ndarray]:
     """The singular values written by :func:`analyze`: ``{"<target>:<name>": σ (descending, float64)}``."""
-    path = Path(out_dir)
-    path = path / "singular_values.npz" if path.is_dir() else path
-    if not path.is_file():
-        raise UserError(f"{path}: no such file (run `collapse-lab spectrum` first)")
-    from collapse_lab.io.safe_load import load_npz
+    from collapse_lab.io.contract import read_singular_values
 
-    return load_npz(path, "singular_values.npz")
+    return read_singular_values(out_dir)
 
 
 def default_out_dir(path: Any) -> Path:
     """``<dir>/spectrum`` for a run or checkpoint directory, ``<parent>/<stem>_spectrum`` next to a file."""
     p = Path(path)
-    return p / "spectrum" if p.is_dir() else p.parent / f"{p.stem}_spectrum"
+    return p / SPECTRUM_DIR if p.is_dir() else p.parent / f"{p.stem}_spectrum"
 
 
 def analyze(path: Any, targets: Any = None, tau: float | None = None, center: bool = True, exact: bool = False,

@@ -12,7 +12,7 @@ from spectral_fixtures import FIELDS, HIDDEN, KA, PROBE_ROWS, SIGMAS, counts, ma
 from collapse_lab.errors import UserError
 from collapse_lab.spectral import analyze, load_singular_values
 from collapse_lab.spectral import functional as F
-from collapse_lab.spectral.report import COLUMNS, default_out_dir
+from collapse_lab.spectral.analysis import COLUMNS, default_out_dir
 
 
 def _value(df, name, metric, target=None):
