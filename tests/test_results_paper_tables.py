@@ -55,3 +55,19 @@ def test_table6_rows_pair_each_student_with_its_kdef_member():
     assert [(r.label, r.variant, r.member, r.paired_with) for r in rows] == [
         ("DCNv2", "vanilla-mean@dcnv2", "ensemble", None), ("KDEF_DCNv2", "kdef@final+ecn+dcnv2", "2", "DCNv2")]
     assert rows[1].paper["ML-1M"] == (0.3031, 90.62)
+
+
+def test_paper_tables_for_picks_the_tables_a_sweep_holds_and_the_paper_column():
+    from collapse_lab.results.paper_tables import paper_column, paper_tables_for
+
+    df = pd.DataFrame(_rows("vanilla-mean@crossnet", "ensemble", [0.70, 0.72])
+                      + _rows("kdef@final+ecn+crossnet", "2", [0.74, 0.75], n=3)).assign(dataset="Criteo_x4")
+    out = paper_tables_for(df)
+    assert list(out) == ["table6"]  # no Table V row in this sweep
+    text, table = out["table6"]
+    t = table.set_index("row")
+    assert t.loc["CrossNetv2", "paper_auc"] == pytest.approx(0.8127)  # the Criteo column, since the data is Criteo
+    assert t.loc["KDEF_CrossNetv2", "diff_auc_mean"] == pytest.approx(np.mean([0.04, 0.03]))
+    assert "the paper's numbers are its Criteo column" in text and "| KDEF_CrossNetv2 | 2 | 74.50 [" in text
+    assert paper_column("movielens-100k") == "ML-1M" and paper_column("KKBox_x1") == "KKBox"
+    assert paper_tables_for(df.assign(variant="kd-mean")) == {}

@@ -27,7 +27,8 @@ import pandas as pd
 
 from collapse_lab.results.stats import mean_ci
 
-__all__ = ["PaperRow", "TABLE5", "TABLE6_STUDENTS", "paper_table", "paper_table_markdown", "table6_rows"]
+__all__ = ["PAPER_TABLES", "PaperRow", "TABLE5", "TABLE6_STUDENTS", "paper_column", "paper_table",
+           "paper_table_markdown", "paper_tables_for", "table6_rows"]
 
 LATEST = "pnn+final+ecn"  # KDEF_Latest's students in the authors' order (docs/method.md §2.2)
 
@@ -173,3 +174,50 @@ def paper_table_markdown(table: pd.DataFrame, dataset: str = "ML-1M") -> str:
                      f"{_ci(t.logloss_mean, t.logloss_lo, t.logloss_hi, scale=1.0, digits=4)} | {paper_auc} | "
                      f"{paper_ll} | {t.paired_with or '–'} | {diff} |")
     return "\n".join(lines) + "\n"
+
+
+#: the paper tables a sweep can fill: file stem -> (title, rows)
+PAPER_TABLES: Dict[str, Tuple[str, List[PaperRow]]] = {
+    "table5": ("Table V: ablation on KDEF_Latest (PNN + FINAL(1B) + ECN)", TABLE5),
+    "table6": ("Table VI: compatibility, X alone -> KDEF_X inside FINAL(1B) + ECN + X", table6_rows()),
+}
+
+#: processed-dataset name (lower case, without separators) -> the paper's column
+_PAPER_COLUMNS = {"criteo": "Criteo", "ml1m": "ML-1M", "movielens1m": "ML-1M", "kkbox": "KKBox",
+                  "ipinyou": "iPinYou"}
+
+
+def paper_column(dataset: str) -> str:
+    """The paper's column to print beside a dataset's numbers: the dataset itself where the paper has it, ML-1M
+    (the closest of the paper's datasets, docs/method.md §8.2) for MovieLens-100K and any other dataset.
+
+    Example:
+        >>> paper_column("Criteo_x4"), paper_column("ML_1M_7_x1"), paper_column("movielens-100k")
+        ('Criteo', 'ML-1M', 'ML-1M')
+    """
+    key = "".join(c for c in dataset.lower() if c.isalnum())
+    for prefix, column in _PAPER_COLUMNS.items():
+        if key.startswith(prefix):
+            return column
+    return "ML-1M"
+
+
+def paper_tables_for(results: pd.DataFrame, confidence: float = 0.95) -> Dict[str, Tuple[str, pd.DataFrame]]:
+    """The paper tables that ``results`` (``results.csv`` rows) holds at least one row of, per table stem and
+    dataset: ``{"table5": (markdown, table), ...}``; with several datasets the stem gets ``-<dataset>``."""
+    out: Dict[str, Tuple[str, pd.DataFrame]] = {}
+    datasets = list(dict.fromkeys(results["dataset"])) if "dataset" in results else [""]
+    for stem, (title, rows) in PAPER_TABLES.items():
+        for dataset in datasets:
+            df = results[results["dataset"] == dataset] if dataset else results
+            if not set(df["variant"]) & {r.variant for r in rows}:
+                continue
+            column = paper_column(dataset)
+            table = paper_table(df, rows, dataset=column, confidence=confidence)
+            name = stem if len(datasets) == 1 else f"{stem}-{dataset}"
+            text = (f"# {title}\n\nDataset `{dataset}`; the paper's numbers are its {column} column "
+                    f"(docs/method.md §11). Test AUC % and log loss: mean over seeds with a "
+                    f"{confidence:.0%} Student-t interval; Δ = paired difference over common seeds.\n\n"
+                    + paper_table_markdown(table, dataset=column))
+            out[name] = (text, table)
+    return out

@@ -14,6 +14,7 @@ from collapse_lab.io.atomic import atomic_write_text
 from collapse_lab.results.claims import evaluate_claims, format_claims
 from collapse_lab.results.collect import SweepResults, collect_results, read_results_csv
 from collapse_lab.results.markdown import format_value, results_markdown, summary_pivot
+from collapse_lab.results.paper_tables import paper_tables_for
 from collapse_lab.results.stats import paired_tests, summarize
 
 __all__ = ["ResultsReport", "write_results", "format_summary", "format_value", "claims_markdown"]
@@ -52,7 +53,9 @@ def write_results(sweep_dir: Union[str, Path], out_dir: Optional[Union[str, Path
                   sweep_id: Optional[str] = None) -> ResultsReport:
     """Collect a sweep and write ``results.csv``, ``summary.csv``, ``paired_tests.csv``, ``claims.csv`` and
     ``results.md`` (atomically). ``claims.csv`` holds :func:`~collapse_lab.results.claims.evaluate_claims` per
-    dataset; ``results.md`` renders the summary, the main paired tests and the claims as Markdown.
+    dataset; ``results.md`` renders the summary, the main paired tests and the claims as Markdown. Where the sweep
+    holds rows of the paper's Table V or VI (:mod:`collapse_lab.results.paper_tables`), ``table5.{csv,md}`` /
+    ``table6.{csv,md}`` put them beside the paper's numbers.
 
     Args:
         sweep_dir: the sweep (or a directory of runs), or a ``results.csv`` written earlier: the statistics are
@@ -97,6 +100,10 @@ def write_results(sweep_dir: Union[str, Path], out_dir: Optional[Union[str, Path
                             claims_markdown(claims, confidence), confidence)
     report.paths["markdown"] = out / "results.md"
     atomic_write_text(report.paths["markdown"], text)
+    for stem, (markdown, table) in paper_tables_for(collected.results, confidence).items():
+        atomic_write_text(out / f"{stem}.csv", table.to_csv(index=False, float_format="%.10g"))
+        report.paths[stem] = out / f"{stem}.md"
+        atomic_write_text(report.paths[stem], markdown)
     return report
 
 
