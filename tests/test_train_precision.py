@@ -1,4 +1,4 @@
-"""precision=bf16: students under bf16 autocast, everything on the loss path in fp32 (collapse_lab/train/precision.py)."""
+"""precision=bf16: students under bf16 autocast, the loss path in fp32 (collapse_lab/train/precision.py)."""
 
 from __future__ import annotations
 
