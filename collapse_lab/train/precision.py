@@ -23,7 +23,7 @@ ensemble-parallel step all run under the same precision as training without the 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, List, Tuple
+from typing import Any, List, Sequence, Tuple
 
 __all__ = ["PRECISIONS", "bf16_support", "resolve_precision", "install_precision", "student_modules"]
 
@@ -90,13 +90,15 @@ def _to_float(out: Any) -> Any:
     return out
 
 
-def install_precision(model: Any, precision: str, device: Any = "cpu") -> List[Any]:
+def install_precision(model: Any, precision: str, device: Any = "cpu",
+                      modules: Sequence[Any] | None = None) -> List[Any]:
     """Wrap every student's forward of ``model`` in bf16 autocast (no-op for ``fp32``); returns the hook handles.
 
     Args:
         model: the ensemble (loop or batched form).
         precision: the *effective* precision (see :func:`resolve_precision`).
         device: where the model runs (selects ``torch.autocast``'s device type).
+        modules: wrap these modules instead of ``model``'s students (a baseline's own students, bench/).
     """
     import torch
 
@@ -104,7 +106,7 @@ def install_precision(model: Any, precision: str, device: Any = "cpu") -> List[A
         return []
     device_type = torch.device(device).type
     handles = []
-    for module in student_modules(model):
+    for module in student_modules(model) if modules is None else modules:
         contexts: List[Any] = []
 
         def enter(mod: Any, args: Any, contexts: List[Any] = contexts) -> None:
