@@ -106,7 +106,6 @@ def measure(models: Dict[str, Any], seconds: float, min_rounds: int = 3) -> Dict
 
 def run(args: argparse.Namespace) -> Dict[str, Any]:
     import torch
-
     from perf_workload import EMBEDDING_DIM, FIELDS, Workload, student_weights
 
     torch.set_num_threads(args.threads)
