@@ -81,19 +81,22 @@ def keep_mask(shape: Sequence[int], p: float, device: torch.device | str = "cpu"
     return bits.view(torch.int32)[:numel].view(*shape).ge(threshold)
 
 
+def _exact_noise(dtype: torch.dtype) -> bool:
+    return dtype in (torch.float32, torch.float64)
+
+
 def dropout_noise(keep: Tensor, p: float, dtype: torch.dtype) -> Tensor:
-    """The scaled noise ``keep / (1 - p)``: float32/float64 noise in ``dtype``; for a low-precision activation
-    (bf16/fp16) the boolean mask itself (:func:`apply_noise` scales in float, as a bf16 ``1/(1-p)`` would be biased)."""
-    if dtype in (torch.float32, torch.float64):
-        return keep.to(dtype).mul_(1.0 / (1.0 - p))
-    return keep
+    """The noise in ``dtype``: ``keep / (1 - p)`` for float32/float64; for a low-precision activation (bf16/fp16)
+    the exact 0/1 mask, scaled by :func:`apply_noise` afterwards in float math (a bf16 ``1/(1-p)`` would be a
+    biased factor: 1/0.9 rounds to 1.109375)."""
+    noise = keep.to(dtype)
+    return noise.mul_(1.0 / (1.0 - p)) if _exact_noise(dtype) else noise
 
 
 def apply_noise(a: Tensor, noise: Tensor, p: float) -> Tensor:
-    """``a * noise`` for a float noise, ``where(keep, a, 0) * (1 / (1 - p))`` for a boolean one."""
-    if noise.dtype == torch.bool:
-        return torch.where(noise, a, a.new_zeros(())).mul_(1.0 / (1.0 - p))
-    return a * noise
+    """``a * noise``; for a low-precision ``a`` then ``* (1 / (1 - p))`` (rounded once per element)."""
+    out = a * noise
+    return out if _exact_noise(noise.dtype) else out.mul_(1.0 / (1.0 - p))
 
 
 def dropout(a: Tensor, p: float, training: bool) -> Tensor:
