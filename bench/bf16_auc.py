@@ -85,7 +85,8 @@ def main(argv: Sequence[str] | None = None) -> None:
              f"Config: {' '.join(config)}; seeds {seeds}; {args.jobs} runs at a time, {args.threads} torch thread(s) "
              f"each; load average {', '.join(f'{x:.2f}' for x in load_start)} at start, "
              f"{', '.join(f'{x:.2f}' for x in os.getloadavg())} at end.", "",
-             "| seed | precision | test AUC | test logloss | epochs | training samples/s |", "|---|---|---|---|---|---|"]
+             "| seed | precision | test AUC | test logloss | epochs | training samples/s |",
+             "|---|---|---|---|---|---|"]
     for r in df.itertuples():
         lines.append(f"| {r.seed} | {r.precision} | {r.test_auc:.5f} | {r.test_logloss:.5f} | {r.epochs_run} "
                      f"| {r.train_samples_per_s:,.0f} |")

@@ -1,10 +1,11 @@
 """Run every benchmark on a quiet machine and keep the JSON reports under bench/results/.
 
 Usage: ``python bench/run_all.py [--quick]``; ``python bench/run_all.py --perf-table`` runs only
-``bench/perf_table.py`` (collapse-lab against the EKTF-equivalent per N and precision, docs/performance.md §3.1). The full set takes tens of minutes on 2 CPU cores (the 10M-row
-prepare, the 4M x 16 spectra, the KDEF throughput for N in {1, 2, 4, 10} and the cost of spectra during
-training on ML-100K at N = 1 and 3); ``--quick`` runs reduced sizes
-to check that everything works. Speed figures are ratios measured within one process (see each script).
+``bench/perf_table.py`` (collapse-lab against the EKTF-equivalent per N and precision, docs/performance.md
+§3.1). The full set takes tens of minutes on 2 CPU cores (the 10M-row prepare, the 4M x 16 spectra, the KDEF
+throughput for N in {1, 2, 4, 10} and the cost of spectra during training on ML-100K at N = 1 and 3); ``--quick``
+runs reduced sizes to check that everything works. Speed figures are ratios measured within one process (see
+each script).
 """
 
 from __future__ import annotations
