@@ -1,9 +1,11 @@
 """Run every benchmark on a quiet machine and keep the JSON reports under bench/results/.
 
-Usage: ``python bench/run_all.py [--quick]``. The full set takes tens of minutes on 2 CPU cores (the 10M-row
-prepare, the 4M x 16 spectra, the KDEF throughput for N in {1, 2, 4, 10} and the cost of spectra during
-training on ML-100K at N = 1 and 3); ``--quick`` runs reduced sizes
-to check that everything works. Speed figures are ratios measured within one process (see each script).
+Usage: ``python bench/run_all.py [--quick]``; ``python bench/run_all.py --perf-table`` runs only
+``bench/perf_table.py`` (collapse-lab against the EKTF-equivalent per N and precision, docs/performance.md
+§3.1). The full set takes tens of minutes on 2 CPU cores (the 10M-row prepare, the 4M x 16 spectra, the KDEF
+throughput for N in {1, 2, 4, 10} and the cost of spectra during training on ML-100K at N = 1 and 3); ``--quick``
+runs reduced sizes to check that everything works. Speed figures are ratios measured within one process (see
+each script).
 """
 
 from __future__ import annotations
@@ -19,7 +21,13 @@ HERE = Path(__file__).resolve().parent
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke check")
+    parser.add_argument("--perf-table", action="store_true",
+                        help="only bench/perf_table.py -> bench/results/perf-table.{md,json}")
     args = parser.parse_args()
+    if args.perf_table:
+        quick = ["--students", "1,2", "--batch-size", "256", "--hidden", "32,32", "--cell-seconds", "0.5",
+                 "--peak-size", "256", "--out-dir", str(HERE / "results" / "quick")] if args.quick else []
+        sys.exit(subprocess.call([sys.executable, str(HERE / "perf_table.py"), *quick]))
     out = HERE / "results"
     out.mkdir(exist_ok=True)
     tag = "quick" if args.quick else "full"

@@ -83,6 +83,7 @@ class TrainConfig:
     # --- reproducibility and outputs
     seed: int = 2024  # run seed; students get derive_seeds(seed, n)
     form: str = "auto"  # auto | loop | batched (numerically equivalent implementations)
+    precision: str = "fp32"  # fp32 | bf16: students' forward under bf16 autocast, fp32 master weights and losses
     probe_rows: int = 4096  # validation rows whose hidden activations go to probe.safetensors (0 = none)
     save_every: int | None = None  # also keep checkpoints/epoch_{k:04d}/ every k epochs (None = best only)
     spectra_every: int = 1  # spectra_trace.csv: weight/embedding metrics every k spectra_unit (0 = off), step 0, last
@@ -249,6 +250,7 @@ def validate_config(cfg: TrainConfig) -> TrainConfig:
         if isinstance(value, float):
             _check(math.isfinite(value), f.name, "a finite number", value)
     _check(cfg.form in FORMS, "form", f"one of {', '.join(FORMS)}", cfg.form)
+    _check(cfg.precision in ("fp32", "bf16"), "precision", "one of fp32, bf16", cfg.precision)
     _check(cfg.n >= 1, "n", "an integer >= 1 (number of students)", cfg.n)
     _check(all(h >= 1 for h in cfg.hidden_units), "hidden_units", "a list of positive widths", cfg.hidden_units)
     for key in ("embedding_dim", "batch_size", "max_epochs", "patience"):

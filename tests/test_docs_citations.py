@@ -24,7 +24,8 @@ def _files():
         path = ROOT / entry
         candidates = path.rglob("*") if path.is_dir() else [path]
         for p in candidates:
-            if p.is_file() and p.suffix in SUFFIXES and "__pycache__" not in p.parts and p.name != Path(__file__).name:
+            skipped = "__pycache__" in p.parts or any(part.startswith(".venv") for part in p.parts)  # bench venvs
+            if p.is_file() and p.suffix in SUFFIXES and not skipped and p.name != Path(__file__).name:
                 yield p
 
 

@@ -115,7 +115,11 @@ def test_two_processes_train_the_single_process_run(runs, case, tmp_path):
     assert RunResult.from_run_dir(multi).manifest["status"] == "complete"
     a, b = pd.read_csv(single.run_dir / "metrics.csv"), pd.read_csv(multi / "metrics.csv")
     assert a[["epoch", "step", "split", "member", "metric"]].equals(b[["epoch", "step", "split", "member", "metric"]])
-    np.testing.assert_allclose(b["value"], a["value"], rtol=1e-5, atol=1e-6)
+    # float sums differ across processes (all-reduced BatchNorm statistics, gathered logits); an AUC moves in steps
+    # of 1 / (positives * negatives) ~ 5e-5 on this split when two nearly tied predictions swap
+    auc = (a["metric"] == "auc").to_numpy()
+    np.testing.assert_allclose(b["value"][~auc], a["value"][~auc], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(b["value"][auc], a["value"][auc], rtol=0, atol=1e-4)
     for name in ("best", "last"):
         wa, _ = load_weights(single.run_dir / "checkpoints" / name / "model.safetensors")
         wb, _ = load_weights(multi / "checkpoints" / name / "model.safetensors")
@@ -150,19 +154,19 @@ def test_parallel_outside_a_launcher_is_a_one_line_error(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("layout", ["contiguous", "transposed"])
-def test_whole_mask_is_the_mask_f_dropout_draws(layout):
-    import torch.nn.functional as F
-
+def test_whole_mask_is_the_mask_single_process_dropout_draws(layout):
+    from collapse_lab.models import shard
     from collapse_lab.parallel.ops import whole_mask
 
     a = torch.rand(6, 3, 5) + 0.5 if layout == "contiguous" else (torch.rand(3, 6, 5) + 0.5).transpose(0, 1)
     torch.manual_seed(0)
-    whole = F.dropout(a, 0.3, True)  # (6, 3, 5)
+    whole = shard.dropout(a, 0.3, True)  # (6, 3, 5)
     torch.manual_seed(0)
     rows = a[2:5] * whole_mask(a[2:5], a.shape, (slice(2, 5),), 0.3)  # a data-parallel rank's rows
     torch.testing.assert_close(rows, whole[2:5], rtol=0, atol=0)
     torch.manual_seed(0)
-    order = (0, 1, 2) if layout == "contiguous" else (1, 0, 2)
-    members = a[:, 1:2] * whole_mask(a[:, 1:2], a.shape, (slice(None), slice(1, 2)), 0.3, order)  # one student
+    members = a[:, 1:2] * whole_mask(a[:, 1:2], a.shape, (slice(None), slice(1, 2)), 0.3)  # one student
     torch.testing.assert_close(members, whole[:, 1:2], rtol=0, atol=0)
     assert 0 < int((whole == 0).sum()) < whole.numel()  # the test draws a real mask
+    kept = whole != 0
+    torch.testing.assert_close(whole[kept], a[kept] / 0.7, rtol=1e-6, atol=0)  # survivors scaled by 1 / (1 - p)

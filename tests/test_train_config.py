@@ -33,7 +33,7 @@ def test_defaults_follow_the_paper_schedule():
                       "embedding_regularizer embedding_init_std batch_size lr max_epochs max_steps patience "
                       "lr_decay_factor min_lr clip_grad_norm eval_every_steps cons kd_weight mutual_weight exam "
                       "detach_exam exam_weights kdef_terms "
-                      "seed form probe_rows save_every spectra_every spectra_unit deterministic "
+                      "seed form precision probe_rows save_every spectra_every spectra_unit deterministic "
                       "num_threads tracker").split()
     assert list(CONFIG_KEYS) == interface_keys
 
@@ -66,7 +66,7 @@ def test_unknown_key_in_a_file_names_the_file(tmp_path):
 
 @pytest.mark.parametrize(("override", "message"), [
     ("method=ensemble", r"'method': expected one of dml, kd, kdef, vanilla, got 'ensemble'"),
-    ("student=dnn", r"'student': expected one of mlp, got 'dnn'"),
+    ("student=dnn", r"'student': expected one of afn, autoint, cin, .*, xdeepfm, got 'dnn'"),
     ("fusion=max", r"'fusion': expected one of mean, sum, concat, got 'max'"),
     ("cons=l3", r"'cons': expected one of bce, huber, kl, mae, mse, got 'l3'"),
     ("form=vmap", r"'form': expected one of auto, loop, batched"),

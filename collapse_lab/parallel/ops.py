@@ -22,6 +22,8 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
+from collapse_lab.models import shard as model_shard
+
 __all__ = ["split_sizes", "all_reduce", "gather", "RowShard", "MemberShard", "whole_mask", "all_reduce_gradients",
            "sum_owned"]
 
@@ -84,21 +86,16 @@ def gather(x: Tensor, dim: int, sizes: Sequence[int], rank: int) -> Tensor:
     return _Gather.apply(x, dim, tuple(int(s) for s in sizes), int(rank))
 
 
-def whole_mask(a: Tensor, whole_shape: Sequence[int], index: Tuple[slice, ...], p: float,
-               order: Sequence[int] | None = None) -> Tensor:
-    """The ``index`` part of the dropout noise ``bernoulli(1 - p) / (1 - p)`` of a tensor of ``whole_shape``.
+def whole_mask(a: Tensor, whole_shape: Sequence[int], index: Tuple[slice, ...], p: float) -> Tensor:
+    """The ``index`` part of the dropout noise of a tensor of ``whole_shape`` (:func:`collapse_lab.models.shard.
+    dropout_noise`, for ``a``'s dtype).
 
-    The whole tensor is laid out in memory with its dimensions in ``order`` (outermost first; default: as
-    ``a`` is laid out). ``F.dropout`` draws into ``torch.empty_like(input)``, which keeps the input's strides, so
-    with the layout of single-process training the draw consumes torch's generator as ``F.dropout`` on the whole
-    tensor does, and its ``index`` part is the mask single-process training applies to these elements.
+    The mask is drawn for the logical (contiguous) whole shape, as single-process training draws it
+    (:func:`collapse_lab.models.shard.dropout`), so the draw consumes torch's generator as on the whole tensor and
+    its ``index`` part is the mask single-process training applies to these elements.
     """
-    if order is None:
-        order = sorted(range(a.dim()), key=lambda d: a.stride(d), reverse=True)
-    whole = torch.empty([whole_shape[d] for d in order], dtype=a.dtype, device=a.device)
-    inverse = [order.index(d) for d in range(a.dim())]
-    noise = whole.permute(inverse).bernoulli_(1.0 - p)
-    return noise[index].div_(1.0 - p)
+    keep = model_shard.keep_mask(whole_shape, p, a.device)[index]
+    return model_shard.dropout_noise(keep, p, a.dtype)
 
 
 class RowShard:
@@ -123,7 +120,8 @@ class RowShard:
         return y
 
     def dropout(self, a: Tensor, p: float) -> Tensor:
-        return a * whole_mask(a, (self.total, *a.shape[1:]), (slice(self.start, self.stop),), p)
+        noise = whole_mask(a, (self.total, *a.shape[1:]), (slice(self.start, self.stop),), p)
+        return model_shard.apply_noise(a, noise, p)
 
 
 class MemberShard:
@@ -133,13 +131,8 @@ class MemberShard:
     of all students.
     """
 
-    def __init__(self, start: int, stop: int, total: int, batch_norm: bool, layers: int) -> None:
+    def __init__(self, start: int, stop: int, total: int) -> None:
         self.start, self.stop, self.total = int(start), int(stop), int(total)
-        # memory layout of the whole (B, N, H) activation of layer j in BatchedMLP: contiguous after the first
-        # GEMM and after BatchNorm, the transposed baddbmm output (N, B, H) otherwise; a local share of one
-        # student cannot show it (strides of a size-1 dimension are arbitrary), so it is stated here
-        self.orders = [(0, 1, 2) if j == 0 or batch_norm else (1, 0, 2) for j in range(layers)]
-        self.calls = 0  # dropout is called once per layer, in order
 
     def batch_norm(self, x: Tensor, running_mean: Tensor, running_var: Tensor, weight: Tensor | None,
                    bias: Tensor | None, momentum: float, eps: float) -> Tensor:
@@ -148,10 +141,8 @@ class MemberShard:
         return F.batch_norm(x, running_mean, running_var, weight, bias, True, momentum, eps)
 
     def dropout(self, a: Tensor, p: float) -> Tensor:
-        order = self.orders[self.calls % len(self.orders)]
-        self.calls += 1
         whole = (a.shape[0], self.total, *a.shape[2:])
-        return a * whole_mask(a, whole, (slice(None), slice(self.start, self.stop)), p, order)
+        return model_shard.apply_noise(a, whole_mask(a, whole, (slice(None), slice(self.start, self.stop)), p), p)
 
 
 def all_reduce_gradients(params: Sequence[Tensor]) -> None:

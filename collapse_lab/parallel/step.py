@@ -72,8 +72,7 @@ def _draw_skipped_masks(student: Any, rows: int, like: Tensor) -> None:
     """Advance torch's generator as ``student``'s dropout layers would on ``rows`` rows (loop form)."""
     for layer in student.layers:
         if layer.dropout > 0:
-            torch.empty((rows, layer.linear.out_features), dtype=like.dtype, device=like.device) \
-                .bernoulli_(1.0 - layer.dropout)
+            shard.keep_mask((rows, layer.linear.out_features), layer.dropout, like.device)
 
 
 def _student_buffers(model: Any, start: int, stop: int) -> Tuple[List[Tensor], List[bool]]:
@@ -109,8 +108,7 @@ def ensemble_parallel_step(rank: int, world_size: int, num_students: int) -> Ste
             logits = torch.stack(zs, dim=1)  # (B, n_r)
             hidden = torch.cat(lasts, dim=1) if concat else None  # (B, n_r * H_last)
         else:  # batched form: this rank's slice of the stacked students
-            stack = model.stack
-            with shard.active(MemberShard(start, stop, num_students, stack.batch_norm, len(stack.hidden_units))):
+            with shard.active(MemberShard(start, stop, num_students)):
                 logits, last = model.stack(h, members=slice(start, stop))  # (B, n_r), (B, n_r, H_last)
             hidden = last.reshape(last.shape[0], -1) if concat else None
         logits = gather(logits, 1, sizes, rank)  # (B, N)
