@@ -37,7 +37,8 @@ def parameter_count(feature_map: FeatureMap, num_students: int, hidden_units: Se
     (embedding + students + fusion), counted on the ``meta`` device."""
     from collapse_lab.models.ensemble import build_ensemble
 
-    kwargs = {k: v for k, v in build_kwargs.items() if k not in ("form", "seed")}
+    # ``students`` names the members of the n=1 control; only mlp students are scaled, so ``student`` says it all
+    kwargs = {k: v for k, v in build_kwargs.items() if k not in ("form", "seed", "students")}
     with torch.device("meta"):
         model = build_ensemble(feature_map, num_students=num_students, hidden_units=tuple(hidden_units),
                                form="loop", **kwargs)

@@ -107,8 +107,9 @@ def resolve_form(form: str, device: Any = "cpu", students: Sequence[str] | None 
     if form not in FORMS:
         raise UserError(f"unknown form {form!r}; valid: auto, {', '.join(FORMS)}")
     if form == "batched" and not mlp_only:
-        raise UserError(f"config key 'form': 'batched' supports homogeneous 'mlp' students only, not "
-                        f"{'+'.join(students)!r}; use loop or auto")
+        label = students[0] if len(set(students)) == 1 else "+".join(students)
+        raise UserError(f"config key 'form': 'batched' supports homogeneous 'mlp' students only, not {label!r}; "
+                        "use loop or auto")
     return form
 
 
