@@ -28,8 +28,8 @@ def test_defaults_follow_the_paper_schedule():
     assert (cfg.hidden_units, cfg.embedding_dim, cfg.net_dropout, cfg.batch_norm) == ([400, 400, 400], 16, 0.1, True)
     assert (cfg.embedding_init_std, cfg.seed, cfg.max_epochs, cfg.probe_rows) == (1e-4, 2024, 100, 4096)
     assert CONFIG_KEYS == tuple(f.name for f in dataclasses.fields(TrainConfig))
-    interface_keys = ("dataset data_root method fusion n student students student_args hidden_units width_match_n embedding_dim "
-                      "net_dropout batch_norm "
+    interface_keys = ("dataset data_root method fusion n student students student_args hidden_units width_match_n "
+                      "embedding_dim net_dropout batch_norm "
                       "embedding_regularizer embedding_init_std batch_size lr max_epochs max_steps patience "
                       "lr_decay_factor min_lr clip_grad_norm eval_every_steps cons kd_weight mutual_weight exam "
                       "detach_exam exam_weights kdef_terms "

@@ -9,8 +9,9 @@ with its resolved arguments (:func:`resolve_members`: the student's defaults <- 
 ``net_dropout``, ``batch_norm`` where it has them <- its ``student_args`` block; docs/architecture.md §5).
 Two numerically equivalent forms share this interface: ``loop`` (an ``nn.ModuleList`` of students run one after
 the other, the fastest form on CPU, and the only form of other students and of mixes) and ``batched`` (stacked
-weights and batched GEMMs, the GPU form of homogeneous ``mlp`` ensembles, see :mod:`collapse_lab.models.batched`). Student k is initialised from its own generator seeded with
-``derive_seeds(seed, N)[k]``; both forms build the loop students first, so they initialise identically.
+weights and batched GEMMs, the GPU form of homogeneous ``mlp`` ensembles, see :mod:`collapse_lab.models.batched`).
+Student k is initialised from its own generator seeded with ``derive_seeds(seed, N)[k]``; both forms build the loop
+students first, so they initialise identically.
 :meth:`CTREnsemble.export_state_dict` / :meth:`CTREnsemble.import_state_dict` use the canonical tensor names
 of the README table for both forms, so checkpoints move freely between them.
 """
@@ -148,7 +149,7 @@ class CTREnsemble(nn.Module):
                                          _generator(aux_seed(self.seed, "embedding")))
         inp = StudentInput(len(self.embedding.fields), int(embedding_dim))
         students_built = [STUDENTS.get(name)(inp, args, _generator(s))
-                          for name, args, s in zip(names, self.member_args, self.student_seeds)]
+                          for name, args, s in zip(names, self.member_args, self.student_seeds, strict=True)]
         self.member_matrices: List[List[Matrix]] = [s.matrices() for s in students_built]
         last_dims = [s.output_dim for s in students_built]
         self.students: nn.ModuleList | None = None
@@ -287,7 +288,7 @@ class CTREnsemble(nn.Module):
         counts["total"] = counts["embedding"] + sum(counts["students"]) + counts["fusion"]
         members = [{"member": k, "student": name, "args": dataclasses.asdict(args),
                     "parameters": counts["students"][k]}
-                   for k, (name, args) in enumerate(zip(self.member_students, self.member_args))]
+                   for k, (name, args) in enumerate(zip(self.member_students, self.member_args, strict=True))]
         return {"num_students": self.num_students, "student": self.student, "fusion": self.fusion_kind,
                 "form": self.form, "embedding_dim": d, "hidden_units": list(self.hyper["hidden_units"]),
                 "net_dropout": self.hyper["net_dropout"], "batch_norm": self.hyper["batch_norm"],

@@ -5,8 +5,8 @@
 * ``concat``: ``z_t = w . [a_1; ...; a_N] + b`` with ``a_k`` the last hidden output of student k (after
   dropout, i.e. what the student's own head reads), a Linear head of ``sum_k H_k + 1`` parameters named
   ``fusion.head.*`` (xavier-normal weight, zero bias); ``H_k`` is student k's ``output_dim`` (``N*H_last`` for
-  N alike students; a mixed ensemble concatenates members of different widths). The students' own heads then get no label signal from
-  a fused-only loss; their logits are still reported, as in the paper.
+  N alike students; a mixed ensemble concatenates members of different widths). The students' own heads then get
+  no label signal from a fused-only loss; their logits are still reported, as in the paper.
 """
 
 from __future__ import annotations

@@ -107,7 +107,9 @@ class SpectraTrace:
         for target, member, name in self.matrices:
             if name not in state:
                 raise UserError(f"spectra trace: the model has no tensor {name!r}")
-            matrix = state[name].detach().cpu().numpy()
+            tensor = state[name].detach().cpu()
+            # a kernel-size-1 convolution (CIN's (H_k, F*H_{k-1}, 1)) is the matrix (out, in*kernel)
+            matrix = (tensor.reshape(tensor.shape[0], -1) if tensor.dim() > 2 else tensor).numpy()
             sp = matrix_spectrum(matrix, progress=False)
             for row in metric_rows(target, sp, bookkeeping=False):
                 self.rows.append((int(step), int(epoch), member, target, name, sp.rows, sp.cols, row["metric"],

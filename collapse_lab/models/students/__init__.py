@@ -35,6 +35,6 @@ import collapse_lab.models.students.pnn  # noqa: F401
 import collapse_lab.models.students.wide_deep  # noqa: F401
 import collapse_lab.models.students.xdeepfm  # noqa: F401
 
-__all__ = ["MATRIX_KINDS", "SHARED_ARGS", "MLPArgs", "MLPBlock", "MLPLayer", "MLPStudent", "Matrix", "STUDENTS", "Student",
-           "StudentEntry", "StudentInput", "build_student", "init_linear", "init_linears", "parse_student_args",
-           "register_student", "resolve_student_args", "student_arg_names"]
+__all__ = ["MATRIX_KINDS", "SHARED_ARGS", "MLPArgs", "MLPBlock", "MLPLayer", "MLPStudent", "Matrix", "STUDENTS",
+           "Student", "StudentEntry", "StudentInput", "build_student", "init_linear", "init_linears",
+           "parse_student_args", "register_student", "resolve_student_args", "student_arg_names"]
