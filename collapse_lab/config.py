@@ -8,7 +8,12 @@ Keys are snake_case and equal the constructor kwargs of the models and strategie
 FuxiCTR spellings where the concept exists (``embedding_dim``, ``hidden_units``, ``net_dropout``,
 ``batch_norm``, ``embedding_regularizer``). Defaults follow the authors' setup (docs/method.md §6, §8.2). Unknown keys,
 wrong types and out-of-range values raise :class:`~collapse_lab.errors.UserError` naming the key and what was
-expected. The resolved config is saved as ``config.yaml`` in every run directory; :func:`config_hash` is the
+expected. This module checks what the config alone decides (keys, types, ranges, ``n`` against ``students``); the
+names of the registries, the per-student arguments and the method/fusion rules belong to their owners
+(``collapse_lab.models.check_config``, ``collapse_lab.strategies.check_config``), which
+:func:`collapse_lab.resolve.resolve_config` runs after this module's :func:`resolve_config` — training, the sweep
+grid and the CLI resolve through it (docs/architecture.md §2, §5). The resolved config is saved as ``config.yaml`` in
+every run directory; :func:`config_hash` is the
 SHA-256 of the canonical JSON of its non-default keys and :data:`CONFIG_SCHEMA` (:func:`config_identity`), so a
 new key whose default keeps the old behaviour renames no run and breaks no resume.
 
@@ -32,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Sequence, Tuple, Union
 
-from collapse_lab.errors import UserError
+from collapse_lab.errors import UserError, check_key
 
 __all__ = ["TrainConfig", "CONFIG_KEYS", "FORMS", "UNHASHED_KEYS", "resolve_config", "config_to_dict", "config_hash",
            "config_identity", "CONFIG_SCHEMA", "config_to_yaml", "load_config_file", "load_yaml_document",
@@ -53,7 +58,11 @@ class TrainConfig:
     method: str = "kdef"  # vanilla | kd | dml | kdef (strategy registry)
     fusion: str = "mean"  # mean | sum | concat; the paper's code: teacher = sigmoid(mean of logits)
     n: int = 3  # number of students N (the authors' repository default is 3)
-    student: str = "mlp"  # student architecture (student registry)
+    student: str = "mlp"  # student architecture (student registry), for every member
+    students: List[str] | None = None  # a mix instead: one student name per member (len = n), e.g. [pnn, final, ecn]
+    student_args: Dict[str, Any] = field(default_factory=dict)  # per-student argument blocks {name: {arg: value}}
+    # hidden_units, net_dropout and batch_norm fill the same-named argument of every student that has them,
+    # unless its student_args block sets it
     hidden_units: List[int] = field(default_factory=lambda: [400, 400, 400])  # MLP widths, paper footnote 2
     width_match_n: int | None = None  # capacity control: n=1 vanilla, widths scaled to the parameters of K students
     embedding_dim: int = 16  # d, every dataset but KKBox (docs/method.md §8.2)
@@ -170,7 +179,7 @@ def _dotlist(overrides: Sequence[str]) -> Any:
     for item in overrides:
         if "=" not in item:
             raise UserError(f"override {item!r}: expected key=value (valid keys: {', '.join(CONFIG_KEYS)})")
-        key = item.split("=", 1)[0].strip()
+        key = item.split("=", 1)[0].strip().split(".", 1)[0]  # student_args.ecn.num_cross_layers=2
         if key not in CONFIG_KEYS:
             raise UserError(f"override {item!r}: unknown config key {key!r}; valid keys: {', '.join(CONFIG_KEYS)}")
     import yaml
@@ -225,26 +234,14 @@ def resolve_config(overrides: ConfigLike = None, config_file: Union[str, Path] |
 
 
 def _check(cond: bool, key: str, expected: str, value: Any) -> None:
-    if not cond:
-        raise UserError(f"config key {key!r}: expected {expected}, got {value!r}")
+    check_key(cond, key, expected, value)
 
 
 def validate_config(cfg: TrainConfig) -> TrainConfig:
-    """Check ranges and registry names; return ``cfg`` (``kdef_terms`` in canonical order) or raise a
-    :class:`UserError`."""
-    from collapse_lab.models import STUDENTS
-    from collapse_lab.models.fusion import FUSIONS
-    from collapse_lab.strategies import CONSISTENCY, STRATEGIES
+    """Check types and ranges; return ``cfg`` (``kdef_terms`` in canonical order) or raise a :class:`UserError`.
 
-    for key, registry in (("method", STRATEGIES), ("student", STUDENTS), ("cons", CONSISTENCY)):
-        value = getattr(cfg, key)
-        _check(value in registry, key, f"one of {', '.join(registry.names())}", value)
-    _check(cfg.fusion in FUSIONS, "fusion", f"one of {', '.join(FUSIONS)}", cfg.fusion)
-    # dml and kdef put no loss on the fused output (KDEF's teacher is detached), so a concat head would never be
-    # trained and the reported ensemble would be a random readout driving early stopping
-    _check(not (cfg.fusion == "concat" and cfg.method in ("dml", "kdef")), "fusion",
-           "mean or sum with method dml/kdef (they put no loss on the fused output, so a concat head never trains)",
-           cfg.fusion)
+    Registry names and per-student arguments are checked by their owners (:func:`collapse_lab.resolve.check_config`).
+    """
     for f in dataclasses.fields(TrainConfig):  # .inf/.nan parse as floats; no float key has a use for them
         value = getattr(cfg, f.name)
         if isinstance(value, float):
@@ -252,6 +249,7 @@ def validate_config(cfg: TrainConfig) -> TrainConfig:
     _check(cfg.form in FORMS, "form", f"one of {', '.join(FORMS)}", cfg.form)
     _check(cfg.precision in ("fp32", "bf16"), "precision", "one of fp32, bf16", cfg.precision)
     _check(cfg.n >= 1, "n", "an integer >= 1 (number of students)", cfg.n)
+    _validate_students(cfg)
     _check(all(h >= 1 for h in cfg.hidden_units), "hidden_units", "a list of positive widths", cfg.hidden_units)
     for key in ("embedding_dim", "batch_size", "max_epochs", "patience"):
         _check(getattr(cfg, key) >= 1, key, "an integer >= 1", getattr(cfg, key))
@@ -279,6 +277,22 @@ def validate_config(cfg: TrainConfig) -> TrainConfig:
 
     cfg.tracker = normalize_trackers(cfg.tracker)
     return cfg
+
+
+def _validate_students(cfg: TrainConfig) -> None:
+    """``students`` (a mix: one name per member, so ``n == len(students)``) and the shape of ``student_args``."""
+    if cfg.students is not None:
+        _check(len(cfg.students) > 0 and all(isinstance(s, str) and s for s in cfg.students), "students",
+               "null or a non-empty list of student names", cfg.students)
+        if len(cfg.students) != cfg.n:
+            raise UserError(f"config keys 'n' and 'students': n={cfg.n} but students lists {len(cfg.students)} "
+                            f"name(s) {list(cfg.students)}; give one name per student")
+        _check(cfg.student == "mlp", "student", "the default (mlp) when students is set (students names every "
+               "member)", cfg.student)
+    _check(isinstance(cfg.student_args, dict), "student_args", "a mapping {student name: {argument: value}}",
+           cfg.student_args)
+    for name, block in cfg.student_args.items():
+        _check(isinstance(block, dict), f"student_args.{name}", "a mapping {argument: value}", block)
 
 
 def _validate_recipe(cfg: TrainConfig) -> None:

@@ -237,7 +237,8 @@ def fuxictr_layer(config_file: Path | None, experiment: str | None, overrides: S
     Raises:
         UserError: ``--experiment`` without a FuxiCTR file, or what :func:`read_fuxictr_config` raises.
     """
-    from collapse_lab.config import load_yaml_document, resolve_config
+    from collapse_lab.config import load_yaml_document
+    from collapse_lab.resolve import resolve_config
 
     data = load_yaml_document(config_file) if config_file is not None else None
     if not is_fuxictr_config(data):

@@ -142,7 +142,10 @@ def test_describe_lists_tables_and_hidden_layers() -> None:
     assert d["fields"][1] == {"name": "genres", "type": "sequence", "vocab_size": 6,
                               "table": "embedding.tables.genres.weight", "shape": [6, 3]}
     assert d["hidden_layers"][3] == {"member": 1, "layer": 1, "name": "students.1.layers.1",
-                                     "weight": "students.1.layers.1.linear.weight", "shape": [4, 8]}
+                                     "weight": "students.1.layers.1.linear.weight", "shape": [4, 8],
+                                     "kind": "linear", "label": "mlp.1"}
+    assert d["students"][1] == {"member": 1, "student": "mlp", "parameters": d["parameters"]["students"][1],
+                                "args": {"hidden_units": [8, 4], "net_dropout": 0.0, "batch_norm": True}}
     assert (d["num_students"], d["student"], d["fusion"], d["embedding_dim"]) == (2, "mlp", "concat", 3)
 
 

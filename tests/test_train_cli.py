@@ -68,7 +68,7 @@ def _bad(capsys, argv, logged=False):
 
 @pytest.mark.parametrize(("override", "expected"), [
     ("method=kdf", "expected one of dml, kd, kdef, vanilla, got 'kdf'"),
-    ("student=cnn", "'student': expected one of mlp"),
+    ("student=cnn", "mlp, pnn, wide_deep, xdeepfm, got 'cnn'"),  # the registered students, sorted
     ("fusion=max", "expected one of mean, sum, concat"),
     ("cons=l3", "expected one of bce, huber, kl, mae, mse"),
     ("n=0", "'n': expected an integer >= 1"),

@@ -18,14 +18,14 @@ Every count builds the real model on PyTorch's ``meta`` device: exact, with no m
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Sequence
+from typing import Any, Dict, List, Mapping, Sequence
 
 import torch
 
 from collapse_lab.data.feature_map import FeatureMap
 from collapse_lab.errors import UserError
 
-__all__ = ["CAPACITY_TOLERANCE", "parameter_count", "scaled_widths", "match_capacity"]
+__all__ = ["CAPACITY_TOLERANCE", "check_capacity_students", "parameter_count", "scaled_widths", "match_capacity"]
 
 #: largest relative difference |P - target| / target accepted between the control and the ensemble
 CAPACITY_TOLERANCE = 0.02
@@ -37,11 +37,26 @@ def parameter_count(feature_map: FeatureMap, num_students: int, hidden_units: Se
     (embedding + students + fusion), counted on the ``meta`` device."""
     from collapse_lab.models.ensemble import build_ensemble
 
-    kwargs = {k: v for k, v in build_kwargs.items() if k not in ("form", "seed")}
+    # ``students`` names the members of the n=1 control; only mlp students are scaled, so ``student`` says it all
+    kwargs = {k: v for k, v in build_kwargs.items() if k not in ("form", "seed", "students")}
     with torch.device("meta"):
         model = build_ensemble(feature_map, num_students=num_students, hidden_units=tuple(hidden_units),
                                form="loop", **kwargs)
     return int(sum(p.numel() for p in model.parameters() if p.requires_grad))
+
+
+def check_capacity_students(student: str = "mlp", students: Sequence[str] | None = None,
+                            student_args: Mapping[str, Any] | None = None) -> None:
+    """The capacity control scales the widths of ``mlp`` students (the closed form above): any other student, or
+    an ``mlp`` block that sets its own ``hidden_units`` (the scaled widths would not reach it), is a UserError."""
+    names = list(students) if students is not None else [student]
+    others = sorted(set(n for n in names if n != "mlp"))
+    if others:
+        raise UserError(f"config key 'width_match_n': the capacity control scales mlp students only, not "
+                        f"{', '.join(others)}; set width_match_n=null")
+    if "hidden_units" in dict((student_args or {}).get("mlp") or {}):
+        raise UserError("config key 'width_match_n': set the widths to scale with the top-level hidden_units, "
+                        "not student_args.mlp.hidden_units")
 
 
 def scaled_widths(hidden_units: Sequence[int], widest: int) -> List[int]:
@@ -71,7 +86,8 @@ def match_capacity(feature_map: FeatureMap, match_n: int, hidden_units: Sequence
         "relative_difference"}`` with ``relative_difference = parameters / target_parameters - 1``.
 
     Raises:
-        UserError: no hidden layer to widen, or no width within :data:`CAPACITY_TOLERANCE` of the target.
+        UserError: students other than ``mlp`` (only the MLP's widths are scaled), no hidden layer to widen, or no
+            width within :data:`CAPACITY_TOLERANCE` of the target.
 
     Example:
         >>> from collapse_lab.data.feature_map import FeatureMap, FieldInfo
@@ -79,6 +95,8 @@ def match_capacity(feature_map: FeatureMap, match_n: int, hidden_units: Sequence
         >>> match_capacity(fm, 4, [8, 8], embedding_dim=4)["hidden_units"]
         [20, 20]
     """
+    check_capacity_students(build_kwargs.get("student", "mlp"), build_kwargs.get("students"),
+                            build_kwargs.get("student_args"))
     base = [int(h) for h in hidden_units]
     if not base:
         raise UserError("width_match_n: hidden_units is empty, so there is no width to scale")

@@ -7,6 +7,7 @@ from typing import Any, Dict, Sequence
 from collapse_lab import recipes
 from collapse_lab.errors import UserError
 from collapse_lab.strategies.base import STRATEGIES, Task
+from collapse_lab.strategies.checks import check_config
 from collapse_lab.strategies.consistency import CONSISTENCY
 from collapse_lab.strategies.distillation import DistillationTask
 from collapse_lab.strategies.ensemble import EnsembleTask
@@ -15,7 +16,7 @@ from collapse_lab.strategies.kdef import KDEFTask
 from collapse_lab.strategies.mutual import MutualLearningTask
 
 __all__ = ["CONSISTENCY", "STRATEGIES", "DistillationTask", "EnsembleTask", "KDEFTask", "MutualLearningTask", "Task",
-           "build_strategy", "exam_scores", "examination", "selective_weights", "tailored_weights"]
+           "build_strategy", "check_config", "exam_scores", "examination", "selective_weights", "tailored_weights"]
 
 
 def build_strategy(name: str, num_students: int, cons: str = "mse", kd_weight: float = 1.0,

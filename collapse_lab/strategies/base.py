@@ -72,6 +72,10 @@ class Task(nn.Module, ABC):
     """
 
     default_exam = False
+    #: whether the loss reaches the fused output through a label term (vanilla, kd). Methods without one (dml, kdef:
+    #: KDEF's teacher is detached) cannot train a concat-fusion head, so :func:`collapse_lab.strategies.check_config`
+    #: refuses ``fusion=concat`` for them
+    trains_fused_output = True
 
     def __init__(self, num_students: int, cons: str = "mse", kd_weight: float = 1.0,
                  mutual_weight: float | None = None, exam: bool | None = None, detach_exam: bool = False,

@@ -25,6 +25,7 @@ class DistillationTask(Task):
     """Eq. 6: ensemble BCE + weighted consistency of every student with the detached teacher."""
 
     default_exam = False
+    trains_fused_output = True  # a loss on the fused output (concat fusion needs one)
 
     def compute(self, logits: Tensor, fused_logit: Tensor, labels: Tensor) -> Dict[str, Any]:
         probs = torch.sigmoid(logits)  # (B, N)

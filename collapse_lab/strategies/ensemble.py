@@ -22,6 +22,8 @@ __all__ = ["EnsembleTask"]
 class EnsembleTask(Task):
     """BCE on the fused prediction; no teacher or peer terms (``lambda = mu = None``)."""
 
+    trains_fused_output = True  # a loss on the fused output (concat fusion needs one)
+
     def compute(self, logits: Tensor, fused_logit: Tensor, labels: Tensor) -> Dict[str, Any]:
         loss = F.binary_cross_entropy_with_logits(fused_logit, labels)
         return self.parts(loss, loss)

@@ -43,6 +43,7 @@ class KDEFTask(Task):
     """
 
     default_exam = True
+    trains_fused_output = False  # a loss on the fused output (concat fusion needs one)
 
     def __init__(self, num_students: int, *args: Any, terms: Sequence[str] = KDEF_TERMS, **kwargs: Any) -> None:
         super().__init__(num_students, *args, **kwargs)

@@ -24,6 +24,7 @@ class MutualLearningTask(Task):
     """Eq. 7: summed per-student BCE + weighted consistency of every student with every detached peer."""
 
     default_exam = False
+    trains_fused_output = False  # a loss on the fused output (concat fusion needs one)
 
     def compute(self, logits: Tensor, fused_logit: Tensor, labels: Tensor) -> Dict[str, Any]:
         n = logits.shape[1]

@@ -17,7 +17,7 @@ A grid file has up to four sections::
       - {method: kdef, n: 1}
 
 Every key must be a training config key (``collapse_lab.config.CONFIG_KEYS``); each point is resolved with
-``collapse_lab.config.resolve_config`` so defaults are filled and bad values are caught before anything runs.
+``collapse_lab.resolve.resolve_config`` so defaults are filled and bad values are caught before anything runs.
 Command-line lists (``n=1,2,4``, ``hidden_units=[64,64],[32,32]``) replace or add axes of the same name; each
 right-hand side is read as the YAML flow sequence ``[<rhs>]``.
 
@@ -69,8 +69,9 @@ _Loader.add_implicit_resolver(
 
 
 def _config_api() -> Tuple[Sequence[str], Any, Any]:
-    """``(CONFIG_KEYS, resolve_config, config_to_dict)`` of the training config module."""
-    from collapse_lab.config import CONFIG_KEYS, config_to_dict, resolve_config
+    """``(CONFIG_KEYS, resolve_config, config_to_dict)`` of the training config (names checked by their owners)."""
+    from collapse_lab.config import CONFIG_KEYS, config_to_dict
+    from collapse_lab.resolve import resolve_config
 
     return CONFIG_KEYS, resolve_config, config_to_dict
 

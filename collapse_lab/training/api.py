@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, Sequence, Union
 
-from collapse_lab.config import ConfigLike, TrainConfig, config_hash, config_to_dict, config_to_yaml, resolve_config
+from collapse_lab.config import ConfigLike, TrainConfig, config_hash, config_to_dict, config_to_yaml
 from collapse_lab.errors import UserError
 from collapse_lab.io.atomic import atomic_write_text
 from collapse_lab.io.checkpoint import load_trainer_state, load_weights, recover_checkpoint_pair, save_weights
@@ -33,6 +33,7 @@ from collapse_lab.io.rundir import (
     staging_dir,
     swap_in,
 )
+from collapse_lab.resolve import resolve_config
 from collapse_lab.tracking import TrackingSession
 
 __all__ = ["train", "RunResult", "default_run_dir", "resolve_device"]
@@ -211,7 +212,7 @@ def _build(cfg: TrainConfig, dev: str) -> Dict[str, Any]:
 
     from collapse_lab.data.catalog import resolve_processed
     from collapse_lab.data.dataset import BatchIterator, ProcessedDataset
-    from collapse_lab.models import build_ensemble, resolve_form
+    from collapse_lab.models import build_ensemble, member_names, resolve_form
     from collapse_lab.models.capacity import match_capacity
     from collapse_lab.strategies import build_strategy
     from collapse_lab.training.memory import check_training_memory
@@ -228,9 +229,10 @@ def _build(cfg: TrainConfig, dev: str) -> Dict[str, Any]:
     if dev == "cpu":
         torch.set_flush_denormal(True)  # Adam moments of rare embedding rows decay into slow denormals
     seed_everything(cfg.seed, cfg.deterministic)
-    form = resolve_form(cfg.form, dev)
+    form = resolve_form(cfg.form, dev, member_names(cfg.n, cfg.student, cfg.students))
     shape = dict(student=cfg.student, embedding_dim=cfg.embedding_dim, net_dropout=cfg.net_dropout,
-                 batch_norm=cfg.batch_norm, fusion=cfg.fusion, embedding_init_std=cfg.embedding_init_std)
+                 batch_norm=cfg.batch_norm, fusion=cfg.fusion, embedding_init_std=cfg.embedding_init_std,
+                 students=cfg.students, student_args=cfg.student_args)
     hidden, capacity = tuple(cfg.hidden_units), None
     if cfg.width_match_n is not None:  # capacity control: one student with the parameters of K students
         capacity = match_capacity(data.feature_map, cfg.width_match_n, hidden, **shape)

@@ -6,6 +6,7 @@ import below; docs/architecture.md §3).
 
 from collapse_lab.models.students.base import (
            MATRIX_KINDS,
+           SHARED_ARGS,
            STUDENTS,
            Matrix,
            Student,
@@ -14,6 +15,8 @@ from collapse_lab.models.students.base import (
            build_student,
            parse_student_args,
            register_student,
+           resolve_student_args,
+           student_arg_names,
 )
 from collapse_lab.models.students.layers import MLPBlock, MLPLayer, init_linear, init_linears
 from collapse_lab.models.students.mlp import MLPArgs, MLPStudent
@@ -32,6 +35,6 @@ import collapse_lab.models.students.pnn  # noqa: F401
 import collapse_lab.models.students.wide_deep  # noqa: F401
 import collapse_lab.models.students.xdeepfm  # noqa: F401
 
-__all__ = ["MATRIX_KINDS", "MLPArgs", "MLPBlock", "MLPLayer", "MLPStudent", "Matrix", "STUDENTS", "Student",
-           "StudentEntry", "StudentInput", "build_student", "init_linear", "init_linears", "parse_student_args",
-           "register_student"]
+__all__ = ["MATRIX_KINDS", "SHARED_ARGS", "MLPArgs", "MLPBlock", "MLPLayer", "MLPStudent", "Matrix", "STUDENTS",
+           "Student", "StudentEntry", "StudentInput", "build_student", "init_linear", "init_linears",
+           "parse_student_args", "register_student", "resolve_student_args", "student_arg_names"]

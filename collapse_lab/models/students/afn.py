@@ -122,6 +122,6 @@ class AFNStudent(Student):
         return self.fc(logits).squeeze(-1), torch.cat([a_afn, a_dnn], dim=-1)
 
     def matrices(self) -> List[Matrix]:
-        return ([Matrix("coefficient.weight", "cross", "afn.log")] + self.afn_dnn.matrices(prefix="afn_dnn.",
-                                                                                             label="afn_dnn")
-                + self.dnn.matrices(prefix="dnn.", label="dnn"))
+        return ([Matrix("coefficient.weight", "cross", "afn.log")]
+                + self.afn_dnn.matrices(prefix="afn_dnn.", label="afn_dnn", activation="afn_dnn")
+                + self.dnn.matrices(prefix="dnn.", label="dnn", activation="dnn"))

@@ -165,4 +165,4 @@ class AutoIntStudent(Student):
             for part in ("query", "key", "value", "residual"):
                 if getattr(layer, part) is not None:
                     out.append(Matrix(f"attention.{i}.{part}.weight", "attention", f"attention.{i}.{part}"))
-        return out + self.dnn.matrices(prefix="dnn.", label="dnn")
+        return out + self.dnn.matrices(prefix="dnn.", label="dnn", activation="dnn")

@@ -44,14 +44,18 @@ from torch import Tensor, nn
 from collapse_lab.errors import UserError
 from collapse_lab.registry import Registry
 
-__all__ = ["MATRIX_KINDS", "Matrix", "Student", "StudentEntry", "StudentInput", "STUDENTS", "build_student",
-           "parse_student_args", "register_student"]
+__all__ = ["MATRIX_KINDS", "SHARED_ARGS", "Matrix", "Student", "StudentEntry", "StudentInput", "STUDENTS",
+           "build_student", "parse_student_args", "register_student", "resolve_student_args", "student_arg_names"]
 
 #: the kinds of analysable matrices a student lists
 MATRIX_KINDS: Tuple[str, ...] = ("linear", "cross", "attention", "embedding")
 
 #: name -> :class:`StudentEntry`
 STUDENTS = Registry("student")
+
+#: top-level config keys that fill the same-named argument of every student that has one (unless the student's
+#: ``student_args`` block sets it): the DNN widths, its dropout and its BatchNorm switch (FuxiCTR spellings)
+SHARED_ARGS: Tuple[str, ...] = ("hidden_units", "net_dropout", "batch_norm")
 
 
 @dataclass(frozen=True)
@@ -76,11 +80,15 @@ class Matrix:
             ``students.<k>.<name>``.
         kind: one of :data:`MATRIX_KINDS`.
         layer: a short label for tables and figures (``mlp.0``, ``cross.1``, ``attention.0.query``).
+        activation: the key the student writes into ``hidden`` for this layer's output (``layers.0``), or None
+            when the layer's output is not probed; inside an ensemble it is ``students.<k>.<activation>`` (the
+            manifest's ``hidden_layers[*].name``, docs/architecture.md §6.2).
     """
 
     name: str
     kind: str
     layer: str
+    activation: str | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in MATRIX_KINDS:
@@ -169,10 +177,17 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
     return value
 
 
-def parse_student_args(name: str, args: Mapping[str, Any] | None = None) -> Any:
+def student_arg_names(name: str) -> List[str]:
+    """The argument names of student ``name`` (the fields of its argument dataclass), in declaration order."""
+    entry: StudentEntry = STUDENTS.get(name)
+    return [f.name for f in dataclasses.fields(entry.args_type)]
+
+
+def parse_student_args(name: str, args: Mapping[str, Any] | None = None, where: str | None = None) -> Any:
     """The argument dataclass of student ``name``: defaults <- ``args`` (checked key by key, then validated).
 
-    The dataclass may define ``validate(self)`` raising :class:`UserError` for out-of-range values.
+    The dataclass may define ``validate(self)`` raising :class:`UserError` for out-of-range values. With ``where``
+    (a config key such as ``student_args.ecn``) every message names the config key ``<where>.<argument>``.
     """
     entry: StudentEntry = STUDENTS.get(name)
     args_type = entry.args_type
@@ -182,13 +197,43 @@ def parse_student_args(name: str, args: Mapping[str, Any] | None = None) -> Any:
     kwargs: Dict[str, Any] = {}
     for key, value in given.items():
         if key not in fields:
+            if where is not None:
+                raise UserError(f"config key '{where}.{key}': student {name!r} has no argument {key!r}; "
+                                f"valid: {', '.join(sorted(fields))}")
             raise UserError(f"student {name!r}: unknown argument {key!r}; valid: {', '.join(sorted(fields))}")
-        kwargs[key] = _coerce(value, hints[key], f"student {name!r} argument {key!r}")
+        label = f"config key '{where}.{key}'" if where is not None else f"student {name!r} argument {key!r}"
+        kwargs[key] = _coerce(value, hints[key], label)
     parsed = args_type(**kwargs)
     validate = getattr(parsed, "validate", None)
     if callable(validate):
-        validate()
+        try:
+            validate()
+        except UserError as exc:
+            if where is None:
+                raise
+            raise UserError(f"config key '{where}': {exc}") from None
     return parsed
+
+
+def resolve_student_args(name: str, block: Mapping[str, Any] | None = None,
+                         shared: Mapping[str, Any] | None = None) -> Any:
+    """The arguments student ``name`` is built with, from the config (docs/architecture.md §5)::
+
+        args = dataclass defaults  <-  shared[key] for key in SHARED_ARGS the student has  <-  block
+
+    ``shared`` holds the top-level ``hidden_units`` / ``net_dropout`` / ``batch_norm``; ``block`` is
+    ``student_args[name]``. Errors name ``student_args.<name>.<key>``.
+
+    Example:
+        >>> resolve_student_args("mlp", {"net_dropout": 0.3}, {"hidden_units": [8], "net_dropout": 0.1})
+        MLPArgs(hidden_units=[8], net_dropout=0.3, batch_norm=True)
+    """
+    names = set(student_arg_names(name))
+    merged = {k: v for k, v in (shared or {}).items() if k in SHARED_ARGS and k in names}
+    if block is not None and not isinstance(block, Mapping):
+        raise UserError(f"config key 'student_args.{name}': expected a mapping of argument: value, got {block!r}")
+    merged.update(block or {})
+    return parse_student_args(name, merged, where=f"student_args.{name}")
 
 
 def build_student(name: str, inp: StudentInput, args: Mapping[str, Any] | Any = None,

@@ -99,7 +99,7 @@ class CompressedInteractionNet(nn.Module):
 
     def matrices(self, prefix: str = "") -> List[Matrix]:
         """The conv weights ``(H_k, F*H_{k-1}, 1)`` as ``cross`` matrices labelled ``cin.<k>``."""
-        return [Matrix(f"{prefix}layers.{k}.weight", "cross", f"cin.{k}") for k in range(len(self.layers))]
+        return [Matrix(f"{prefix}layers.{k}.weight", "cross", f"cin.{k}", f"cin.{k}") for k in range(len(self.layers))]
 
 
 @dataclass

@@ -69,7 +69,7 @@ class CrossNetV2(nn.Module):
 
     def matrices(self, prefix: str = "") -> List[Matrix]:
         """``W_l`` as ``cross`` matrices ``{prefix}cross_layers.<l>.weight`` labelled ``cross.<l>``."""
-        return [Matrix(f"{prefix}cross_layers.{i}.weight", "cross", f"cross.{i}")
+        return [Matrix(f"{prefix}cross_layers.{i}.weight", "cross", f"cross.{i}", f"cross.{i}")
                 for i in range(len(self.cross_layers))]
 
 

@@ -127,5 +127,5 @@ class DCNv2Student(Student):
     def matrices(self) -> List[Matrix]:
         out = self.crossnet.matrices("crossnet.")
         if self.dnn is not None:
-            out += self.dnn.matrices("dnn.", "dnn")
+            out += self.dnn.matrices("dnn.", "dnn", "dnn")
         return out

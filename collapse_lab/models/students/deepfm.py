@@ -87,4 +87,4 @@ class DeepFMStudent(Student):
         return logit, last
 
     def matrices(self) -> List[Matrix]:
-        return self.dnn.matrices(prefix="dnn.", label="dnn")
+        return self.dnn.matrices(prefix="dnn.", label="dnn", activation="dnn")

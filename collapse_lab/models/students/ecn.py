@@ -143,4 +143,4 @@ class ECNStudent(Student):
         return self.head(x).squeeze(-1), x  # (B,), (B, F*D)
 
     def matrices(self) -> List[Matrix]:
-        return [Matrix(f"cross.{i}.linear.weight", "cross", f"cross.{i}") for i in range(len(self.cross))]
+        return [Matrix(f"cross.{i}.linear.weight", "cross", f"cross.{i}", f"cross.{i}") for i in range(len(self.cross))]

@@ -139,4 +139,5 @@ class FinalStudent(Student):
 
     def matrices(self) -> List[Matrix]:
         return [Matrix("gate.weight", "linear", "gate"),
-                *(Matrix(f"final.{j}.linear.weight", "linear", f"final.{j}") for j in range(len(self.final)))]
+                *(Matrix(f"final.{j}.linear.weight", "linear", f"final.{j}", f"final.{j}")
+                  for j in range(len(self.final)))]

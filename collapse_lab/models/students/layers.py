@@ -118,6 +118,8 @@ class MLPBlock(nn.Module):
                 hidden[f"{prefix}layers.{j}"] = a
         return x
 
-    def matrices(self, prefix: str = "", label: str = "mlp") -> List[Matrix]:
-        """The hidden weights as ``linear`` matrices: ``{prefix}layers.<j>.linear.weight``, labelled ``{label}.<j>``."""
-        return [Matrix(f"{prefix}layers.{j}.linear.weight", "linear", f"{label}.{j}") for j in range(len(self.layers))]
+    def matrices(self, prefix: str = "", label: str = "mlp", activation: str | None = None) -> List[Matrix]:
+        """The hidden weights as ``linear`` matrices: ``{prefix}layers.<j>.linear.weight``, labelled ``{label}.<j>``;
+        with ``activation``, layer j's output is the ``hidden`` key ``{activation}.<j>`` (what the student writes)."""
+        return [Matrix(f"{prefix}layers.{j}.linear.weight", "linear", f"{label}.{j}",
+                       None if activation is None else f"{activation}.{j}") for j in range(len(self.layers))]

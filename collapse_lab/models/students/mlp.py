@@ -72,4 +72,5 @@ class MLPStudent(Student):
         return self.head(x).squeeze(-1), x  # (B,), (B, H_last)
 
     def matrices(self) -> List[Matrix]:
-        return [Matrix(f"layers.{j}.linear.weight", "linear", f"mlp.{j}") for j in range(len(self.layers))]
+        return [Matrix(f"layers.{j}.linear.weight", "linear", f"mlp.{j}", f"layers.{j}")
+                for j in range(len(self.layers))]

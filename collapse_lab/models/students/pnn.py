@@ -103,4 +103,4 @@ class PNNStudent(Student):
         return self.head(x).squeeze(-1), x  # (B,), (B, H_last)
 
     def matrices(self) -> List[Matrix]:
-        return [Matrix(f"dnn.{j}.linear.weight", "linear", f"dnn.{j}") for j in range(len(self.dnn))]
+        return [Matrix(f"dnn.{j}.linear.weight", "linear", f"dnn.{j}", f"dnn.{j}") for j in range(len(self.dnn))]

@@ -89,4 +89,4 @@ class WideDeepStudent(Student):
         return logit.squeeze(-1), last
 
     def matrices(self) -> List[Matrix]:
-        return self.dnn.matrices(prefix="dnn.", label="dnn")
+        return self.dnn.matrices(prefix="dnn.", label="dnn", activation="dnn")

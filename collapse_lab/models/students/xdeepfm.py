@@ -93,4 +93,4 @@ class XDeepFMStudent(Student):
         return z_lr + z_cin + z_dnn, torch.cat([a, p, h], dim=-1)
 
     def matrices(self) -> List[Matrix]:
-        return self.dnn.matrices("dnn.", "dnn") + self.cin.matrices("cin.")
+        return self.dnn.matrices("dnn.", "dnn", "dnn") + self.cin.matrices("cin.")
