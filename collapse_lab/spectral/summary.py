@@ -1,6 +1,7 @@
 """A readable text summary of a tidy spectrum table (what ``collapse-lab spectrum`` prints).
 
-Per student: knowledge abundance of each hidden layer (with IA and effective rank of the same weight); the
+Per student: knowledge abundance of each analysable matrix with its kind (linear, cross, attention, embedding) and
+label (``mlp.0``, ``cross.1``, ``attention.0.query``), with IA and effective rank of the same weight; the
 embedding tables (IA, its ratio to the same-shape Gaussian, effective rank); probe activations and the
 embedding input (effective rank, its ratio to random, participation ratio); then notes (dropped NaN/Inf rows,
 tensors that were not analysed).
@@ -78,8 +79,12 @@ def _section(df: Any, target: str, threshold: str = "abs") -> List[str]:
     table = []
     for member, name in keys:
         one = sub[(sub["member"] == member) & (sub["name"] == name)].set_index("metric")
-        row = {"member": member, "matrix": short_name(name),
-               "shape": f"{int(one['rows'].iloc[0])}x{int(one['cols'].iloc[0])}"}
+        row = {"member": member, "matrix": short_name(name)}
+        for column in ("kind", "label"):  # a student's matrix: linear | cross | attention | embedding, and its label
+            value = one[column].iloc[0] if column in one.columns else None
+            if target == "weights" and isinstance(value, str) and value:
+                row[column] = value
+        row["shape"] = f"{int(one['rows'].iloc[0])}x{int(one['cols'].iloc[0])}"
         for metric, label, col in columns:
             row[label] = one.at[metric, col] if metric in one.index else float("nan")
         if "nonfinite_rows" in one.index and one.at["nonfinite_rows", "value"]:
