@@ -170,3 +170,14 @@ def test_whole_mask_is_the_mask_single_process_dropout_draws(layout):
     assert 0 < int((whole == 0).sum()) < whole.numel()  # the test draws a real mask
     kept = whole != 0
     torch.testing.assert_close(whole[kept], a[kept] / 0.7, rtol=1e-6, atol=0)  # survivors scaled by 1 / (1 - p)
+
+
+@pytest.mark.parametrize("strategy", ["data", "ensemble"])
+def test_parallel_modes_refuse_non_mlp_students_in_one_line(strategy):
+    from collapse_lab.errors import UserError
+    from collapse_lab.parallel.group import Group
+
+    group = Group(strategy=strategy, rank=0, world_size=2, device="cpu", owns_group=False)
+    group.check(3, 64, ["mlp", "mlp", "mlp"])  # MLP students: fine
+    with pytest.raises(UserError, match=rf"^--parallel {strategy} trains mlp students only, not ecn, pnn; "):
+        group.check(3, 64, ["pnn", "mlp", "ecn"])

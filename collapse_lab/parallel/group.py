@@ -15,7 +15,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict
+from typing import Any, Callable, Dict, Sequence
 
 from collapse_lab.errors import UserError
 
@@ -43,8 +43,13 @@ class Group:
             return data_parallel_step(self.rank, self.world_size)
         return ensemble_parallel_step(self.rank, self.world_size, num_students)
 
-    def check(self, n: int, batch_size: int) -> None:
-        """The config must give every rank a share: N >= G students (ensemble), B >= G rows (data)."""
+    def check(self, n: int, batch_size: int, students: Sequence[str] = ("mlp",)) -> None:
+        """The config must give every rank a share: N >= G students (ensemble), B >= G rows (data); and the
+        students must be MLPs, whose dropout draws and whole-batch BatchNorm the parallel steps replay."""
+        other = sorted(set(students) - {"mlp"})
+        if other:
+            raise UserError(f"--parallel {self.strategy} trains mlp students only, not {', '.join(other)}; "
+                            f"train this run in one process")
         if self.strategy == "ensemble" and n < self.world_size:
             raise UserError(f"--parallel ensemble splits the students over the processes: n={n} is fewer than "
                             f"the {self.world_size} processes; use fewer processes or --parallel data")

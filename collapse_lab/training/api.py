@@ -163,7 +163,7 @@ def train(config: ConfigLike = None, out_dir: Union[str, Path] | None = None, re
         cfg, complete = group.from_rank0(lambda: _check_out(cfg, out, resume, overwrite, config, config_file))
         if complete:
             return RunResult.from_run_dir(out)
-        group.check(cfg.n, cfg.batch_size)
+        group.check(cfg.n, cfg.batch_size, cfg.students or [cfg.student])
         if group.rank > 0:
             out, resume, overwrite, progress, console = group.private_dir(), False, False, False, False
         return _train_with_threads(cfg, out, resume, overwrite, group.device, progress, console, callbacks, group)
