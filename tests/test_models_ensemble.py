@@ -135,6 +135,11 @@ def test_parameter_counts_match_the_papers_criteo_logs() -> None:
     assert small["total"] == 15_145_553
     concat = build_ensemble(fm, num_students=2, fusion="concat", form="batched").describe()["parameters"]
     assert concat["fusion"] == 2 * 400 + 1 and concat["total"] == 15_719_154 + 801
+    # KDEF_Latest (Criteo run 004: dropouts 0.1 / 0.2 / 0.1, 4 cross layers): 17,051,091 in the log
+    latest = build_ensemble(fm, num_students=3, students=["pnn", "final", "ecn"],
+                            student_args={"final": {"net_dropout": 0.2}, "ecn": {"num_cross_layers": 4}})
+    p = latest.describe()["parameters"]
+    assert p["students"] == [870_001, 824_761, 784_377] and p["total"] == 17_051_091
 
 
 def test_describe_lists_tables_and_hidden_layers() -> None:
