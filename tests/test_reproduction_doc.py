@@ -1,11 +1,13 @@
-"""REPRODUCTION.md agrees with the committed results of its sweeps (figures/ml100k/, figures/ml100k_learned/).
+"""REPRODUCTION.md agrees with the committed results of its sweeps (figures/ml100k/, figures/ml100k_learned/,
+figures/table5/).
 
 The report quotes table rows of each sweep's ``results.md`` (written by ``collapse-lab results``) verbatim: every
 summary row (``| movielens-100k | <recipe> | ...``) and every claim row (``| C<k> | ...``) of a part of the report
 must be a row of that part's results.md — the text up to the heading ``## The learned regime`` reads
 ``figures/ml100k``, the text from it on ``figures/ml100k_learned`` — and each results.md must agree with the
-summary.csv and claims.csv next to it. So a number typed by hand, or a report left behind when a sweep is
-recomputed, fails here.
+summary.csv and claims.csv next to it. The part from ``## Table V`` on quotes rows of ``figures/table5/table5.md``,
+which must equal the table recomputed from the ``results.csv`` beside it. So a number typed by hand, or a report
+left behind when a sweep is recomputed, fails here.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ DOC = ROOT / "REPRODUCTION.md"
 TABLES = ROOT / "figures" / "ml100k"
 LEARNED = ROOT / "figures" / "ml100k_learned"
 LEARNED_HEADING = "## The learned regime"
+TABLE5 = ROOT / "figures" / "table5"
+TABLE5_HEADING = "## Table V"
 pytestmark = pytest.mark.skipif(not (TABLES / "results.md").is_file(),
                                 reason="figures/ml100k/results.md is not committed yet")
 
@@ -30,8 +34,9 @@ pytestmark = pytest.mark.skipif(not (TABLES / "results.md").is_file(),
 def _parts() -> list:
     """``(tables folder, the part of REPRODUCTION.md that quotes it)``."""
     doc = DOC.read_text()
-    head, _, learned = doc.partition(LEARNED_HEADING)
-    return [(TABLES, head), (LEARNED, learned)]
+    head, _, rest = doc.partition(LEARNED_HEADING)
+    learned, _, table5 = rest.partition(TABLE5_HEADING)
+    return [(TABLES, head), (LEARNED, learned), (TABLE5, table5)]
 
 
 def _rows(text: str, pattern: str) -> list:
@@ -86,3 +91,22 @@ def test_paired_rows_carry_the_bh_adjusted_p_values_of_paired_tests_csv():
         r = paired[(paired["n"] == int(cells[1])) & (paired["variant"] == variant)
                    & (paired["baseline"] == baseline)].iloc[0]
         assert cells[5:7] == [f"{r['p_ttest']:.3g}", f"{r['p_ttest_bh']:.3g}"], row
+
+
+@pytest.mark.skipif(not (TABLE5 / "table5.md").is_file(), reason="figures/table5 is not committed yet")
+def test_table_v_rows_are_quoted_from_table5_md_which_recomputes_from_results_csv():
+    from collapse_lab.results.paper_tables import TABLE5 as ROWS
+    from collapse_lab.results.paper_tables import paper_tables_for
+
+    doc = _parts()[2][1]
+    table = (TABLE5 / "table5.md").read_text()
+    labels = {r.label for r in ROWS}
+    quoted = [line.rstrip() for line in doc.splitlines()
+              if line.startswith("| ") and line.split("|")[1].strip() in labels]
+    assert len(quoted) == len(ROWS), "REPRODUCTION.md should quote every row of Table V"
+    missing = [row for row in quoted if row not in set(table.splitlines())]
+    assert not missing, f"rows of REPRODUCTION.md not in figures/table5/table5.md: {missing[:3]}"
+    results = pd.read_csv(TABLE5 / "results.csv")
+    assert paper_tables_for(results)["table5"][0] == table
+    runs = int((results["member"] == "ensemble").sum())
+    assert f"{runs} finished runs" in doc and "table5" in doc
