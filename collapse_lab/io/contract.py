@@ -32,7 +32,7 @@ from collapse_lab.errors import UserError
 __all__ = [
     "MANIFEST", "CONFIG", "METRICS", "LOG", "PROBE", "SPECTRA_TRACE", "CHECKPOINTS", "WEIGHTS_FILE",
     "TRAINER_STATE", "METRICS_COLUMNS", "SPECTRUM_DIR", "SPECTRUM_CSV", "SINGULAR_VALUES", "SPECTRUM_LOCATIONS",
-    "MANIFEST_KIND", "MANIFEST_SCHEMA_VERSION", "STATUSES", "read_manifest", "run_status",
+    "MANIFEST_KIND", "MANIFEST_SCHEMA_VERSION", "STATUSES", "read_manifest", "run_status", "read_rows",
     "student_tensor", "parse_student_tensor", "embedding_table", "parse_embedding_table", "hidden_weight",
     "parse_hidden_weight", "activation_name", "parse_activation", "MATRIX_KINDS", "ModelMatrix", "model_matrices",
     "student_summary", "find_spectrum", "read_metrics_csv", "read_spectrum_csv", "read_singular_values",
@@ -354,6 +354,33 @@ def read_singular_values(path: Union[str, Path], check_numbers: bool = False) ->
             if value.dtype.kind not in "biuf":
                 raise UserError(f"{p}: {key!r} holds {value.dtype} values, expected singular values (numbers)")
     return arrays
+
+
+def read_rows(path: Union[str, Path], columns: Sequence[str], parse: Any, what: str) -> List[Tuple[Any, ...]]:
+    """The data rows of one of the run's own CSV files (``metrics.csv``, ``spectra_trace.csv``), each turned into a
+    tuple by ``parse(row)``, for a writer that resumes; a missing file gives ``[]``.
+
+    Raises:
+        UserError: a header other than ``columns`` (line 1), or a row ``parse`` rejects with ValueError
+            ("FILE: line N: malformed <what> row [...]").
+    """
+    import csv
+
+    p = Path(path)
+    rows: List[Tuple[Any, ...]] = []
+    if not p.exists():
+        return rows
+    with open(p, newline="") as fh:
+        reader = csv.reader(fh)
+        header = next(reader, None)
+        if header is not None and tuple(header) != tuple(columns):
+            raise UserError(f"{p}: line 1: expected header {','.join(columns)}")
+        for line, row in enumerate(reader, start=2):
+            try:
+                rows.append(parse(row))
+            except ValueError:
+                raise UserError(f"{p}: line {line}: malformed {what} row {row!r}") from None
+    return rows
 
 
 def read_trace(path: Union[str, Path]) -> Any:

@@ -48,6 +48,7 @@ from collapse_lab.io.contract import (
     TRAINER_STATE,
     WEIGHTS_FILE,
     read_manifest,
+    read_rows,
 )
 
 __all__ = ["RunDir", "MetricsLog", "METRICS_COLUMNS", "run_logger", "is_run_dir", "staging_dir", "swap_in",
@@ -234,19 +235,11 @@ class MetricsLog:
 
     def load(self, keep: int | None = None) -> None:
         """Read the existing file, keeping its first ``keep`` rows (rows written after the last saved state)."""
-        rows: List[Tuple[int, int, str, str, str, float]] = []
-        if self.path.exists():
-            with open(self.path, newline="") as fh:
-                reader = csv.reader(fh)
-                header = next(reader, None)
-                if header is not None and tuple(header) != METRICS_COLUMNS:
-                    raise UserError(f"{self.path}: line 1: expected header {','.join(METRICS_COLUMNS)}")
-                for line, row in enumerate(reader, start=2):
-                    try:
-                        epoch, step, split, member, metric, value = row
-                        rows.append((int(epoch), int(step), split, member, metric, float(value)))
-                    except ValueError:
-                        raise UserError(f"{self.path}: line {line}: malformed metrics row {row!r}") from None
+        def parse(row: List[str]) -> Tuple[int, int, str, str, str, float]:
+            epoch, step, split, member, metric, value = row
+            return (int(epoch), int(step), split, member, metric, float(value))
+
+        rows = read_rows(self.path, METRICS_COLUMNS, parse, "metrics")
         if keep is not None:
             if keep > len(rows):
                 raise UserError(f"{self.path}: has {len(rows)} rows but the trainer state expects {keep}")

@@ -31,7 +31,7 @@ from typing import Any, Dict, List, Tuple, Union
 
 from collapse_lab.errors import UserError
 from collapse_lab.io.atomic import atomic_write_text
-from collapse_lab.io.contract import TRACE_COLUMNS, model_matrices, read_trace
+from collapse_lab.io.contract import TRACE_COLUMNS, model_matrices, read_rows, read_trace
 
 __all__ = ["SpectraTrace", "TRACE_COLUMNS", "SPECTRA_UNITS", "trace_matrices", "read_trace"]
 
@@ -129,20 +129,12 @@ class SpectraTrace:
 
     def load(self, through_step: int) -> None:
         """Read the file back for ``--resume``, keeping the rows of steps ``<= through_step`` (the saved state)."""
-        rows: List[Row] = []
-        if self.path.exists():
-            with open(self.path, newline="") as fh:
-                reader = csv.reader(fh)
-                header = next(reader, None)
-                if header is not None and tuple(header) != TRACE_COLUMNS:
-                    raise UserError(f"{self.path}: line 1: expected header {','.join(TRACE_COLUMNS)}")
-                for line, r in enumerate(reader, start=2):
-                    try:
-                        step, epoch, member, target, name, nrows, ncols, metric, value, base, ratio = r
-                        rows.append((int(step), int(epoch), member, target, name, int(nrows), int(ncols), metric,
-                                     _num(value), _num(base), _num(ratio)))
-                    except ValueError:
-                        raise UserError(f"{self.path}: line {line}: malformed spectra trace row {r!r}") from None
+        def parse(r: List[str]) -> Row:
+            step, epoch, member, target, name, nrows, ncols, metric, value, base, ratio = r
+            return (int(step), int(epoch), member, target, name, int(nrows), int(ncols), metric, _num(value),
+                    _num(base), _num(ratio))
+
+        rows = read_rows(self.path, TRACE_COLUMNS, parse, "spectra trace")
         self.rows = [r for r in rows if r[0] <= through_step]
         steps = [r[0] for r in self.rows]
         self.last_step = max(steps) if steps else -1
