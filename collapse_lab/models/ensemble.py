@@ -253,6 +253,12 @@ class CTREnsemble(nn.Module):
             target.copy_(src.to(device=target.device, dtype=target.dtype))
 
     # ---- helpers for the trainer -----------------------------------------------------------------------------
+    def embedding_penalty(self, embedding_regularizer: float) -> Tensor:
+        """``lambda/2 * sum_f ||P_f||_2^2`` (FuxiCTR's embedding regulariser), a zero scalar when ``lambda = 0``."""
+        if embedding_regularizer > 0:
+            return 0.5 * embedding_regularizer * self.embedding_l2()
+        return torch.zeros((), device=next(self.embedding.parameters()).device)
+
     def embedding_l2(self) -> Tensor:
         """``sum_f ||P_f||_2^2`` over the shared tables (the trainer multiplies by ``lambda/2``, FuxiCTR)."""
         return self.embedding.l2()

@@ -35,10 +35,7 @@ StepFn = Callable[..., Dict[str, Any]]
 def _update(model: Any, task_parts: Dict[str, Any], optimizer: Any, embedding_regularizer: float,
             clip_grad_norm: float | None, world_size: int) -> Dict[str, Any]:
     """Back-propagate ``(loss + reg) / G``, sum the gradients over the ranks, clip, step."""
-    if embedding_regularizer > 0:
-        reg = 0.5 * embedding_regularizer * model.embedding_l2()
-    else:
-        reg = torch.zeros((), device=task_parts["loss"].device)
+    reg = model.embedding_penalty(embedding_regularizer)
     total = task_parts["loss"] + reg
     optimizer.zero_grad(set_to_none=True)
     (total / world_size).backward()

@@ -47,10 +47,7 @@ def training_step(model: Any, task: Any, optimizer: Any, batch: Any, embedding_r
 
     out = model(batch.ids, values=batch.values)
     parts = task(out, batch.labels)
-    if embedding_regularizer > 0:
-        reg = 0.5 * embedding_regularizer * model.embedding_l2()
-    else:
-        reg = torch.zeros((), device=parts["loss"].device)
+    reg = model.embedding_penalty(embedding_regularizer)
     total = parts["loss"] + reg
     optimizer.zero_grad(set_to_none=True)
     total.backward()
