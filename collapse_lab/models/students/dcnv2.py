@@ -34,7 +34,7 @@ State-dict names: ``crossnet.cross_layers.<l>.*`` (matrices of kind ``cross``, l
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Dict, List, Tuple
 
 import torch
@@ -43,7 +43,7 @@ from torch import Tensor, nn
 from collapse_lab.errors import UserError
 from collapse_lab.models.students.base import Matrix, Student, StudentInput, register_student
 from collapse_lab.models.students.crossnet import CrossNetV2, check_cross_layers
-from collapse_lab.models.students.layers import MLPBlock, check_dropout, check_units, init_linear
+from collapse_lab.models.students.layers import DNNArgs, MLPBlock, check_units, init_linear
 
 __all__ = ["DCNv2Args", "DCNv2Student", "MODEL_STRUCTURES", "run_dnn"]
 
@@ -61,13 +61,12 @@ def run_dnn(dnn: MLPBlock, x: Tensor, hidden: Dict[str, Tensor] | None, label: s
 
 
 @dataclass
-class DCNv2Args:
-    """Arguments of the ``dcnv2`` student."""
+class DCNv2Args(DNNArgs):
+    """Arguments of the ``dcnv2`` student: :class:`~collapse_lab.models.students.layers.DNNArgs` for the DNN (unused
+    by crossnet_only), plus the wiring and the cross network."""
 
-    model_structure: str = "parallel"  # parallel | stacked | crossnet_only
-    hidden_units: List[int] = field(default_factory=lambda: [400, 400, 400])  # DNN widths (unused by crossnet_only)
     net_dropout: float = 0.1  # dropout after every hidden ReLU of the DNN
-    batch_norm: bool = True  # BatchNorm1d after every hidden Linear of the DNN
+    model_structure: str = "parallel"  # parallel | stacked | crossnet_only
     num_cross_layers: int = 3  # L
     use_low_rank: bool = False  # FuxiCTR's CrossNetMix; only false is implemented
 
@@ -79,7 +78,7 @@ class DCNv2Args:
         if not units and self.model_structure != "crossnet_only":
             raise UserError(f"hidden_units must list at least one width for model_structure "
                             f"{self.model_structure!r}, got []")
-        check_dropout(self.net_dropout)
+        super().validate()
         check_cross_layers(self.num_cross_layers)
         if self.use_low_rank:
             raise UserError("use_low_rank: true (FuxiCTR's CrossNetMix) is not implemented; expected false")

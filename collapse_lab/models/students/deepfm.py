@@ -26,14 +26,14 @@ authors' src/Backbone.py has no DeepFM sub-network. Deviations, named:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Dict, List, Tuple
 
 import torch
 from torch import Tensor, nn
 
 from collapse_lab.models.students.base import Matrix, Student, StudentInput, register_student
-from collapse_lab.models.students.layers import MLPBlock, check_dropout, check_units, init_linears
+from collapse_lab.models.students.layers import DNNArgs, MLPBlock, init_linears
 from collapse_lab.models.students.wide_deep import run_tower
 
 __all__ = ["DeepFMArgs", "DeepFMStudent", "fm_product_sum"]
@@ -47,16 +47,8 @@ def fm_product_sum(e: Tensor) -> Tensor:
 
 
 @dataclass
-class DeepFMArgs:
-    """Arguments of the ``deepfm`` student."""
-
-    hidden_units: List[int] = field(default_factory=lambda: [400, 400, 400])  # DNN widths (may be empty)
-    net_dropout: float = 0.0  # dropout after every hidden ReLU of the DNN
-    batch_norm: bool = True  # BatchNorm1d after every hidden Linear of the DNN
-
-    def validate(self) -> None:
-        check_units(self.hidden_units)
-        check_dropout(self.net_dropout)
+class DeepFMArgs(DNNArgs):
+    """Arguments of the ``deepfm`` student: :class:`~collapse_lab.models.students.layers.DNNArgs` for the DNN."""
 
 
 @register_student("deepfm", DeepFMArgs)

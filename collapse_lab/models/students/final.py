@@ -35,7 +35,7 @@ embedding ``h`` (B, F*D) and views it as (B, F, D).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Dict, List, Tuple
 
 import torch
@@ -43,7 +43,7 @@ from torch import Tensor, nn
 
 from collapse_lab.errors import UserError
 from collapse_lab.models.students.base import Matrix, Student, StudentInput, register_student
-from collapse_lab.models.students.layers import batch_norm, check_dropout, check_units, dropout, init_linear
+from collapse_lab.models.students.layers import DNNArgs, batch_norm, check_dropout, check_units, dropout, init_linear
 
 __all__ = ["FinalArgs", "FinalLayer", "FinalStudent", "factorised"]
 
@@ -73,19 +73,18 @@ class FinalLayer(nn.Module):
 
 
 @dataclass
-class FinalArgs:
-    """Arguments of the ``final`` student (defaults: KDEF_Latest on Criteo_x4, ``net2_dropout``)."""
+class FinalArgs(DNNArgs):
+    """Arguments of the ``final`` student (defaults: KDEF_Latest on Criteo_x4, ``net2_dropout``); ``hidden_units``
+    must be even and ``batch_norm`` follows every factorised layer."""
 
-    hidden_units: List[int] = field(default_factory=lambda: [400, 400, 400])  # even widths H_0 .. H_{L-1}
     net_dropout: float = 0.2  # dropout after every hidden ReLU (the authors' net2_dropout, Criteo 0.2)
-    batch_norm: bool = True  # BatchNorm1d after every factorised layer
 
     def validate(self) -> None:
         units = check_units(self.hidden_units)
         if any(u % 2 for u in units):
             raise UserError(f"hidden_units of student 'final' must be even (each layer is split in halves), "
                             f"got {units}")
-        check_dropout(self.net_dropout)
+        super().validate()
 
 
 @register_student("final", FinalArgs)

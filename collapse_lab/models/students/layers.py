@@ -4,6 +4,9 @@
   docs/method.md §6), drawn from the student's own generator.
 - :class:`MLPLayer`: ``Linear -> BatchNorm1d (optional) -> ReLU -> Dropout`` (one hidden layer of FuxiCTR's
   ``MLP_Block``); :class:`MLPBlock`: a stack of them (state-dict names ``layers.<j>.linear.*``, ``layers.<j>.bn.*``).
+- :class:`DNNArgs`: the three DNN arguments many students share (``hidden_units``, ``net_dropout``, ``batch_norm``,
+  the :data:`~collapse_lab.models.students.base.SHARED_ARGS`) and their checks; a student's argument dataclass
+  inherits it, may redefine a default, and chains ``validate()`` through ``super().validate()``.
 - :func:`batch_norm` and :func:`dropout`: a module's BatchNorm / a dropout routed through
   :mod:`collapse_lab.models.shard`, so that a data-parallel rank normalises with whole-batch statistics and draws
   the whole batch's mask (docs/architecture.md §11). Every student uses these instead of calling ``bn(x)`` or
@@ -12,6 +15,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Dict, List, Sequence, Tuple
 
 import torch
@@ -21,7 +25,7 @@ from collapse_lab.errors import UserError
 from collapse_lab.models import shard
 from collapse_lab.models.students.base import Matrix
 
-__all__ = ["MLPBlock", "MLPLayer", "batch_norm", "check_dropout", "check_units", "dropout", "init_linear",
+__all__ = ["DNNArgs", "MLPBlock", "MLPLayer", "batch_norm", "check_dropout", "check_units", "dropout", "init_linear",
            "init_linears"]
 
 
@@ -67,6 +71,24 @@ def check_dropout(p: float, key: str = "net_dropout") -> float:
     if not 0.0 <= float(p) < 1.0:
         raise UserError(f"{key} must be in [0, 1), got {p}")
     return float(p)
+
+
+@dataclass
+class DNNArgs:
+    """The DNN arguments shared by the MLP-based students (defaults: the KDEF run configuration, docs/method.md §2.2).
+
+    A student's argument dataclass inherits these three fields (so ``dataclasses.fields`` and
+    ``typing.get_type_hints`` list them first) and may redefine a default, e.g. ``net_dropout: float = 0.1``.
+    """
+
+    hidden_units: List[int] = field(default_factory=lambda: [400, 400, 400])  # widths H_0 .. H_{L-1} (may be empty)
+    net_dropout: float = 0.0  # dropout after every hidden ReLU
+    batch_norm: bool = True  # BatchNorm1d after every hidden Linear
+
+    def validate(self) -> None:
+        """Positive ``hidden_units`` and ``net_dropout`` in [0, 1), or a one-line :class:`UserError` naming the key."""
+        check_units(self.hidden_units)
+        check_dropout(self.net_dropout)
 
 
 class MLPLayer(nn.Module):

@@ -26,14 +26,14 @@ and views it as (B, F, D) instead of receiving the 3-D embedding.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Dict, List, Tuple
 
 import torch
 from torch import Tensor, nn
 
 from collapse_lab.models.students.base import Matrix, Student, StudentInput, register_student
-from collapse_lab.models.students.layers import MLPBlock, check_dropout, check_units, init_linear
+from collapse_lab.models.students.layers import DNNArgs, MLPBlock, check_dropout, check_units, init_linear
 
 __all__ = ["PNNArgs", "PNNStudent", "inner_products"]
 
@@ -45,16 +45,10 @@ def inner_products(e: Tensor, rows: Tensor, cols: Tensor) -> Tensor:
 
 
 @dataclass
-class PNNArgs:
+class PNNArgs(DNNArgs):
     """Arguments of the ``pnn`` student (defaults: KDEF_Latest on Criteo_x4, ``net1_dropout``)."""
 
-    hidden_units: List[int] = field(default_factory=lambda: [400, 400, 400])  # MLP widths H_0 .. H_{L-1}
     net_dropout: float = 0.1  # dropout after every hidden ReLU (the authors' net1_dropout)
-    batch_norm: bool = True  # BatchNorm1d after every hidden Linear
-
-    def validate(self) -> None:
-        check_units(self.hidden_units)
-        check_dropout(self.net_dropout)
 
 
 @register_student("pnn", PNNArgs)

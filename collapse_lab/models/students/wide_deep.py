@@ -28,14 +28,14 @@ Sources: the authors' ``WideDeep`` sub-network (src/Backbone.py of salmon1802/KD
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Dict, List, Tuple
 
 import torch
 from torch import Tensor, nn
 
 from collapse_lab.models.students.base import Matrix, Student, StudentInput, register_student
-from collapse_lab.models.students.layers import MLPBlock, check_dropout, check_units, init_linears
+from collapse_lab.models.students.layers import DNNArgs, MLPBlock, init_linears
 
 __all__ = ["WideDeepArgs", "WideDeepStudent", "run_tower"]
 
@@ -50,16 +50,9 @@ def run_tower(tower: MLPBlock, x: Tensor, hidden: Dict[str, Tensor] | None, labe
 
 
 @dataclass
-class WideDeepArgs:
-    """Arguments of the ``wide_deep`` student."""
-
-    hidden_units: List[int] = field(default_factory=lambda: [400, 400, 400])  # deep part widths (may be empty)
-    net_dropout: float = 0.0  # dropout after every hidden ReLU of the deep part
-    batch_norm: bool = True  # BatchNorm1d after every hidden Linear of the deep part
-
-    def validate(self) -> None:
-        check_units(self.hidden_units)
-        check_dropout(self.net_dropout)
+class WideDeepArgs(DNNArgs):
+    """Arguments of the ``wide_deep`` student: :class:`~collapse_lab.models.students.layers.DNNArgs` for the deep
+    part."""
 
 
 @register_student("wide_deep", WideDeepArgs)

@@ -40,23 +40,21 @@ from torch import Tensor, nn
 from collapse_lab.models.students.base import Matrix, Student, StudentInput, register_student
 from collapse_lab.models.students.cin import CompressedInteractionNet, check_cin_units
 from collapse_lab.models.students.dcnv2 import run_dnn
-from collapse_lab.models.students.layers import MLPBlock, check_dropout, check_units, init_linear
+from collapse_lab.models.students.layers import DNNArgs, MLPBlock, init_linear
 
 __all__ = ["XDeepFMArgs", "XDeepFMStudent"]
 
 
 @dataclass
-class XDeepFMArgs:
-    """Arguments of the ``xdeepfm`` student."""
+class XDeepFMArgs(DNNArgs):
+    """Arguments of the ``xdeepfm`` student: :class:`~collapse_lab.models.students.layers.DNNArgs` for the DNN, plus
+    the CIN's widths."""
 
-    hidden_units: List[int] = field(default_factory=lambda: [400, 400, 400])  # DNN widths (may be empty)
     net_dropout: float = 0.1  # dropout after every hidden ReLU of the DNN
-    batch_norm: bool = True  # BatchNorm1d after every hidden Linear of the DNN
     cin_hidden_units: List[int] = field(default_factory=lambda: [16, 16, 16])  # CIN widths H_0 .. H_{K-1}
 
     def validate(self) -> None:
-        check_units(self.hidden_units)
-        check_dropout(self.net_dropout)
+        super().validate()
         check_cin_units(self.cin_hidden_units)
 
 
