@@ -48,7 +48,6 @@ from torch import Tensor, nn
 from collapse_lab.errors import UserError
 from collapse_lab.models.students.base import Matrix, Student, StudentInput, register_student
 from collapse_lab.models.students.layers import DNNArgs, MLPBlock, batch_norm, check_dropout, check_units, init_linears
-from collapse_lab.models.students.wide_deep import run_tower
 
 __all__ = ["AFNArgs", "AFNStudent", "LOG_EPS"]
 
@@ -113,8 +112,8 @@ class AFNStudent(Student):
     def forward(self, h: Tensor, hidden: Dict[str, Tensor] | None = None) -> Tuple[Tensor, Tensor]:
         """``(B, F*D)`` -> (logit ``(B,)``, ``[MLP_afn(u); MLP_dnn(h)]``); ``hidden[afn_dnn.<j>]`` / ``hidden[dnn.<j>]``
         = each tower's layer j post-ReLU activation."""
-        a_afn = run_tower(self.afn_dnn, self.logarithmic(h), hidden, "afn_dnn")  # (B, H_afn)
-        a_dnn = run_tower(self.dnn, h, hidden, "dnn")  # (B, H_dnn)
+        a_afn = self.afn_dnn(self.logarithmic(h), hidden, label="afn_dnn")  # (B, H_afn)
+        a_dnn = self.dnn(h, hidden, label="dnn")  # (B, H_dnn)
         logits = torch.cat([self.afn_head(a_afn), self.head(a_dnn)], dim=-1)  # (B, 2)
         return self.fc(logits).squeeze(-1), torch.cat([a_afn, a_dnn], dim=-1)
 

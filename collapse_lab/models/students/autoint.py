@@ -48,7 +48,6 @@ from torch import Tensor, nn
 from collapse_lab.errors import UserError
 from collapse_lab.models.students.base import Matrix, Student, StudentInput, register_student
 from collapse_lab.models.students.layers import DNNArgs, MLPBlock, dropout, init_linears
-from collapse_lab.models.students.wide_deep import run_tower
 
 __all__ = ["AutoIntArgs", "AutoIntStudent", "SelfAttentionLayer"]
 
@@ -152,7 +151,7 @@ class AutoIntStudent(Student):
             if hidden is not None:
                 hidden[f"attention.{i}"] = x.flatten(1)
         att = x.flatten(1)  # (B, F*A)
-        deep = run_tower(self.dnn, h, hidden, "dnn")  # (B, H_last)
+        deep = self.dnn(h, hidden, label="dnn")  # (B, H_last)
         logit = self.attention_head(att) + self.head(deep)  # (B, 1)
         return logit.squeeze(-1), torch.cat([att, deep], dim=-1)
 

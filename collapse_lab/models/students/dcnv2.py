@@ -45,19 +45,10 @@ from collapse_lab.models.students.base import Matrix, Student, StudentInput, reg
 from collapse_lab.models.students.crossnet import CrossNetV2, check_cross_layers
 from collapse_lab.models.students.layers import DNNArgs, MLPBlock, check_units, init_linear
 
-__all__ = ["DCNv2Args", "DCNv2Student", "MODEL_STRUCTURES", "run_dnn"]
+__all__ = ["DCNv2Args", "DCNv2Student", "MODEL_STRUCTURES"]
 
 #: the DCNv2 wirings offered
 MODEL_STRUCTURES = ("parallel", "stacked", "crossnet_only")
-
-
-def run_dnn(dnn: MLPBlock, x: Tensor, hidden: Dict[str, Tensor] | None, label: str = "dnn") -> Tensor:
-    """``dnn(x)`` with layer j's post-ReLU, pre-dropout activation in ``hidden[f"{label}.{j}"]``."""
-    for j, layer in enumerate(dnn.layers):
-        a, x = layer(x)
-        if hidden is not None:
-            hidden[f"{label}.{j}"] = a
-    return x
 
 
 @dataclass
@@ -116,9 +107,9 @@ class DCNv2Student(Student):
         """``(B, F*D)`` -> (logit ``(B,)``, ``u`` ``(B, output_dim)``)."""
         cross = self.crossnet(h, hidden)  # (B, FD)
         if self.model_structure == "parallel":
-            u = torch.cat([run_dnn(self.dnn, h, hidden), cross], dim=-1)
+            u = torch.cat([self.dnn(h, hidden, label="dnn"), cross], dim=-1)
         elif self.model_structure == "stacked":
-            u = run_dnn(self.dnn, cross, hidden)
+            u = self.dnn(cross, hidden, label="dnn")
         else:
             u = cross
         return self.head(u).squeeze(-1), u

@@ -34,7 +34,6 @@ from torch import Tensor, nn
 
 from collapse_lab.models.students.base import Matrix, Student, StudentInput, register_student
 from collapse_lab.models.students.layers import DNNArgs, MLPBlock, init_linears
-from collapse_lab.models.students.wide_deep import run_tower
 
 __all__ = ["DeepFMArgs", "DeepFMStudent", "fm_product_sum"]
 
@@ -74,7 +73,7 @@ class DeepFMStudent(Student):
         """``(B, F*D)`` -> (logit ``(B,)``, DNN's last output ``(B, H_last)``); ``hidden[dnn.<j>]`` = DNN layer j's
         post-ReLU activation."""
         e = h.view(h.shape[0], self.inp.num_fields, self.inp.embedding_dim)  # (B, F, D)
-        last = run_tower(self.dnn, h, hidden, "dnn")  # (B, H_last)
+        last = self.dnn(h, hidden, label="dnn")  # (B, H_last)
         logit = self.lr(h).squeeze(-1) + fm_product_sum(e) + self.head(last).squeeze(-1)  # (B,)
         return logit, last
 

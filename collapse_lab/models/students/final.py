@@ -43,7 +43,15 @@ from torch import Tensor, nn
 
 from collapse_lab.errors import UserError
 from collapse_lab.models.students.base import Matrix, Student, StudentInput, register_student
-from collapse_lab.models.students.layers import DNNArgs, batch_norm, check_dropout, check_units, dropout, init_linear
+from collapse_lab.models.students.layers import (
+    DNNArgs,
+    batch_norm,
+    check_dropout,
+    check_units,
+    dropout,
+    init_linear,
+    run_layers,
+)
 
 __all__ = ["FinalArgs", "FinalLayer", "FinalStudent", "factorised"]
 
@@ -129,11 +137,7 @@ class FinalStudent(Student):
 
         If ``hidden`` is a dict, layer j's post-ReLU, pre-dropout activation ``(B, H_j)`` goes to ``final.<j>``.
         """
-        x = self.gated_input(h)
-        for j, layer in enumerate(self.final):
-            a, x = layer(x)
-            if hidden is not None:
-                hidden[f"final.{j}"] = a
+        x = run_layers(self.final, self.gated_input(h), hidden, "final")
         return self.head(x).squeeze(-1), x  # (B,), (B, H_last)
 
     def matrices(self) -> List[Matrix]:

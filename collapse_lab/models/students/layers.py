@@ -4,6 +4,8 @@
   docs/method.md §6), drawn from the student's own generator.
 - :class:`MLPLayer`: ``Linear -> BatchNorm1d (optional) -> ReLU -> Dropout`` (one hidden layer of FuxiCTR's
   ``MLP_Block``); :class:`MLPBlock`: a stack of them (state-dict names ``layers.<j>.linear.*``, ``layers.<j>.bn.*``).
+- :func:`run_layers`: the one loop that runs such a stack and records each layer's post-ReLU, pre-dropout activation
+  as a probe (``MLPBlock.forward`` and the students that keep their layers in a bare ``ModuleList`` use it).
 - :class:`DNNArgs`: the three DNN arguments many students share (``hidden_units``, ``net_dropout``, ``batch_norm``,
   the :data:`~collapse_lab.models.students.base.SHARED_ARGS`) and their checks; a student's argument dataclass
   inherits it, may redefine a default, and chains ``validate()`` through ``super().validate()``.
@@ -16,7 +18,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, Iterable, List, Sequence, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -26,7 +28,7 @@ from collapse_lab.models import shard
 from collapse_lab.models.students.base import Matrix
 
 __all__ = ["DNNArgs", "MLPBlock", "MLPLayer", "batch_norm", "check_dropout", "check_units", "dropout", "init_linear",
-           "init_linears"]
+           "init_linears", "run_layers"]
 
 
 @torch.no_grad()
@@ -91,6 +93,17 @@ class DNNArgs:
         check_dropout(self.net_dropout)
 
 
+def run_layers(layers: Iterable[nn.Module], x: Tensor, hidden: Dict[str, Tensor] | None, label: str) -> Tensor:
+    """Run ``layers`` in turn, each ``x -> (a, x')`` like :class:`MLPLayer` (``a`` post-ReLU, ``x'`` after dropout);
+    returns the last ``x'`` ``(B, H_last)`` (``x`` itself without layers) and, if ``hidden`` is a dict, puts layer
+    j's ``a`` ``(B, H_j)`` in ``hidden[f"{label}.{j}"]``."""
+    for j, layer in enumerate(layers):
+        a, x = layer(x)
+        if hidden is not None:
+            hidden[f"{label}.{j}"] = a
+    return x
+
+
 class MLPLayer(nn.Module):
     """One hidden layer: Linear -> BatchNorm1d (optional) -> ReLU -> Dropout."""
 
@@ -131,14 +144,11 @@ class MLPBlock(nn.Module):
     def output_dim(self) -> int:
         return self.hidden_units[-1] if self.hidden_units else self.input_dim
 
-    def forward(self, x: Tensor, hidden: Dict[str, Tensor] | None = None, prefix: str = "") -> Tensor:
-        """``(B, input_dim)`` -> ``(B, output_dim)``; post-ReLU, pre-dropout activations go to
-        ``hidden[f"{prefix}layers.{j}"]``."""
-        for j, layer in enumerate(self.layers):
-            a, x = layer(x)
-            if hidden is not None:
-                hidden[f"{prefix}layers.{j}"] = a
-        return x
+    def forward(self, x: Tensor, hidden: Dict[str, Tensor] | None = None, prefix: str = "",
+                label: str = "layers") -> Tensor:
+        """``(B, input_dim)`` -> ``(B, output_dim)``; layer j's post-ReLU, pre-dropout activation goes to
+        ``hidden[f"{prefix}{label}.{j}"]`` (a student's tower ``dnn`` passes ``label="dnn"``: probes ``dnn.<j>``)."""
+        return run_layers(self.layers, x, hidden, f"{prefix}{label}")
 
     def matrices(self, prefix: str = "", label: str = "mlp", activation: str | None = None) -> List[Matrix]:
         """The hidden weights as ``linear`` matrices: ``{prefix}layers.<j>.linear.weight``, labelled ``{label}.<j>``;

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from collapse_lab.models.students.base import Matrix, Student, StudentInput, register_student
-from collapse_lab.models.students.layers import DNNArgs, MLPBlock, check_dropout, check_units, init_linear
+from collapse_lab.models.students.layers import DNNArgs, MLPBlock, check_dropout, check_units, init_linear, run_layers
 
 __all__ = ["MLPArgs", "MLPStudent"]
 
@@ -56,11 +56,7 @@ class MLPStudent(Student):
 
         If ``hidden`` is a dict, layer j's post-ReLU, pre-dropout activation ``(B, H_j)`` goes to ``layers.<j>``.
         """
-        x = h
-        for j, layer in enumerate(self.layers):
-            a, x = layer(x)
-            if hidden is not None:
-                hidden[f"layers.{j}"] = a
+        x = run_layers(self.layers, h, hidden, "layers")
         return self.head(x).squeeze(-1), x  # (B,), (B, H_last)
 
     def matrices(self) -> List[Matrix]:

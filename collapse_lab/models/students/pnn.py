@@ -33,7 +33,7 @@ import torch
 from torch import Tensor, nn
 
 from collapse_lab.models.students.base import Matrix, Student, StudentInput, register_student
-from collapse_lab.models.students.layers import DNNArgs, MLPBlock, check_dropout, check_units, init_linear
+from collapse_lab.models.students.layers import DNNArgs, MLPBlock, check_dropout, check_units, init_linear, run_layers
 
 __all__ = ["PNNArgs", "PNNStudent", "inner_products"]
 
@@ -89,11 +89,7 @@ class PNNStudent(Student):
 
         If ``hidden`` is a dict, layer j's post-ReLU, pre-dropout activation ``(B, H_j)`` goes to ``dnn.<j>``.
         """
-        x = self.dense_input(h)
-        for j, layer in enumerate(self.dnn):
-            a, x = layer(x)
-            if hidden is not None:
-                hidden[f"dnn.{j}"] = a
+        x = run_layers(self.dnn, self.dense_input(h), hidden, "dnn")
         return self.head(x).squeeze(-1), x  # (B,), (B, H_last)
 
     def matrices(self) -> List[Matrix]:

@@ -37,16 +37,7 @@ from torch import Tensor, nn
 from collapse_lab.models.students.base import Matrix, Student, StudentInput, register_student
 from collapse_lab.models.students.layers import DNNArgs, MLPBlock, init_linears
 
-__all__ = ["WideDeepArgs", "WideDeepStudent", "run_tower"]
-
-
-def run_tower(tower: MLPBlock, x: Tensor, hidden: Dict[str, Tensor] | None, label: str) -> Tensor:
-    """``tower(x)`` ``(B, H_last)``, with layer j's post-ReLU, pre-dropout activation in ``hidden[f"{label}.{j}"]``."""
-    for j, layer in enumerate(tower.layers):
-        a, x = layer(x)
-        if hidden is not None:
-            hidden[f"{label}.{j}"] = a
-    return x
+__all__ = ["WideDeepArgs", "WideDeepStudent"]
 
 
 @dataclass
@@ -77,7 +68,7 @@ class WideDeepStudent(Student):
     def forward(self, h: Tensor, hidden: Dict[str, Tensor] | None = None) -> Tuple[Tensor, Tensor]:
         """``(B, F*D)`` -> (logit ``(B,)``, deep part's last output ``(B, H_last)``); ``hidden[dnn.<j>]`` =
         deep layer j's post-ReLU activation."""
-        last = run_tower(self.dnn, h, hidden, "dnn")  # (B, H_last)
+        last = self.dnn(h, hidden, label="dnn")  # (B, H_last)
         logit = self.lr(h) + self.head(last)  # (B, 1)
         return logit.squeeze(-1), last
 

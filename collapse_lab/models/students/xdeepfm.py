@@ -39,7 +39,6 @@ from torch import Tensor, nn
 
 from collapse_lab.models.students.base import Matrix, Student, StudentInput, register_student
 from collapse_lab.models.students.cin import CompressedInteractionNet, check_cin_units
-from collapse_lab.models.students.dcnv2 import run_dnn
 from collapse_lab.models.students.layers import DNNArgs, MLPBlock, init_linear
 
 __all__ = ["XDeepFMArgs", "XDeepFMStudent"]
@@ -86,7 +85,7 @@ class XDeepFMStudent(Student):
         """``(B, F*D)`` -> (logit ``z_lr + z_cin + z_dnn`` ``(B,)``, ``[a ; p ; h]`` ``(B, output_dim)``)."""
         z_lr = self.lr(h).squeeze(-1)
         z_cin, p = self.cin(h.reshape(h.shape[0], self.inp.num_fields, self.inp.embedding_dim), hidden)
-        a = run_dnn(self.dnn, h, hidden)
+        a = self.dnn(h, hidden, label="dnn")
         z_dnn = self.dnn_head(a).squeeze(-1)
         return z_lr + z_cin + z_dnn, torch.cat([a, p, h], dim=-1)
 
