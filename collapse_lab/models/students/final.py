@@ -43,15 +43,7 @@ from torch import Tensor, nn
 
 from collapse_lab.errors import UserError
 from collapse_lab.models.students.base import Matrix, Student, StudentInput, register_student
-from collapse_lab.models.students.layers import (
-    DNNArgs,
-    batch_norm,
-    check_dropout,
-    check_units,
-    dropout,
-    init_linear,
-    run_layers,
-)
+from collapse_lab.models.students.layers import DNNArgs, MLPLayer, check_dropout, check_units, init_linear, run_layers
 
 __all__ = ["FinalArgs", "FinalLayer", "FinalStudent", "factorised"]
 
@@ -62,22 +54,14 @@ def factorised(u: Tensor) -> Tensor:
     return torch.cat([u1, u2 * u1], dim=-1)
 
 
-class FinalLayer(nn.Module):
-    """One factorised-interaction layer: ``Linear -> [u1, u2 ⊙ u1] -> BatchNorm1d (optional) -> ReLU -> Dropout``."""
+class FinalLayer(MLPLayer):
+    """One factorised-interaction layer: ``Linear -> [u1, u2 ⊙ u1] -> BatchNorm1d (optional) -> ReLU -> Dropout``
+    (an :class:`~collapse_lab.models.students.layers.MLPLayer` whose ``recombine`` is :func:`factorised`; state
+    names ``linear.*``, ``bn.*``)."""
 
-    def __init__(self, in_dim: int, out_dim: int, dropout: float, batch_norm: bool) -> None:
-        super().__init__()
-        self.linear = nn.Linear(in_dim, out_dim)
-        self.bn = nn.BatchNorm1d(out_dim) if batch_norm else None
-        self.dropout = float(dropout)
-
-    def forward(self, x: Tensor) -> Tuple[Tensor, Tensor]:
-        """``(B, H_in)`` -> (activation after ReLU ``(B, H)``, output after dropout ``(B, H)``)."""
-        a = factorised(self.linear(x))  # (B, H)
-        if self.bn is not None:
-            a = batch_norm(self.bn, a)
-        a = torch.relu(a)
-        return a, dropout(a, self.dropout, self.training)
+    def recombine(self, u: Tensor) -> Tensor:
+        """``(B, H)`` -> ``[u1, u2 ⊙ u1]`` ``(B, H)``."""
+        return factorised(u)
 
 
 @dataclass

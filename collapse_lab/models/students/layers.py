@@ -105,7 +105,11 @@ def run_layers(layers: Iterable[nn.Module], x: Tensor, hidden: Dict[str, Tensor]
 
 
 class MLPLayer(nn.Module):
-    """One hidden layer: Linear -> BatchNorm1d (optional) -> ReLU -> Dropout."""
+    """One hidden layer: Linear -> BatchNorm1d (optional) -> ReLU -> Dropout.
+
+    :meth:`recombine` sits between the Linear and the BatchNorm (the identity here); a layer that mixes the Linear's
+    output before normalising (FINAL's factorised layer) overrides it and keeps the state names ``linear`` / ``bn``.
+    """
 
     def __init__(self, in_dim: int, out_dim: int, dropout: float, batch_norm: bool) -> None:
         super().__init__()
@@ -113,9 +117,13 @@ class MLPLayer(nn.Module):
         self.bn = nn.BatchNorm1d(out_dim) if batch_norm else None
         self.dropout = float(dropout)
 
+    def recombine(self, u: Tensor) -> Tensor:
+        """The Linear's output ``(B, H)`` -> the BatchNorm's input ``(B, H)``: the identity."""
+        return u
+
     def forward(self, x: Tensor) -> Tuple[Tensor, Tensor]:
         """``(B, H_in)`` -> (activation after ReLU ``(B, H)``, output after dropout ``(B, H)``)."""
-        a = self.linear(x)  # (B, H)
+        a = self.recombine(self.linear(x))  # (B, H)
         if self.bn is not None:
             a = batch_norm(self.bn, a)
         a = torch.relu(a)
