@@ -43,7 +43,7 @@ from torch import Tensor, nn
 from collapse_lab.errors import UserError
 from collapse_lab.models.students.base import Matrix, Student, StudentInput, register_student
 from collapse_lab.models.students.crossnet import CrossNetV2, check_cross_layers
-from collapse_lab.models.students.layers import DNNArgs, MLPBlock, check_units, init_linear
+from collapse_lab.models.students.layers import DNNArgs, MLPBlock, check_units, init_linear, init_linears
 
 __all__ = ["DCNv2Args", "DCNv2Student", "MODEL_STRUCTURES"]
 
@@ -90,8 +90,7 @@ class DCNv2Student(Student):
         self.dnn: MLPBlock | None = None
         if self.model_structure != "crossnet_only":
             self.dnn = MLPBlock(fd, args.hidden_units, args.net_dropout, args.batch_norm)
-            for layer in self.dnn.layers:
-                init_linear(layer.linear, generator)
+            init_linears(self.dnn, generator)
         self.head = nn.Linear(self.output_dim, 1)
         init_linear(self.head, generator)
 

@@ -43,7 +43,7 @@ from torch import Tensor, nn
 
 from collapse_lab.errors import UserError
 from collapse_lab.models.students.base import Matrix, Student, StudentInput, register_student
-from collapse_lab.models.students.layers import DNNArgs, MLPLayer, check_dropout, check_units, init_linear, run_layers
+from collapse_lab.models.students.layers import DNNArgs, MLPLayer, check_dropout, check_units, init_linears, run_layers
 
 __all__ = ["FinalArgs", "FinalLayer", "FinalStudent", "factorised"]
 
@@ -97,10 +97,7 @@ class FinalStudent(Student):
         self.final = nn.ModuleList(FinalLayer(dims[j], dims[j + 1], self.net_dropout, self.batch_norm)
                                    for j in range(len(self.hidden_units)))
         self.head = nn.Linear(self.output_dim, 1)
-        init_linear(self.gate, generator)  # FuxiCTR's default pass draws it too (then the gate's reset below)
-        for layer in self.final:
-            init_linear(layer.linear, generator)
-        init_linear(self.head, generator)
+        init_linears(self, generator)  # gate (FuxiCTR's default pass draws it too; reset below), layers, head
         with torch.no_grad():  # FinalGate.reset_custom_params
             self.gate.weight.zero_()
             self.gate.bias.fill_(1.0)

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from collapse_lab.models.students.base import Matrix, Student, StudentInput, register_student
-from collapse_lab.models.students.layers import DNNArgs, MLPBlock, check_dropout, check_units, init_linear, run_layers
+from collapse_lab.models.students.layers import DNNArgs, MLPBlock, check_dropout, check_units, init_linears, run_layers
 
 __all__ = ["MLPArgs", "MLPStudent"]
 
@@ -42,9 +42,7 @@ class MLPStudent(Student):
         self.batch_norm = bool(args.batch_norm)
         self.layers = MLPBlock(self.input_dim, self.hidden_units, self.net_dropout, self.batch_norm).layers
         self.head = nn.Linear(self.output_dim, 1)
-        for layer in self.layers:
-            init_linear(layer.linear, generator)
-        init_linear(self.head, generator)
+        init_linears(self, generator)  # hidden layers, then head
 
     @property
     def output_dim(self) -> int:

@@ -39,7 +39,7 @@ from torch import Tensor, nn
 
 from collapse_lab.models.students.base import Matrix, Student, StudentInput, register_student
 from collapse_lab.models.students.cin import CompressedInteractionNet, check_cin_units
-from collapse_lab.models.students.layers import DNNArgs, MLPBlock, init_linear
+from collapse_lab.models.students.layers import DNNArgs, MLPBlock, init_linears
 
 __all__ = ["XDeepFMArgs", "XDeepFMStudent"]
 
@@ -70,10 +70,7 @@ class XDeepFMStudent(Student):
         self.dnn = MLPBlock(fd, args.hidden_units, args.net_dropout, args.batch_norm)
         self.dnn_head = nn.Linear(self.dnn.output_dim, 1)
         self.lr = nn.Linear(fd, 1)
-        for layer in self.dnn.layers:
-            init_linear(layer.linear, generator)
-        init_linear(self.dnn_head, generator)
-        init_linear(self.lr, generator)
+        init_linears(self, generator)  # DNN, DNN head, LR (the CIN below initialises itself)
         self.cin = CompressedInteractionNet(inp.num_fields, args.cin_hidden_units, generator)
 
     @property
