@@ -65,12 +65,15 @@ class WideDeepStudent(Student):
         """Width of the deep part's last hidden layer."""
         return self.dnn.output_dim
 
+    def wide(self, h: Tensor) -> Tensor:
+        """The wide part's logit ``z_wide = w_lr · h + b_lr`` ``(B,)`` (``deepfm`` adds its FM term here)."""
+        return self.lr(h).squeeze(-1)
+
     def forward(self, h: Tensor, hidden: Dict[str, Tensor] | None = None) -> Tuple[Tensor, Tensor]:
         """``(B, F*D)`` -> (logit ``(B,)``, deep part's last output ``(B, H_last)``); ``hidden[dnn.<j>]`` =
         deep layer j's post-ReLU activation."""
         last = self.dnn(h, hidden, label="dnn")  # (B, H_last)
-        logit = self.lr(h) + self.head(last)  # (B, 1)
-        return logit.squeeze(-1), last
+        return self.wide(h) + self.head(last).squeeze(-1), last  # (B,), (B, H_last)
 
     def matrices(self) -> List[Matrix]:
         return self.dnn.matrices(prefix="dnn.", label="dnn", activation="dnn")
