@@ -16,7 +16,8 @@ import torch
 from collapse_lab.errors import UserError
 from collapse_lab.models.students import MATRIX_KINDS, StudentInput, build_student
 from collapse_lab.models.students.ecn import ECNLayer, halves_first
-from collapse_lab.models.students.final import factorised
+from collapse_lab.models.students.final import FinalLayer, factorised
+from collapse_lab.models.students.layers import MLPLayer
 
 torch.set_num_threads(1)
 
@@ -211,6 +212,21 @@ def test_final_gate_init_and_recombination_by_hand():
     assert s.gated_input(h).tolist() == [[1.0, 2.0, 3.0, 4.0, 3.0, 8.0, 3.0, 12.0]]
     # [u1, u2 ⊙ u1] with u1 = (1, 2), u2 = (3, 4)
     assert factorised(torch.tensor([[1.0, 2.0, 3.0, 4.0]])).tolist() == [[1.0, 2.0, 3.0, 8.0]]
+
+
+def test_final_layer_is_an_mlp_layer_that_recombines_before_batch_norm():
+    layer, plain = FinalLayer(2, 4, 0.0, False), MLPLayer(2, 4, 0.0, False)
+    assert isinstance(layer, MLPLayer)
+    assert list(FinalLayer(2, 4, 0.5, True).state_dict()) == list(MLPLayer(2, 4, 0.5, True).state_dict()) == [
+        "linear.weight", "linear.bias", "bn.weight", "bn.bias", "bn.running_mean", "bn.running_var",
+        "bn.num_batches_tracked"]
+    with torch.no_grad():
+        for m in (layer, plain):
+            m.linear.weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [2.0, -1.0]]))
+            m.linear.bias.zero_()
+    x = torch.tensor([[2.0, 3.0]])  # u = (2, 3, 5, 1): u1 = (2, 3), u2 = (5, 1)
+    assert plain(x)[0].tolist() == [[2.0, 3.0, 5.0, 1.0]]
+    assert layer(x)[0].tolist() == [[2.0, 3.0, 10.0, 3.0]]  # [u1, u2 ⊙ u1]
 
 
 def test_final_forward_matches_numpy():

@@ -17,7 +17,15 @@ from collapse_lab.config import TrainConfig, config_hash
 from collapse_lab.data.feature_map import FeatureMap, FieldInfo
 from collapse_lab.errors import UserError
 from collapse_lab.models import build_ensemble, resolve_form
-from collapse_lab.models.students import MATRIX_KINDS, STUDENTS, StudentInput, build_student, resolve_student_args
+from collapse_lab.models.students import (
+    MATRIX_KINDS,
+    STUDENTS,
+    StudentInput,
+    build_student,
+    parse_student_args,
+    resolve_student_args,
+)
+from collapse_lab.models.students.layers import DNNArgs
 from collapse_lab.resolve import resolve_config
 from collapse_lab.utils.seed import derive_seeds
 
@@ -185,6 +193,35 @@ def test_top_level_keys_fill_every_student_that_has_them_unless_its_block_does()
     pnn, ecn = [m["args"] for m in model.describe()["students"]]
     assert (pnn["hidden_units"], pnn["net_dropout"], pnn["batch_norm"]) == ([8], 0.2, False)
     assert (ecn["net_dropout"], ecn["batch_norm"]) == (0.3, False) and "hidden_units" not in ecn
+
+
+# the documented net_dropout default of every student whose arguments inherit DNNArgs (hidden_units [400, 400, 400]
+# and batch_norm true for all of them)
+DNN_DROPOUT = {"mlp": 0.0, "wide_deep": 0.0, "deepfm": 0.0, "autoint": 0.0, "afn": 0.0, "pnn": 0.1, "xdeepfm": 0.1,
+               "dcnv2": 0.1, "final": 0.2}
+
+
+@pytest.mark.parametrize("name", sorted(DNN_DROPOUT))
+def test_dnn_students_inherit_the_shared_arguments_with_their_own_defaults(name: str) -> None:
+    if name not in NAMES:
+        pytest.skip(f"no {name} student")
+    args_type = STUDENTS.get(name).args_type
+    assert issubclass(args_type, DNNArgs)
+    args = parse_student_args(name)
+    assert (args.hidden_units, args.net_dropout, args.batch_norm) == ([400, 400, 400], DNN_DROPOUT[name], True)
+    valid = sorted(f.name for f in dataclasses.fields(args_type))
+    assert {"hidden_units", "net_dropout", "batch_norm"} <= set(valid)
+    with pytest.raises(UserError, match=rf"unknown argument 'hidden_unit'; valid: {', '.join(valid)}$"):
+        parse_student_args(name, {"hidden_unit": [8]})
+
+
+def test_inherited_fields_are_listed_and_checked_before_the_students_own() -> None:
+    if "xdeepfm" not in NAMES:
+        pytest.skip("no xdeepfm student")
+    with pytest.raises(UserError, match=r"valid: batch_norm, cin_hidden_units, hidden_units, net_dropout$"):
+        parse_student_args("xdeepfm", {"cin": [8]})
+    with pytest.raises(UserError, match=r"^net_dropout must be in \[0, 1\), got 1\.5$"):
+        parse_student_args("xdeepfm", {"net_dropout": 1.5, "cin_hidden_units": [0]})
 
 
 @pytest.mark.parametrize(("overrides", "message"), [

@@ -47,8 +47,7 @@ from torch import Tensor, nn
 
 from collapse_lab.errors import UserError
 from collapse_lab.models.students.base import Matrix, Student, StudentInput, register_student
-from collapse_lab.models.students.layers import MLPBlock, batch_norm, check_dropout, check_units, init_linears
-from collapse_lab.models.students.wide_deep import run_tower
+from collapse_lab.models.students.layers import DNNArgs, MLPBlock, batch_norm, check_dropout, check_units, init_linears
 
 __all__ = ["AFNArgs", "AFNStudent", "LOG_EPS"]
 
@@ -57,19 +56,16 @@ LOG_EPS = 1e-5
 
 
 @dataclass
-class AFNArgs:
-    """Arguments of the ``afn`` student."""
+class AFNArgs(DNNArgs):
+    """Arguments of the ``afn`` student: :class:`~collapse_lab.models.students.layers.DNNArgs` for the ensemble DNN
+    (``batch_norm`` switches both MLP towers), plus the logarithmic layer and the AFN tower."""
 
-    hidden_units: List[int] = field(default_factory=lambda: [400, 400, 400])  # ensemble DNN widths (may be empty)
-    net_dropout: float = 0.0  # dropout after every hidden ReLU of the ensemble DNN
-    batch_norm: bool = True  # BatchNorm1d after every hidden Linear of both MLP towers
     logarithmic_neurons: int = 1200  # L, the number of logarithmic neurons
     afn_hidden_units: List[int] = field(default_factory=lambda: [400, 400, 400])  # AFN tower widths (may be empty)
     afn_dropout: float = 0.0  # dropout after every hidden ReLU of the AFN tower
 
     def validate(self) -> None:
-        check_units(self.hidden_units)
-        check_dropout(self.net_dropout)
+        super().validate()
         check_units(self.afn_hidden_units, "afn_hidden_units")
         check_dropout(self.afn_dropout, "afn_dropout")
         if self.logarithmic_neurons < 1:
@@ -116,8 +112,8 @@ class AFNStudent(Student):
     def forward(self, h: Tensor, hidden: Dict[str, Tensor] | None = None) -> Tuple[Tensor, Tensor]:
         """``(B, F*D)`` -> (logit ``(B,)``, ``[MLP_afn(u); MLP_dnn(h)]``); ``hidden[afn_dnn.<j>]`` / ``hidden[dnn.<j>]``
         = each tower's layer j post-ReLU activation."""
-        a_afn = run_tower(self.afn_dnn, self.logarithmic(h), hidden, "afn_dnn")  # (B, H_afn)
-        a_dnn = run_tower(self.dnn, h, hidden, "dnn")  # (B, H_dnn)
+        a_afn = self.afn_dnn(self.logarithmic(h), hidden, label="afn_dnn")  # (B, H_afn)
+        a_dnn = self.dnn(h, hidden, label="dnn")  # (B, H_dnn)
         logits = torch.cat([self.afn_head(a_afn), self.head(a_dnn)], dim=-1)  # (B, 2)
         return self.fc(logits).squeeze(-1), torch.cat([a_afn, a_dnn], dim=-1)
 

@@ -39,7 +39,7 @@ the authors. Deviations and choices, named:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Dict, List, Tuple
 
 import torch
@@ -47,19 +47,16 @@ from torch import Tensor, nn
 
 from collapse_lab.errors import UserError
 from collapse_lab.models.students.base import Matrix, Student, StudentInput, register_student
-from collapse_lab.models.students.layers import MLPBlock, check_dropout, check_units, dropout, init_linears
-from collapse_lab.models.students.wide_deep import run_tower
+from collapse_lab.models.students.layers import DNNArgs, MLPBlock, dropout, init_linears
 
 __all__ = ["AutoIntArgs", "AutoIntStudent", "SelfAttentionLayer"]
 
 
 @dataclass
-class AutoIntArgs:
-    """Arguments of the ``autoint`` student."""
+class AutoIntArgs(DNNArgs):
+    """Arguments of the ``autoint`` student: :class:`~collapse_lab.models.students.layers.DNNArgs` for the DNN
+    (``net_dropout`` also drops attention probabilities), plus the self-attention layers."""
 
-    hidden_units: List[int] = field(default_factory=lambda: [400, 400, 400])  # DNN widths (may be empty)
-    net_dropout: float = 0.0  # dropout on the attention probabilities and after every DNN ReLU
-    batch_norm: bool = True  # BatchNorm1d after every hidden Linear of the DNN
     attention_layers: int = 2  # number of self-attention layers
     num_heads: int = 2  # heads per layer; attention_dim must be divisible by it
     attention_dim: int = 16  # A, the width of Q, K, V and of every layer's output
@@ -68,8 +65,7 @@ class AutoIntArgs:
     layer_norm: bool = False  # LayerNorm(A) after the residual
 
     def validate(self) -> None:
-        check_units(self.hidden_units)
-        check_dropout(self.net_dropout)
+        super().validate()
         for key in ("attention_layers", "num_heads", "attention_dim"):
             if int(getattr(self, key)) < 1:
                 raise UserError(f"{key} must be a positive integer, got {getattr(self, key)}")
@@ -155,7 +151,7 @@ class AutoIntStudent(Student):
             if hidden is not None:
                 hidden[f"attention.{i}"] = x.flatten(1)
         att = x.flatten(1)  # (B, F*A)
-        deep = run_tower(self.dnn, h, hidden, "dnn")  # (B, H_last)
+        deep = self.dnn(h, hidden, label="dnn")  # (B, H_last)
         logit = self.attention_head(att) + self.head(deep)  # (B, 1)
         return logit.squeeze(-1), torch.cat([att, deep], dim=-1)
 

@@ -34,7 +34,7 @@ State-dict names: ``crossnet.cross_layers.<l>.*`` (matrices of kind ``cross``, l
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Dict, List, Tuple
 
 import torch
@@ -43,31 +43,21 @@ from torch import Tensor, nn
 from collapse_lab.errors import UserError
 from collapse_lab.models.students.base import Matrix, Student, StudentInput, register_student
 from collapse_lab.models.students.crossnet import CrossNetV2, check_cross_layers
-from collapse_lab.models.students.layers import MLPBlock, check_dropout, check_units, init_linear
+from collapse_lab.models.students.layers import DNNArgs, MLPBlock, check_units, init_linear, init_linears
 
-__all__ = ["DCNv2Args", "DCNv2Student", "MODEL_STRUCTURES", "run_dnn"]
+__all__ = ["DCNv2Args", "DCNv2Student", "MODEL_STRUCTURES"]
 
 #: the DCNv2 wirings offered
 MODEL_STRUCTURES = ("parallel", "stacked", "crossnet_only")
 
 
-def run_dnn(dnn: MLPBlock, x: Tensor, hidden: Dict[str, Tensor] | None, label: str = "dnn") -> Tensor:
-    """``dnn(x)`` with layer j's post-ReLU, pre-dropout activation in ``hidden[f"{label}.{j}"]``."""
-    for j, layer in enumerate(dnn.layers):
-        a, x = layer(x)
-        if hidden is not None:
-            hidden[f"{label}.{j}"] = a
-    return x
-
-
 @dataclass
-class DCNv2Args:
-    """Arguments of the ``dcnv2`` student."""
+class DCNv2Args(DNNArgs):
+    """Arguments of the ``dcnv2`` student: :class:`~collapse_lab.models.students.layers.DNNArgs` for the DNN (unused
+    by crossnet_only), plus the wiring and the cross network."""
 
-    model_structure: str = "parallel"  # parallel | stacked | crossnet_only
-    hidden_units: List[int] = field(default_factory=lambda: [400, 400, 400])  # DNN widths (unused by crossnet_only)
     net_dropout: float = 0.1  # dropout after every hidden ReLU of the DNN
-    batch_norm: bool = True  # BatchNorm1d after every hidden Linear of the DNN
+    model_structure: str = "parallel"  # parallel | stacked | crossnet_only
     num_cross_layers: int = 3  # L
     use_low_rank: bool = False  # FuxiCTR's CrossNetMix; only false is implemented
 
@@ -79,7 +69,7 @@ class DCNv2Args:
         if not units and self.model_structure != "crossnet_only":
             raise UserError(f"hidden_units must list at least one width for model_structure "
                             f"{self.model_structure!r}, got []")
-        check_dropout(self.net_dropout)
+        super().validate()
         check_cross_layers(self.num_cross_layers)
         if self.use_low_rank:
             raise UserError("use_low_rank: true (FuxiCTR's CrossNetMix) is not implemented; expected false")
@@ -100,8 +90,7 @@ class DCNv2Student(Student):
         self.dnn: MLPBlock | None = None
         if self.model_structure != "crossnet_only":
             self.dnn = MLPBlock(fd, args.hidden_units, args.net_dropout, args.batch_norm)
-            for layer in self.dnn.layers:
-                init_linear(layer.linear, generator)
+            init_linears(self.dnn, generator)
         self.head = nn.Linear(self.output_dim, 1)
         init_linear(self.head, generator)
 
@@ -117,9 +106,9 @@ class DCNv2Student(Student):
         """``(B, F*D)`` -> (logit ``(B,)``, ``u`` ``(B, output_dim)``)."""
         cross = self.crossnet(h, hidden)  # (B, FD)
         if self.model_structure == "parallel":
-            u = torch.cat([run_dnn(self.dnn, h, hidden), cross], dim=-1)
+            u = torch.cat([self.dnn(h, hidden, label="dnn"), cross], dim=-1)
         elif self.model_structure == "stacked":
-            u = run_dnn(self.dnn, cross, hidden)
+            u = self.dnn(cross, hidden, label="dnn")
         else:
             u = cross
         return self.head(u).squeeze(-1), u

@@ -26,15 +26,14 @@ authors' src/Backbone.py has no DeepFM sub-network. Deviations, named:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Dict, List, Tuple
+from dataclasses import dataclass
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from collapse_lab.models.students.base import Matrix, Student, StudentInput, register_student
-from collapse_lab.models.students.layers import MLPBlock, check_dropout, check_units, init_linears
-from collapse_lab.models.students.wide_deep import run_tower
+from collapse_lab.models.students.base import StudentInput, register_student
+from collapse_lab.models.students.layers import DNNArgs
+from collapse_lab.models.students.wide_deep import WideDeepStudent
 
 __all__ = ["DeepFMArgs", "DeepFMStudent", "fm_product_sum"]
 
@@ -47,44 +46,20 @@ def fm_product_sum(e: Tensor) -> Tensor:
 
 
 @dataclass
-class DeepFMArgs:
-    """Arguments of the ``deepfm`` student."""
-
-    hidden_units: List[int] = field(default_factory=lambda: [400, 400, 400])  # DNN widths (may be empty)
-    net_dropout: float = 0.0  # dropout after every hidden ReLU of the DNN
-    batch_norm: bool = True  # BatchNorm1d after every hidden Linear of the DNN
-
-    def validate(self) -> None:
-        check_units(self.hidden_units)
-        check_dropout(self.net_dropout)
+class DeepFMArgs(DNNArgs):
+    """Arguments of the ``deepfm`` student: :class:`~collapse_lab.models.students.layers.DNNArgs` for the DNN."""
 
 
 @register_student("deepfm", DeepFMArgs)
-class DeepFMStudent(Student):
-    """DeepFM: ``LR(h) + FM(h) + head(MLP(h))``. State dict: ``lr.*``, ``dnn.layers.<j>.*``, ``head.*``."""
+class DeepFMStudent(WideDeepStudent):
+    """DeepFM: ``LR(h) + FM(h) + head(MLP(h))``, a :class:`~.wide_deep.WideDeepStudent` whose wide part adds the FM
+    term. State dict: ``lr.*``, ``dnn.layers.<j>.*``, ``head.*``."""
 
     def __init__(self, inp: StudentInput, args: DeepFMArgs | None = None,
                  generator: torch.Generator | None = None) -> None:
-        super().__init__(inp)
-        args = args or DeepFMArgs()
-        args.validate()
-        self.lr = nn.Linear(inp.input_dim, 1)  # first-order term over the shared embedding
-        self.dnn = MLPBlock(inp.input_dim, args.hidden_units, args.net_dropout, args.batch_norm)
-        self.head = nn.Linear(self.dnn.output_dim, 1)
-        init_linears(self, generator)
+        super().__init__(inp, args or DeepFMArgs(), generator)
 
-    @property
-    def output_dim(self) -> int:
-        """Width of the DNN's last hidden layer."""
-        return self.dnn.output_dim
-
-    def forward(self, h: Tensor, hidden: Dict[str, Tensor] | None = None) -> Tuple[Tensor, Tensor]:
-        """``(B, F*D)`` -> (logit ``(B,)``, DNN's last output ``(B, H_last)``); ``hidden[dnn.<j>]`` = DNN layer j's
-        post-ReLU activation."""
+    def wide(self, h: Tensor) -> Tensor:
+        """First and second order: ``z_lr + z_fm`` ``(B,)``."""
         e = h.view(h.shape[0], self.inp.num_fields, self.inp.embedding_dim)  # (B, F, D)
-        last = run_tower(self.dnn, h, hidden, "dnn")  # (B, H_last)
-        logit = self.lr(h).squeeze(-1) + fm_product_sum(e) + self.head(last).squeeze(-1)  # (B,)
-        return logit, last
-
-    def matrices(self) -> List[Matrix]:
-        return self.dnn.matrices(prefix="dnn.", label="dnn", activation="dnn")
+        return self.lr(h).squeeze(-1) + fm_product_sum(e)

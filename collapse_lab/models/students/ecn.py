@@ -46,7 +46,7 @@ from torch import Tensor, nn
 from collapse_lab.errors import UserError
 from collapse_lab.models import shard
 from collapse_lab.models.students.base import Matrix, Student, StudentInput, register_student
-from collapse_lab.models.students.layers import check_dropout, dropout, init_linear
+from collapse_lab.models.students.layers import check_dropout, dropout, init_linears
 
 __all__ = ["ECNArgs", "ECNLayer", "ECNStudent", "halves_first"]
 
@@ -120,9 +120,7 @@ class ECNStudent(Student):
         with torch.no_grad():
             for layer in self.cross:  # the constructor's nn.init.uniform_ on each b_i
                 layer.bias.uniform_(0.0, 1.0, generator=generator)
-        for layer in self.cross:
-            init_linear(layer.linear, generator)
-        init_linear(self.head, generator)
+        init_linears(self, generator)  # W_0 .. W_{L-1}, then head
 
     @property
     def output_dim(self) -> int:

@@ -35,7 +35,7 @@ embedding ``h`` (B, F*D) and views it as (B, F, D).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Dict, List, Tuple
 
 import torch
@@ -43,7 +43,7 @@ from torch import Tensor, nn
 
 from collapse_lab.errors import UserError
 from collapse_lab.models.students.base import Matrix, Student, StudentInput, register_student
-from collapse_lab.models.students.layers import batch_norm, check_dropout, check_units, dropout, init_linear
+from collapse_lab.models.students.layers import DNNArgs, MLPLayer, check_dropout, check_units, init_linears, run_layers
 
 __all__ = ["FinalArgs", "FinalLayer", "FinalStudent", "factorised"]
 
@@ -54,38 +54,29 @@ def factorised(u: Tensor) -> Tensor:
     return torch.cat([u1, u2 * u1], dim=-1)
 
 
-class FinalLayer(nn.Module):
-    """One factorised-interaction layer: ``Linear -> [u1, u2 ⊙ u1] -> BatchNorm1d (optional) -> ReLU -> Dropout``."""
+class FinalLayer(MLPLayer):
+    """One factorised-interaction layer: ``Linear -> [u1, u2 ⊙ u1] -> BatchNorm1d (optional) -> ReLU -> Dropout``
+    (an :class:`~collapse_lab.models.students.layers.MLPLayer` whose ``recombine`` is :func:`factorised`; state
+    names ``linear.*``, ``bn.*``)."""
 
-    def __init__(self, in_dim: int, out_dim: int, dropout: float, batch_norm: bool) -> None:
-        super().__init__()
-        self.linear = nn.Linear(in_dim, out_dim)
-        self.bn = nn.BatchNorm1d(out_dim) if batch_norm else None
-        self.dropout = float(dropout)
-
-    def forward(self, x: Tensor) -> Tuple[Tensor, Tensor]:
-        """``(B, H_in)`` -> (activation after ReLU ``(B, H)``, output after dropout ``(B, H)``)."""
-        a = factorised(self.linear(x))  # (B, H)
-        if self.bn is not None:
-            a = batch_norm(self.bn, a)
-        a = torch.relu(a)
-        return a, dropout(a, self.dropout, self.training)
+    def recombine(self, u: Tensor) -> Tensor:
+        """``(B, H)`` -> ``[u1, u2 ⊙ u1]`` ``(B, H)``."""
+        return factorised(u)
 
 
 @dataclass
-class FinalArgs:
-    """Arguments of the ``final`` student (defaults: KDEF_Latest on Criteo_x4, ``net2_dropout``)."""
+class FinalArgs(DNNArgs):
+    """Arguments of the ``final`` student (defaults: KDEF_Latest on Criteo_x4, ``net2_dropout``); ``hidden_units``
+    must be even and ``batch_norm`` follows every factorised layer."""
 
-    hidden_units: List[int] = field(default_factory=lambda: [400, 400, 400])  # even widths H_0 .. H_{L-1}
     net_dropout: float = 0.2  # dropout after every hidden ReLU (the authors' net2_dropout, Criteo 0.2)
-    batch_norm: bool = True  # BatchNorm1d after every factorised layer
 
     def validate(self) -> None:
         units = check_units(self.hidden_units)
         if any(u % 2 for u in units):
             raise UserError(f"hidden_units of student 'final' must be even (each layer is split in halves), "
                             f"got {units}")
-        check_dropout(self.net_dropout)
+        super().validate()
 
 
 @register_student("final", FinalArgs)
@@ -106,10 +97,7 @@ class FinalStudent(Student):
         self.final = nn.ModuleList(FinalLayer(dims[j], dims[j + 1], self.net_dropout, self.batch_norm)
                                    for j in range(len(self.hidden_units)))
         self.head = nn.Linear(self.output_dim, 1)
-        init_linear(self.gate, generator)  # FuxiCTR's default pass draws it too (then the gate's reset below)
-        for layer in self.final:
-            init_linear(layer.linear, generator)
-        init_linear(self.head, generator)
+        init_linears(self, generator)  # gate (FuxiCTR's default pass draws it too; reset below), layers, head
         with torch.no_grad():  # FinalGate.reset_custom_params
             self.gate.weight.zero_()
             self.gate.bias.fill_(1.0)
@@ -130,11 +118,7 @@ class FinalStudent(Student):
 
         If ``hidden`` is a dict, layer j's post-ReLU, pre-dropout activation ``(B, H_j)`` goes to ``final.<j>``.
         """
-        x = self.gated_input(h)
-        for j, layer in enumerate(self.final):
-            a, x = layer(x)
-            if hidden is not None:
-                hidden[f"final.{j}"] = a
+        x = run_layers(self.final, self.gated_input(h), hidden, "final")
         return self.head(x).squeeze(-1), x  # (B,), (B, H_last)
 
     def matrices(self) -> List[Matrix]:

@@ -4,6 +4,11 @@
   docs/method.md §6), drawn from the student's own generator.
 - :class:`MLPLayer`: ``Linear -> BatchNorm1d (optional) -> ReLU -> Dropout`` (one hidden layer of FuxiCTR's
   ``MLP_Block``); :class:`MLPBlock`: a stack of them (state-dict names ``layers.<j>.linear.*``, ``layers.<j>.bn.*``).
+- :func:`run_layers`: the one loop that runs such a stack and records each layer's post-ReLU, pre-dropout activation
+  as a probe (``MLPBlock.forward`` and the students that keep their layers in a bare ``ModuleList`` use it).
+- :class:`DNNArgs`: the three DNN arguments many students share (``hidden_units``, ``net_dropout``, ``batch_norm``,
+  the :data:`~collapse_lab.models.students.base.SHARED_ARGS`) and their checks; a student's argument dataclass
+  inherits it, may redefine a default, and chains ``validate()`` through ``super().validate()``.
 - :func:`batch_norm` and :func:`dropout`: a module's BatchNorm / a dropout routed through
   :mod:`collapse_lab.models.shard`, so that a data-parallel rank normalises with whole-batch statistics and draws
   the whole batch's mask (docs/architecture.md §11). Every student uses these instead of calling ``bn(x)`` or
@@ -12,7 +17,8 @@
 
 from __future__ import annotations
 
-from typing import Dict, List, Sequence, Tuple
+from dataclasses import dataclass, field
+from typing import Dict, Iterable, List, Sequence, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -21,8 +27,8 @@ from collapse_lab.errors import UserError
 from collapse_lab.models import shard
 from collapse_lab.models.students.base import Matrix
 
-__all__ = ["MLPBlock", "MLPLayer", "batch_norm", "check_dropout", "check_units", "dropout", "init_linear",
-           "init_linears"]
+__all__ = ["DNNArgs", "MLPBlock", "MLPLayer", "batch_norm", "check_dropout", "check_units", "dropout", "init_linear",
+           "init_linears", "run_layers"]
 
 
 @torch.no_grad()
@@ -69,8 +75,41 @@ def check_dropout(p: float, key: str = "net_dropout") -> float:
     return float(p)
 
 
+@dataclass
+class DNNArgs:
+    """The DNN arguments shared by the MLP-based students (defaults: the KDEF run configuration, docs/method.md §2.2).
+
+    A student's argument dataclass inherits these three fields (so ``dataclasses.fields`` and
+    ``typing.get_type_hints`` list them first) and may redefine a default, e.g. ``net_dropout: float = 0.1``.
+    """
+
+    hidden_units: List[int] = field(default_factory=lambda: [400, 400, 400])  # widths H_0 .. H_{L-1} (may be empty)
+    net_dropout: float = 0.0  # dropout after every hidden ReLU
+    batch_norm: bool = True  # BatchNorm1d after every hidden Linear
+
+    def validate(self) -> None:
+        """Positive ``hidden_units`` and ``net_dropout`` in [0, 1), or a one-line :class:`UserError` naming the key."""
+        check_units(self.hidden_units)
+        check_dropout(self.net_dropout)
+
+
+def run_layers(layers: Iterable[nn.Module], x: Tensor, hidden: Dict[str, Tensor] | None, label: str) -> Tensor:
+    """Run ``layers`` in turn, each ``x -> (a, x')`` like :class:`MLPLayer` (``a`` post-ReLU, ``x'`` after dropout);
+    returns the last ``x'`` ``(B, H_last)`` (``x`` itself without layers) and, if ``hidden`` is a dict, puts layer
+    j's ``a`` ``(B, H_j)`` in ``hidden[f"{label}.{j}"]``."""
+    for j, layer in enumerate(layers):
+        a, x = layer(x)
+        if hidden is not None:
+            hidden[f"{label}.{j}"] = a
+    return x
+
+
 class MLPLayer(nn.Module):
-    """One hidden layer: Linear -> BatchNorm1d (optional) -> ReLU -> Dropout."""
+    """One hidden layer: Linear -> BatchNorm1d (optional) -> ReLU -> Dropout.
+
+    :meth:`recombine` sits between the Linear and the BatchNorm (the identity here); a layer that mixes the Linear's
+    output before normalising (FINAL's factorised layer) overrides it and keeps the state names ``linear`` / ``bn``.
+    """
 
     def __init__(self, in_dim: int, out_dim: int, dropout: float, batch_norm: bool) -> None:
         super().__init__()
@@ -78,9 +117,13 @@ class MLPLayer(nn.Module):
         self.bn = nn.BatchNorm1d(out_dim) if batch_norm else None
         self.dropout = float(dropout)
 
+    def recombine(self, u: Tensor) -> Tensor:
+        """The Linear's output ``(B, H)`` -> the BatchNorm's input ``(B, H)``: the identity."""
+        return u
+
     def forward(self, x: Tensor) -> Tuple[Tensor, Tensor]:
         """``(B, H_in)`` -> (activation after ReLU ``(B, H)``, output after dropout ``(B, H)``)."""
-        a = self.linear(x)  # (B, H)
+        a = self.recombine(self.linear(x))  # (B, H)
         if self.bn is not None:
             a = batch_norm(self.bn, a)
         a = torch.relu(a)
@@ -109,14 +152,11 @@ class MLPBlock(nn.Module):
     def output_dim(self) -> int:
         return self.hidden_units[-1] if self.hidden_units else self.input_dim
 
-    def forward(self, x: Tensor, hidden: Dict[str, Tensor] | None = None, prefix: str = "") -> Tensor:
-        """``(B, input_dim)`` -> ``(B, output_dim)``; post-ReLU, pre-dropout activations go to
-        ``hidden[f"{prefix}layers.{j}"]``."""
-        for j, layer in enumerate(self.layers):
-            a, x = layer(x)
-            if hidden is not None:
-                hidden[f"{prefix}layers.{j}"] = a
-        return x
+    def forward(self, x: Tensor, hidden: Dict[str, Tensor] | None = None, prefix: str = "",
+                label: str = "layers") -> Tensor:
+        """``(B, input_dim)`` -> ``(B, output_dim)``; layer j's post-ReLU, pre-dropout activation goes to
+        ``hidden[f"{prefix}{label}.{j}"]`` (a student's tower ``dnn`` passes ``label="dnn"``: probes ``dnn.<j>``)."""
+        return run_layers(self.layers, x, hidden, f"{prefix}{label}")
 
     def matrices(self, prefix: str = "", label: str = "mlp", activation: str | None = None) -> List[Matrix]:
         """The hidden weights as ``linear`` matrices: ``{prefix}layers.<j>.linear.weight``, labelled ``{label}.<j>``;

@@ -11,29 +11,21 @@ the student's own generator, so students differ by design. State-dict names belo
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Dict, List, Tuple
 
 import torch
 from torch import Tensor, nn
 
 from collapse_lab.models.students.base import Matrix, Student, StudentInput, register_student
-from collapse_lab.models.students.layers import MLPBlock, check_dropout, check_units, init_linear
+from collapse_lab.models.students.layers import DNNArgs, MLPBlock, check_dropout, check_units, init_linears, run_layers
 
 __all__ = ["MLPArgs", "MLPStudent"]
 
 
 @dataclass
-class MLPArgs:
-    """Arguments of the ``mlp`` student."""
-
-    hidden_units: List[int] = field(default_factory=lambda: [400, 400, 400])  # widths H_0 .. H_{L-1} (may be empty)
-    net_dropout: float = 0.0  # dropout after every hidden ReLU
-    batch_norm: bool = True  # BatchNorm1d after every hidden Linear
-
-    def validate(self) -> None:
-        check_units(self.hidden_units)
-        check_dropout(self.net_dropout)
+class MLPArgs(DNNArgs):
+    """Arguments of the ``mlp`` student: :class:`~collapse_lab.models.students.layers.DNNArgs` as they are."""
 
 
 @register_student("mlp", MLPArgs)
@@ -50,9 +42,7 @@ class MLPStudent(Student):
         self.batch_norm = bool(args.batch_norm)
         self.layers = MLPBlock(self.input_dim, self.hidden_units, self.net_dropout, self.batch_norm).layers
         self.head = nn.Linear(self.output_dim, 1)
-        for layer in self.layers:
-            init_linear(layer.linear, generator)
-        init_linear(self.head, generator)
+        init_linears(self, generator)  # hidden layers, then head
 
     @property
     def output_dim(self) -> int:
@@ -64,11 +54,7 @@ class MLPStudent(Student):
 
         If ``hidden`` is a dict, layer j's post-ReLU, pre-dropout activation ``(B, H_j)`` goes to ``layers.<j>``.
         """
-        x = h
-        for j, layer in enumerate(self.layers):
-            a, x = layer(x)
-            if hidden is not None:
-                hidden[f"layers.{j}"] = a
+        x = run_layers(self.layers, h, hidden, "layers")
         return self.head(x).squeeze(-1), x  # (B,), (B, H_last)
 
     def matrices(self) -> List[Matrix]:

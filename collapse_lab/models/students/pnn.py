@@ -26,14 +26,14 @@ and views it as (B, F, D) instead of receiving the 3-D embedding.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Dict, List, Tuple
 
 import torch
 from torch import Tensor, nn
 
 from collapse_lab.models.students.base import Matrix, Student, StudentInput, register_student
-from collapse_lab.models.students.layers import MLPBlock, check_dropout, check_units, init_linear
+from collapse_lab.models.students.layers import DNNArgs, MLPBlock, check_dropout, check_units, init_linears, run_layers
 
 __all__ = ["PNNArgs", "PNNStudent", "inner_products"]
 
@@ -45,16 +45,10 @@ def inner_products(e: Tensor, rows: Tensor, cols: Tensor) -> Tensor:
 
 
 @dataclass
-class PNNArgs:
+class PNNArgs(DNNArgs):
     """Arguments of the ``pnn`` student (defaults: KDEF_Latest on Criteo_x4, ``net1_dropout``)."""
 
-    hidden_units: List[int] = field(default_factory=lambda: [400, 400, 400])  # MLP widths H_0 .. H_{L-1}
     net_dropout: float = 0.1  # dropout after every hidden ReLU (the authors' net1_dropout)
-    batch_norm: bool = True  # BatchNorm1d after every hidden Linear
-
-    def validate(self) -> None:
-        check_units(self.hidden_units)
-        check_dropout(self.net_dropout)
 
 
 @register_student("pnn", PNNArgs)
@@ -76,9 +70,7 @@ class PNNStudent(Student):
         self.batch_norm = bool(args.batch_norm)
         self.dnn = MLPBlock(self.input_dim, self.hidden_units, self.net_dropout, self.batch_norm).layers
         self.head = nn.Linear(self.output_dim, 1)
-        for layer in self.dnn:
-            init_linear(layer.linear, generator)
-        init_linear(self.head, generator)
+        init_linears(self, generator)  # hidden layers, then head
 
     @property
     def output_dim(self) -> int:
@@ -95,11 +87,7 @@ class PNNStudent(Student):
 
         If ``hidden`` is a dict, layer j's post-ReLU, pre-dropout activation ``(B, H_j)`` goes to ``dnn.<j>``.
         """
-        x = self.dense_input(h)
-        for j, layer in enumerate(self.dnn):
-            a, x = layer(x)
-            if hidden is not None:
-                hidden[f"dnn.{j}"] = a
+        x = run_layers(self.dnn, self.dense_input(h), hidden, "dnn")
         return self.head(x).squeeze(-1), x  # (B,), (B, H_last)
 
     def matrices(self) -> List[Matrix]:

@@ -28,38 +28,22 @@ Sources: the authors' ``WideDeep`` sub-network (src/Backbone.py of salmon1802/KD
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Dict, List, Tuple
 
 import torch
 from torch import Tensor, nn
 
 from collapse_lab.models.students.base import Matrix, Student, StudentInput, register_student
-from collapse_lab.models.students.layers import MLPBlock, check_dropout, check_units, init_linears
+from collapse_lab.models.students.layers import DNNArgs, MLPBlock, init_linears
 
-__all__ = ["WideDeepArgs", "WideDeepStudent", "run_tower"]
-
-
-def run_tower(tower: MLPBlock, x: Tensor, hidden: Dict[str, Tensor] | None, label: str) -> Tensor:
-    """``tower(x)`` ``(B, H_last)``, with layer j's post-ReLU, pre-dropout activation in ``hidden[f"{label}.{j}"]``."""
-    for j, layer in enumerate(tower.layers):
-        a, x = layer(x)
-        if hidden is not None:
-            hidden[f"{label}.{j}"] = a
-    return x
+__all__ = ["WideDeepArgs", "WideDeepStudent"]
 
 
 @dataclass
-class WideDeepArgs:
-    """Arguments of the ``wide_deep`` student."""
-
-    hidden_units: List[int] = field(default_factory=lambda: [400, 400, 400])  # deep part widths (may be empty)
-    net_dropout: float = 0.0  # dropout after every hidden ReLU of the deep part
-    batch_norm: bool = True  # BatchNorm1d after every hidden Linear of the deep part
-
-    def validate(self) -> None:
-        check_units(self.hidden_units)
-        check_dropout(self.net_dropout)
+class WideDeepArgs(DNNArgs):
+    """Arguments of the ``wide_deep`` student: :class:`~collapse_lab.models.students.layers.DNNArgs` for the deep
+    part."""
 
 
 @register_student("wide_deep", WideDeepArgs)
@@ -81,12 +65,15 @@ class WideDeepStudent(Student):
         """Width of the deep part's last hidden layer."""
         return self.dnn.output_dim
 
+    def wide(self, h: Tensor) -> Tensor:
+        """The wide part's logit ``z_wide = w_lr · h + b_lr`` ``(B,)`` (``deepfm`` adds its FM term here)."""
+        return self.lr(h).squeeze(-1)
+
     def forward(self, h: Tensor, hidden: Dict[str, Tensor] | None = None) -> Tuple[Tensor, Tensor]:
         """``(B, F*D)`` -> (logit ``(B,)``, deep part's last output ``(B, H_last)``); ``hidden[dnn.<j>]`` =
         deep layer j's post-ReLU activation."""
-        last = run_tower(self.dnn, h, hidden, "dnn")  # (B, H_last)
-        logit = self.lr(h) + self.head(last)  # (B, 1)
-        return logit.squeeze(-1), last
+        last = self.dnn(h, hidden, label="dnn")  # (B, H_last)
+        return self.wide(h) + self.head(last).squeeze(-1), last  # (B,), (B, H_last)
 
     def matrices(self) -> List[Matrix]:
         return self.dnn.matrices(prefix="dnn.", label="dnn", activation="dnn")

@@ -39,24 +39,21 @@ from torch import Tensor, nn
 
 from collapse_lab.models.students.base import Matrix, Student, StudentInput, register_student
 from collapse_lab.models.students.cin import CompressedInteractionNet, check_cin_units
-from collapse_lab.models.students.dcnv2 import run_dnn
-from collapse_lab.models.students.layers import MLPBlock, check_dropout, check_units, init_linear
+from collapse_lab.models.students.layers import DNNArgs, MLPBlock, init_linears
 
 __all__ = ["XDeepFMArgs", "XDeepFMStudent"]
 
 
 @dataclass
-class XDeepFMArgs:
-    """Arguments of the ``xdeepfm`` student."""
+class XDeepFMArgs(DNNArgs):
+    """Arguments of the ``xdeepfm`` student: :class:`~collapse_lab.models.students.layers.DNNArgs` for the DNN, plus
+    the CIN's widths."""
 
-    hidden_units: List[int] = field(default_factory=lambda: [400, 400, 400])  # DNN widths (may be empty)
     net_dropout: float = 0.1  # dropout after every hidden ReLU of the DNN
-    batch_norm: bool = True  # BatchNorm1d after every hidden Linear of the DNN
     cin_hidden_units: List[int] = field(default_factory=lambda: [16, 16, 16])  # CIN widths H_0 .. H_{K-1}
 
     def validate(self) -> None:
-        check_units(self.hidden_units)
-        check_dropout(self.net_dropout)
+        super().validate()
         check_cin_units(self.cin_hidden_units)
 
 
@@ -73,10 +70,7 @@ class XDeepFMStudent(Student):
         self.dnn = MLPBlock(fd, args.hidden_units, args.net_dropout, args.batch_norm)
         self.dnn_head = nn.Linear(self.dnn.output_dim, 1)
         self.lr = nn.Linear(fd, 1)
-        for layer in self.dnn.layers:
-            init_linear(layer.linear, generator)
-        init_linear(self.dnn_head, generator)
-        init_linear(self.lr, generator)
+        init_linears(self, generator)  # DNN, DNN head, LR (the CIN below initialises itself)
         self.cin = CompressedInteractionNet(inp.num_fields, args.cin_hidden_units, generator)
 
     @property
@@ -88,7 +82,7 @@ class XDeepFMStudent(Student):
         """``(B, F*D)`` -> (logit ``z_lr + z_cin + z_dnn`` ``(B,)``, ``[a ; p ; h]`` ``(B, output_dim)``)."""
         z_lr = self.lr(h).squeeze(-1)
         z_cin, p = self.cin(h.reshape(h.shape[0], self.inp.num_fields, self.inp.embedding_dim), hidden)
-        a = run_dnn(self.dnn, h, hidden)
+        a = self.dnn(h, hidden, label="dnn")
         z_dnn = self.dnn_head(a).squeeze(-1)
         return z_lr + z_cin + z_dnn, torch.cat([a, p, h], dim=-1)
 
