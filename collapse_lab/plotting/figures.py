@@ -29,6 +29,7 @@ from collapse_lab.plotting.degradation import plot_ensemble_auc, plot_gap, plot_
 from collapse_lab.plotting.embedding import plot_embedding_collapse
 from collapse_lab.plotting.exam import plot_exam_weights
 from collapse_lab.plotting.fields import plot_field_ia
+from collapse_lab.plotting.paper_tables import plot_paper_table
 from collapse_lab.plotting.spectra import (
     plot_erank_ratio_vs_n,
     plot_ka_vs_n,
@@ -39,6 +40,7 @@ from collapse_lab.plotting.style import figure_metadata, save_figure
 from collapse_lab.plotting.training import plot_collapse_map, plot_metric_over_training
 from collapse_lab.results import tables
 from collapse_lab.results.collect import SweepResults, load_results
+from collapse_lab.results.paper_tables import table5_frame, table6_frame
 
 __all__ = ["FIGURES", "FORMATS", "FigureSpec", "FigureReport", "Drawing", "render_figures", "draw_figure", "caption",
            "NEEDS_RUNS", "ALL_ZERO"]
@@ -114,6 +116,14 @@ FIGURES: Tuple[FigureSpec, ...] = (
     FigureSpec("fig13_collapse_map", "Layer x N map of a scale-free ratio to a same-shape Gaussian per recipe "
                "(mean over seeds; the shared embedding as the first row)", tables.collapse_map_table,
                plot_collapse_map, "spectrum.csv with per-layer ratios"),
+    FigureSpec("fig14_table5", "Table V of the paper: KDEF_Latest (PNN + FINAL(1B) + ECN), its students alone and "
+               "inside it, and its ablations: test AUC per row (mean over seeds, 95% t interval) and the paired "
+               "differences the paper's rows imply, beside the paper's", table5_frame, plot_paper_table,
+               "the table5 preset's recipes (vanilla-mean@pnn, kdef@pnn+final+ecn, ...)"),
+    FigureSpec("fig15_table6", "Table VI of the paper: each backbone X alone and as KDEF_X inside FINAL(1B) + ECN + X: "
+               "test AUC per row (mean over seeds, 95% t interval) and KDEF_X - X paired by seed, beside the "
+               "paper's", table6_frame, plot_paper_table,
+               "the table6 preset's recipes (vanilla-mean@X, kdef@final+ecn+X)"),
 )
 #: the scale-free metric of figure 12 (a ``metric`` of spectra_trace.csv) and the ratio of figure 13
 DEFAULT_TRACE_METRIC = "effective_rank"

@@ -28,7 +28,7 @@ import pandas as pd
 from collapse_lab.results.stats import mean_ci
 
 __all__ = ["PAPER_TABLES", "PaperRow", "TABLE5", "TABLE6_STUDENTS", "paper_column", "paper_table",
-           "paper_table_markdown", "paper_tables_for", "table6_rows"]
+           "paper_table_markdown", "paper_tables_for", "table5_frame", "table6_frame", "table6_rows"]
 
 LATEST = "pnn+final+ecn"  # KDEF_Latest's students in the authors' order (docs/method.md §2.2)
 
@@ -221,3 +221,22 @@ def paper_tables_for(results: pd.DataFrame, confidence: float = 0.95) -> Dict[st
                     + paper_table_markdown(table, dataset=column))
             out[name] = (text, table)
     return out
+
+
+def _frame(results: pd.DataFrame, rows: Sequence[PaperRow]) -> pd.DataFrame:
+    """:func:`paper_table` of one dataset's results (the paper column chosen by :func:`paper_column`), or an empty
+    frame when the results hold no row of the table."""
+    if results.empty or not set(results["variant"]) & {r.variant for r in rows}:
+        return pd.DataFrame()
+    dataset = str(results["dataset"].iloc[0]) if "dataset" in results else ""
+    return paper_table(results, rows, dataset=paper_column(dataset)).assign(paper_dataset=paper_column(dataset))
+
+
+def table5_frame(results: pd.DataFrame) -> pd.DataFrame:
+    """Table V of one dataset's ``results.csv`` rows (empty without a Table V recipe), for the figures."""
+    return _frame(results, TABLE5)
+
+
+def table6_frame(results: pd.DataFrame) -> pd.DataFrame:
+    """Table VI of one dataset's ``results.csv`` rows (empty without a Table VI recipe), for the figures."""
+    return _frame(results, table6_rows())
