@@ -31,6 +31,7 @@ import collapse_lab.models.students.dcnv2  # noqa: F401
 import collapse_lab.models.students.deepfm  # noqa: F401
 import collapse_lab.models.students.ecn  # noqa: F401
 import collapse_lab.models.students.final  # noqa: F401
+import collapse_lab.models.students.lr  # noqa: F401
 import collapse_lab.models.students.pnn  # noqa: F401
 import collapse_lab.models.students.wide_deep  # noqa: F401
 import collapse_lab.models.students.xdeepfm  # noqa: F401
