@@ -28,7 +28,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, Iterator, List
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -53,6 +53,15 @@ def bf16_peak(device: str, size: int, repeats: int = 5) -> float:
         _sync(device)
         best = min(best, (time.perf_counter() - t0) / inner)
     return 2 * size**3 / best / 1e9
+
+
+def endless(batches: Any) -> Iterator[Any]:
+    """The iterator's batches epoch after epoch (a new epoch never falls inside the timed steps by default)."""
+    epoch = 0
+    while True:
+        batches.set_epoch(epoch)
+        yield from batches
+        epoch += 1
 
 
 def run(args: argparse.Namespace) -> Dict[str, Any]:
@@ -91,17 +100,8 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
             gpu = device != "cpu"
             batches = BatchIterator(split, args.batch_size, shuffle=True, drop_last=True,
                                     device=device if gpu else None, resident=gpu)
-            stream = iter(batches)
-
-            def next_batch() -> Any:
-                nonlocal stream
-                batch = next(stream, None)
-                if batch is None:  # a new epoch (never inside the timed steps for the default sizes)
-                    batches.set_epoch(batches.epoch + 1)
-                    stream = iter(batches)
-                    batch = next(stream)
-                return batch
-
+            stream = endless(batches)
+            next_batch = stream.__next__
             t0 = time.perf_counter()
             for _ in range(args.warmup):
                 training_step(model, task, opt, next_batch(), 1e-5, 10.0)
@@ -122,7 +122,7 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
             results.append(row)
             print(f"N={n:<3} bf16 batched{' compiled' if row['compiled'] else ''}: {row['samples_per_s']:>12,.0f} "
                   f"samples/s  {gflops:9.1f} GFLOP/s  (warm-up {warmup_s:.1f} s)", flush=True)
-            del model, task, opt, batches, stream, timed
+            del model, task, opt, batches, stream, next_batch, timed
     peak_after = bf16_peak(device, args.peak_size)
     peak = max(peak_before, peak_after)
     for row in results:
