@@ -71,18 +71,26 @@ def write_dataset(root: Path, rows: int, fields: int, vocab: int, seed: int = 7)
     return on_disk
 
 
-def peak_memory(pid: int, stop: threading.Event, peak: Dict[str, int]) -> None:
-    """Sample /proc/<pid>/status every 20 ms into ``peak`` (bytes)."""
+def peak_memory(pid: int, stop: threading.Event, peak: Dict[str, int], timeline: List[List[float]]) -> None:
+    """Sample /proc/<pid>/status every 20 ms into ``peak`` (bytes); every 0.5 s append
+    ``[seconds, RssAnon MiB, RssFile MiB]`` to ``timeline``."""
     status = Path(f"/proc/{pid}/status")
+    t0 = last = time.perf_counter()
     while not stop.wait(0.02):
         try:
             text = status.read_text()
         except OSError:
             return
+        now = {}
         for line in text.splitlines():
             key = line.split(":")[0]
             if key in peak:
-                peak[key] = max(peak[key], int(line.split()[1]) * 1024)
+                now[key] = int(line.split()[1]) * 1024
+                peak[key] = max(peak[key], now[key])
+        if time.perf_counter() - last >= 0.5 and now:
+            last = time.perf_counter()
+            timeline.append([round(last - t0, 1), round(now.get("RssAnon", 0) / 2**20),
+                             round(now.get("RssFile", 0) / 2**20)])
 
 
 def main(argv: List[str] | None = None) -> Dict[str, Any]:
@@ -111,10 +119,11 @@ def main(argv: List[str] | None = None) -> Dict[str, Any]:
                f"max_steps={args.max_steps}", "--threads", "1", "--out", str(tmp / "run"), "--device", "cpu"]
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
         peak = {"VmHWM": 0, "RssAnon": 0, "RssFile": 0}
+        timeline: List[List[float]] = []
         stop = threading.Event()
         t0 = time.perf_counter()
         child = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        sampler = threading.Thread(target=peak_memory, args=(child.pid, stop, peak), daemon=True)
+        sampler = threading.Thread(target=peak_memory, args=(child.pid, stop, peak, timeline), daemon=True)
         sampler.start()
         log, _ = child.communicate()
         stop.set()
@@ -129,7 +138,8 @@ def main(argv: List[str] | None = None) -> Dict[str, Any]:
                 "hidden_units": args.hidden, "threads": 1, "train_wall_s": train_s,
                 "train_samples_per_s": manifest["timing"]["train_samples_per_s"],
                 "peak_bytes": peak, "peak_over_data": {k: v / total for k, v in peak.items()},
-                "command": " ".join(cmd[1:])}
+                "command": " ".join(cmd[1:]), "timeline_s_anon_mib_file_mib": timeline,
+                "train_log": (tmp / "run" / "train.log").read_text().splitlines()[-12:]}
         gib = {k: f"{v / 2**30:.2f} GiB ({100 * v / total:.1f}% of the data)" for k, v in peak.items()}
         print(f"peak VmHWM {gib['VmHWM']}, RssAnon {gib['RssAnon']}, RssFile {gib['RssFile']}; "
               f"training {train_s:.0f} s", file=sys.stderr)
