@@ -85,3 +85,23 @@ def test_phase_seconds_add_up_within_each_epoch(dataset, tmp_path):
     for p in phases.values():
         assert p["data"] > 0 and p["step"] > 0 and p["eval"] > 0
         assert p["data"] + p["step"] + p["eval"] <= p["epoch"]
+
+
+@pytest.mark.slow
+def test_compile_compiles_the_students_and_trains(dataset, tmp_path):
+    import collapse_lab.training.compiling as compiling
+
+    if compiling.compile_support("cpu") is not None:
+        pytest.skip(compiling.compile_support("cpu"))
+    from torch._dynamo.utils import counters
+
+    counters.clear()
+    cfg = {**CFG, "form": "batched", "max_epochs": 1}
+    eager = train(tiny_config(dataset, **cfg), tmp_path / "eager", device="cpu", console=False)
+    compiled = train(tiny_config(dataset, compile=True, **cfg), tmp_path / "compiled", device="cpu", console=False)
+    assert compiled.manifest["model"]["compiled"] is True
+    assert counters["stats"]["unique_graphs"] >= 2  # the stacked students' forward: training and evaluation
+    assert not any("recompile_limit" in k for k in counters["misc"])
+    # different dropout random bits and fused rounding: close to the eager run, not equal
+    a, b = eager.results["test"]["ensemble"]["auc"], compiled.results["test"]["ensemble"]["auc"]
+    assert abs(a - b) < 0.02 and 0.5 < b < 1

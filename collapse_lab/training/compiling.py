@@ -7,6 +7,13 @@ fusion, losses and Adam stay eager, and so do the precision hooks (:mod:`collaps
 wrap the compiled forward, which sees the autocast state they set like any other global state. Assigning the
 compiled function to the instance's ``forward`` leaves the parameters, their names and the checkpoints unchanged.
 
+Each compiled forward is specialised to the global state it runs under (training with gradients, evaluation
+under ``no_grad``, autocast on or off) and to the batch shape (a last partial batch): a handful of variants per run,
+more when several runs share a process, so :func:`compile_students` raises dynamo's recompile limit to
+:data:`RECOMPILE_LIMIT` (beyond the limit torch silently runs eager). Compiled runs are reproducible but not
+bit-identical to eager ones: inductor draws the dropout masks' random bits with its own generator and fuses the
+floating-point passes differently.
+
 Where compilation is unavailable (torch without ``torch.compile``, no Triton for CUDA, no C++ compiler for the CPU
 backend) :func:`compile_students` leaves the model eager and returns a one-line reason that the trainer logs.
 """
@@ -20,7 +27,10 @@ from typing import Any
 
 from collapse_lab.training.precision import student_modules
 
-__all__ = ["compile_support", "compile_students"]
+__all__ = ["compile_support", "compile_students", "RECOMPILE_LIMIT"]
+
+#: dynamo's recompile limit while collapse-lab compiles (torch's default is 8)
+RECOMPILE_LIMIT = 64
 
 
 def compile_support(device: Any = "cpu") -> str | None:
@@ -53,6 +63,12 @@ def compile_students(model: Any, device: Any = "cpu") -> str | None:
     why = compile_support(device)
     if why is not None:
         return f"compile=true requested but {why}: training without torch.compile"
+    import torch._dynamo.config as dynamo_config
+
+    for key in ("recompile_limit", "cache_size_limit"):  # the name changed across torch versions
+        if isinstance(getattr(dynamo_config, key, None), int):
+            setattr(dynamo_config, key, max(getattr(dynamo_config, key), RECOMPILE_LIMIT))
+            break
     for module in student_modules(model):
         module.forward = torch.compile(module.forward, dynamic=False)
     return None
