@@ -1,6 +1,6 @@
 """Spectral benchmark: speed, accuracy and memory of the streaming spectra (docs/metrics.md §8, docs/performance.md §5).
 
-Three cases (``--only`` picks some):
+Four cases (``--only`` picks some; the default runs the first three):
 
 * ``table`` — one ``--table-rows`` × ``--dim`` float32 table (default 4M × 16): the float64 chunked Gram vs
   TSQR (exact) in memory, their agreement on a table with σ spread over [1, 1e-4] (max relative error of σ,
@@ -11,6 +11,9 @@ Three cases (``--only`` picks some):
   what the analysis allocates, file-backed = pages of the memory-mapped checkpoint, reclaimable).
 * ``activations`` — a ``--act-rows`` × ``--act-cols`` float32 ``.npy`` on disk (default 45M × 400 = 72 GB;
   scale the rows down with the flag) streamed, centered, in a fresh child: wall time, rows/s, peak memory.
+* ``stream`` — a ``--stream-rows`` × ``--dim`` float32 ``.npy`` (default 45M × 16, 2.7 GiB) memory-mapped and
+  streamed through the float64 Gram, its GFLOP/s (2·rows·dim²/s) against the float64 GEMM rate measured in
+  the same process: square 2048³ and the Gram's own chunk shape (goal: ≥ 80%, docs/performance.md §5).
 
 Inputs are written under ``--workdir`` (default a temporary directory, removed afterwards). Not a test: the
 numbers depend on the machine and its load.
@@ -177,24 +180,87 @@ def bench_activations(args: argparse.Namespace, workdir: Path) -> Dict[str, Any]
     return out
 
 
+def f64_gemm_rates(dim: int, chunk_rows: int, repeat: int) -> Dict[str, float]:
+    """float64 GEMM GFLOP/s in this process with numpy's BLAS (the library the Gram uses): a square 2048^3
+    product, and the Gram's own shape (chunk_rows x dim)^T (chunk_rows x dim) on an in-cache chunk."""
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((2048, 2048))
+    square = 2 * 2048**3 / best_of(lambda: a @ a, repeat) / 1e9
+    x = rng.standard_normal((chunk_rows, dim))
+    inner = 50
+    same_shape = 2 * chunk_rows * dim * dim * inner / best_of(lambda: [x.T @ x for _ in range(inner)], repeat) / 1e9
+    return {"square_2048": square, f"gram_{chunk_rows}x{dim}": same_shape}
+
+
+def bench_stream(args: argparse.Namespace, workdir: Path) -> Dict[str, Any]:
+    """A ``--stream-rows`` x ``--dim`` float32 table (memory-mapped .npy) streamed through the float64 Gram, against
+    the float64 GEMM rate measured in the same process (before and after; the higher is used):
+
+        rate = 2 * rows * dim^2 / wall seconds   (the Gram's GEMM FLOPs, counted as a GEMM: x^T x)
+    """
+    from collapse_lab.spectral.accumulator import default_chunk_rows
+    from collapse_lab.spectral.streaming import matrix_spectrum
+
+    rows, d = args.stream_rows, args.dim
+    path = workdir / "stream.npy"
+    t0 = time.perf_counter()
+    arr = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(rows, d))
+    rng = np.random.default_rng(0)
+    for a in range(0, rows, 1 << 22):
+        b = min(rows, a + (1 << 22))
+        arr[a:b] = rng.standard_normal((b - a, d), dtype=np.float32)
+    arr.flush()
+    del arr
+    out: Dict[str, Any] = {"shape": [rows, d], "file_gib": round(path.stat().st_size / 2**30, 2),
+                           "write_s": round(time.perf_counter() - t0, 1)}
+    chunk = default_chunk_rows(d)
+    table = np.load(path, mmap_mode="r")
+    before = f64_gemm_rates(d, chunk, args.repeat)
+    matrix_spectrum(table[: 4 * chunk], auto_exact=False)  # warm-up
+    walls = []
+    for _ in range(max(1, args.stream_repeat)):  # the first pass may read from disk; later ones from page cache
+        t0 = time.perf_counter()
+        spec = matrix_spectrum(table, auto_exact=False, progress=False)
+        walls.append(time.perf_counter() - t0)
+    after = f64_gemm_rates(d, chunk, args.repeat)
+    peak = {k: max(before[k], after[k]) for k in before}
+    wall = min(walls)
+    rate = 2 * rows * d * d / wall / 1e9
+    out.update({"chunk_rows": chunk, "walls_s": walls, "wall_s": wall, "gflop_per_s": rate,
+                "f64_gemm_gflop_per_s_before": before, "f64_gemm_gflop_per_s_after": after,
+                "fraction_of_square_f64_gemm": rate / peak["square_2048"],
+                "fraction_of_same_shape_f64_gemm": rate / peak[f"gram_{chunk}x{d}"],
+                "sigma_max": float(spec.sigma[0]), "rows_per_s": rows / wall})
+    del table
+    path.unlink()
+    return out
+
+
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "_measure":
         child_measure(sys.argv[2], sys.argv[3])
         return
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--only", default="table,criteo,activations")
+    p.add_argument("--only", default="table,criteo,activations", help="any of table,criteo,activations,stream")
     p.add_argument("--table-rows", type=int, default=4_000_000)
     p.add_argument("--dim", type=int, default=16)
     p.add_argument("--criteo-fields", type=int, default=39)
     p.add_argument("--criteo-rows", type=int, default=1_000_000)
     p.add_argument("--act-rows", type=int, default=45_000_000)
     p.add_argument("--act-cols", type=int, default=400)
+    p.add_argument("--stream-rows", type=int, default=45_000_000, help="rows of the streamed table (case stream)")
+    p.add_argument("--stream-repeat", type=int, default=2, help="passes over the streamed table (best kept)")
+    p.add_argument("--threads", type=int, default=0, help="BLAS threads (threadpoolctl; 0 = the library default)")
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--workdir", type=Path, default=None)
     p.add_argument("--json-out", type=Path, default=None)
     args = p.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="bench_spectral_", dir=args.workdir))
-    cases = {"table": bench_table, "criteo": bench_criteo, "activations": bench_activations}
+    cases = {"table": bench_table, "criteo": bench_criteo, "activations": bench_activations, "stream": bench_stream}
+    if args.threads:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(args.threads)
     results: Dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                                            "python": platform.python_version(), "numpy": np.__version__}}
     try:

@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
-# The prepared GPU check: one call on a machine with a CUDA device, about 5 minutes on one H200.
+# The prepared GPU check: one call on a machine with a CUDA device, about 8 minutes on one H200.
 #
 #   1. the environment (torch, CUDA, GPU) -> $OUT/env.txt
+#   R. bf16 roofline (bench/gpu_roofline.py): samples/s at N = 1, 4, 16 in the GPU setup (batched students, bf16,
+#      torch.compile, data resident on the device, no host sync in the step) and the fraction of the bf16 GEMM
+#      peak measured in the same process; the 2M samples/s goal at N = 16 -> $OUT/roofline-$DEVICE.json
+#      (first, so a short device lease still gets the headline numbers; GPU_CHECK_ROOFLINE_ARGS adds arguments)
 #   2. the CUDA tests: tests/test_devices.py and the CUDA batch iterator (pytest -m gpu) -> $OUT/pytest_gpu.log
 #   3. training throughput on the device, loop vs batched students, N = 1, 2, 4, 10, against the GEMM peak
 #      measured in the same process (bench/bench_train.py) -> $OUT/train-cuda.json
@@ -27,8 +31,9 @@
 # Environment: OUT (where results go; default /tmp/gpu_check), GPU_CHECK_DEVICE (default cuda; `cpu` runs the
 # same steps here to check the script), GPU_CHECK_BENCH_ARGS (extra bench_train.py arguments),
 # GPU_CHECK_QUICK=0 skips step 5, GPU_CHECK_QUICK_ARGS adds grid overrides to it (e.g. "n=1 max_epochs=1" for a
-# one-run smoke test of the script). Every step runs even when an earlier one fails; the exit code is the number
-# of failed steps.
+# one-run smoke test of the script), GPU_CHECK_STEPS (default "roofline tests throughput parallel quick": the
+# steps to run; tests/test_bench_gpu_check.py runs "roofline" in CPU mode with tiny sizes). Every step runs even
+# when an earlier one fails; the exit code is the number of failed steps.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/gpu_check}
@@ -42,7 +47,9 @@ if compgen -G ".whl/*.whl" >/dev/null; then
 fi
 export PYTHONPATH=$PWD:${PYTHONPATH:-}
 failed=0
+STEPS=" ${GPU_CHECK_STEPS:-roofline tests throughput parallel quick} "
 step() { echo "== $1 ($(date -u +%T))"; }
+want() { [[ "$STEPS" == *" $1 "* ]]; }
 
 step "environment"
 "$PY" - >"$OUT/env.txt" 2>&1 <<'EOF'
@@ -62,16 +69,28 @@ if [ $status -ne 0 ]; then
     exit 99
 fi
 
+if want roofline; then
+    step "bf16 roofline on $DEVICE: N = 1, 4, 16"
+    # shellcheck disable=SC2086
+    timeout 420 "$PY" bench/gpu_roofline.py --device "$DEVICE" --json-out "$OUT/roofline-$DEVICE.json" \
+        ${GPU_CHECK_ROOFLINE_ARGS:-} 2>&1 | tee "$OUT/roofline-$DEVICE.log" || failed=$((failed + 1))
+fi
+
+if want tests; then
 step "CUDA tests"
 if [ "$DEVICE" = cuda ]; then marker=gpu; else marker="not gpu"; fi
 "$PY" -m pytest -q -p no:cacheprovider -o addopts="" -m "$marker" tests/test_devices.py tests/test_data_batches.py \
     2>&1 | tee "$OUT/pytest_gpu.log" || failed=$((failed + 1))
+fi
 
+if want throughput; then
 step "training throughput on $DEVICE"
 # shellcheck disable=SC2086
 "$PY" bench/bench_train.py --device "$DEVICE" --json-out "$OUT/train-$DEVICE.json" ${GPU_CHECK_BENCH_ARGS:-} \
     2>&1 | tail -n 30 || failed=$((failed + 1))
+fi
 
+if want parallel; then
 step "one run on several processes ($DEVICE)"
 if [ "$DEVICE" = cuda ]; then
     gpus=$("$PY" -c "import torch; print(torch.cuda.device_count())")
@@ -84,8 +103,9 @@ if [ "$gpus" -gt 1 ]; then
 else
     echo "skipped: one GPU; multi-process training needs two or more (torchrun --nproc_per_node=G)"
 fi
+fi
 
-if [ "${GPU_CHECK_QUICK:-1}" != 0 ]; then
+if want quick && [ "${GPU_CHECK_QUICK:-1}" != 0 ]; then
     step "quick preset on $DEVICE"
     work=$(mktemp -d)
     # shellcheck disable=SC2086

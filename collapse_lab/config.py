@@ -93,6 +93,8 @@ class TrainConfig:
     seed: int = 2024  # run seed; students get derive_seeds(seed, n)
     form: str = "auto"  # auto | loop | batched (numerically equivalent implementations)
     precision: str = "fp32"  # fp32 | bf16: students' forward under bf16 autocast, fp32 master weights and losses
+    compile: bool = False  # torch.compile the students' forward (eager with one log line where unavailable)
+    data_on_device: bool = False  # CUDA: keep the train/valid splits on the device, batches sliced there
     probe_rows: int = 4096  # validation rows whose hidden activations go to probe.safetensors (0 = none)
     save_every: int | None = None  # also keep checkpoints/epoch_{k:04d}/ every k epochs (None = best only)
     spectra_every: int = 1  # spectra_trace.csv: weight/embedding metrics every k spectra_unit (0 = off), step 0, last

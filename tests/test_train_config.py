@@ -33,7 +33,8 @@ def test_defaults_follow_the_paper_schedule():
                       "embedding_regularizer embedding_init_std batch_size lr max_epochs max_steps patience "
                       "lr_decay_factor min_lr clip_grad_norm eval_every_steps cons kd_weight mutual_weight exam "
                       "detach_exam exam_weights kdef_terms "
-                      "seed form precision probe_rows save_every spectra_every spectra_unit deterministic "
+                      "seed form precision compile data_on_device probe_rows save_every spectra_every spectra_unit "
+                      "deterministic "
                       "num_threads tracker").split()
     assert list(CONFIG_KEYS) == interface_keys
 

@@ -17,6 +17,7 @@ Splits are ``train``, ``valid`` and ``test``. Batches are cut by index slicing o
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Iterator, Union
@@ -141,6 +142,12 @@ class Batch:
 _END = object()
 
 
+def _is_cuda(device: Any) -> bool:
+    import torch
+
+    return torch.device(device).type == "cuda"
+
+
 class BatchIterator:
     """Iterate over a split in mini-batches of torch tensors.
 
@@ -159,11 +166,15 @@ class BatchIterator:
         device: torch device for the tensors (``None`` = CPU).
         feature_map: when given, batches carry ``masks`` of the sequence fields.
         prefetch: number of batches prepared ahead in a background thread (0 = none).
+        resident: with a CUDA ``device``, copy the split to the device once (ids as int32) and slice every batch
+            there; each epoch's order goes over in one copy, so a batch costs no host work or transfer. The
+            batches hold the same values as without it (ids widened to int64 on the device). Ignored without a
+            CUDA ``device``; ``prefetch`` is then unused.
     """
 
     def __init__(self, split: Split, batch_size: int, shuffle: bool = False, seed: int = 0,
                  drop_last: bool = False, device: Any = None, feature_map: FeatureMap | None = None,
-                 prefetch: int = 0) -> None:
+                 prefetch: int = 0, resident: bool = False) -> None:
         if batch_size < 1:
             raise UserError(f"batch_size must be >= 1, got {batch_size}")
         if prefetch < 0:
@@ -175,6 +186,8 @@ class BatchIterator:
         self.drop_last = drop_last
         self.device = device
         self.prefetch = int(prefetch)
+        self.resident = bool(resident) and device is not None and _is_cuda(device)
+        self._on_device: Dict[str, Any] | None = None  # the split's arrays on the device (resident mode)
         self.epoch = 0
         self._sequences = [] if feature_map is None else [
             (f.name, f.column, f.width, f.padding_idx) for f in feature_map.fields if f.type == "sequence"]
@@ -229,7 +242,56 @@ class BatchIterator:
                 index = np.sort(index)  # sorted gathers are cache friendly; batch content is unchanged
             yield self._make(index)
 
+    def _device_arrays(self) -> Dict[str, Any]:
+        import torch
+
+        if self._on_device is None:
+            s = self.split
+
+            def put(a: np.ndarray | None, dtype: Any) -> Any:
+                if a is None:
+                    return None
+                with warnings.catch_warnings():  # a read-only memory map, only read by the copy to the device
+                    warnings.simplefilter("ignore", UserWarning)
+                    return torch.from_numpy(np.ascontiguousarray(a, dtype=dtype)).to(self.device)
+
+            self._on_device = {"ids": put(s.ids, np.int32), "labels": put(s.labels, np.float32),
+                               "values": put(s.values, np.float32)}
+        return self._on_device
+
+    def _resident_batches(self) -> Iterator[Batch]:
+        """The batches of :meth:`_batches`, sliced from the device copy of the split."""
+        import torch
+
+        arrays = self._device_arrays()
+        n = len(self.split)
+        order = self._order()
+        stop = (n // self.batch_size) * self.batch_size if self.drop_last else n
+        starts = range(0, stop, self.batch_size)
+        if order is not None:  # each batch's rows sorted, as in _batches; the whole epoch in one transfer
+            order = np.concatenate([np.sort(order[a:a + self.batch_size]) for a in starts] or [order[:0]])
+            host = torch.from_numpy(order)
+            on_device = (host.pin_memory() if _is_cuda(self.device) else host).to(self.device, non_blocking=True)
+        for start in starts:
+            end = min(start + self.batch_size, n)
+            if order is None:
+                index = np.arange(start, end, dtype=np.int64)
+                ids, labels = arrays["ids"][start:end], arrays["labels"][start:end]
+                values = None if arrays["values"] is None else arrays["values"][start:end]
+            else:
+                index, rows = order[start:end], on_device[start:end]
+                ids, labels = arrays["ids"].index_select(0, rows), arrays["labels"].index_select(0, rows)
+                values = None if arrays["values"] is None else arrays["values"].index_select(0, rows)
+            batch = Batch(ids.long(), labels, values, index)
+            if self._sequences:
+                batch.masks = {name: batch.ids[:, col:col + width] != pad
+                               for name, col, width, pad in self._sequences}
+            yield batch
+
     def __iter__(self) -> Iterator[Batch]:
+        if self.resident:
+            yield from self._resident_batches()
+            return
         if self.prefetch == 0:
             yield from self._batches()
             return

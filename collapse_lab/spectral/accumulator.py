@@ -81,12 +81,23 @@ def default_chunk_rows(cols: int) -> int:
     return int(min(65536, max(1024, (1 << 20) // max(cols, 1))))
 
 
-def _to_f64(chunk: Any) -> np.ndarray:
-    """A row chunk (numpy/memmap/torch, any float dtype incl. bf16) as a C-contiguous float64 array."""
+def _to_f64(chunk: Any, scratch: np.ndarray | None = None) -> np.ndarray:
+    """A row chunk (numpy/memmap/torch, any float dtype incl. bf16) as a C-contiguous float64 array.
+
+    With ``scratch`` (a float64 (R, K) buffer) a float16/float32 numpy chunk of at most R rows is widened into its
+    first rows instead of into fresh memory: the same values, without faulting in 8 MiB of new pages per chunk
+    (about a third of a streamed K = 16 Gram's time, docs/performance.md §5). The result is then a view of
+    ``scratch``, valid until the next call with it.
+    """
     if hasattr(chunk, "detach"):  # torch tensor
         import torch
 
         return chunk.detach().to(device="cpu", dtype=torch.float64).contiguous().numpy()
+    if scratch is not None and isinstance(chunk, np.ndarray) and chunk.dtype in (np.float32, np.float16) and \
+            chunk.ndim == 2 and chunk.shape[1] == scratch.shape[1] and chunk.shape[0] <= scratch.shape[0]:
+        out = scratch[: chunk.shape[0]]
+        np.copyto(out, chunk)  # float32/16 -> float64 is exact
+        return out
     return np.ascontiguousarray(chunk, dtype=np.float64)
 
 
@@ -125,10 +136,15 @@ class _Accumulator(ABC):
         self.excluded_rows = 0
         self.raw_sumsq = 0.0  # Σ x² of the (weighted) rows before centering: the storage floor scales with it
         self.max_abs = 0.0  # largest |x| of the finite rows that entered (decides whether to analyse scaled)
+        self._scratch: np.ndarray | None = None  # reused float64 buffer for narrow-float chunks (_to_f64)
 
     def update(self, chunk: Any, weights: np.ndarray | None = None) -> _Accumulator:
         """Add a (rows, K) chunk; ``weights`` (rows,) scale rows, weight-0 rows are excluded."""
-        x = _to_f64(chunk)
+        rows = int(getattr(chunk, "shape", (0,))[0]) if getattr(chunk, "ndim", 0) == 2 else 0
+        if rows and getattr(chunk, "dtype", None) in (np.float32, np.float16) and chunk.shape[1] == self.dim and \
+                (self._scratch is None or self._scratch.shape[0] < rows):
+            self._scratch = np.empty((rows, self.dim))
+        x = _to_f64(chunk, self._scratch)
         if x.ndim != 2 or x.shape[1] != self.dim:
             raise UserError(f"expected a chunk of shape (rows, {self.dim}), got {x.shape}")
         x, excluded = _apply_weights(x, weights)
@@ -147,7 +163,7 @@ class _Accumulator(ABC):
         self._merge_stats(x.shape[0], *stats)
         with np.errstate(over="ignore"):  # an infinite energy sends the analysis to the scaled retry
             self.raw_sumsq += float(np.einsum("ij,ij->", x, x))
-        self.max_abs = max(self.max_abs, float(np.abs(x).max()))
+        self.max_abs = max(self.max_abs, float(x.max()), -float(x.min()))  # = max |x| (x is finite), no copy
         return self
 
     def merge(self, other: _Accumulator) -> _Accumulator:

@@ -215,6 +215,7 @@ def _build(cfg: TrainConfig, dev: str) -> Dict[str, Any]:
     from collapse_lab.models import build_ensemble, member_names, resolve_form
     from collapse_lab.models.capacity import match_capacity
     from collapse_lab.strategies import build_strategy
+    from collapse_lab.training.compiling import compile_students
     from collapse_lab.training.memory import check_training_memory
     from collapse_lab.training.precision import install_precision, resolve_precision
     from collapse_lab.utils.seed import seed_everything
@@ -241,6 +242,7 @@ def _build(cfg: TrainConfig, dev: str) -> Dict[str, Any]:
                            **shape).to(dev)
     precision, precision_note = resolve_precision(cfg.precision, dev)  # bf16 -> fp32 without bf16 units
     install_precision(model, precision, dev)  # students under autocast in training, evaluation and the probe
+    compile_note = compile_students(model, dev) if cfg.compile else None  # eager + one line where unavailable
     task = build_strategy(cfg.method, num_students=cfg.n, cons=cfg.cons, kd_weight=cfg.kd_weight,
                           mutual_weight=cfg.mutual_weight, exam=cfg.exam, detach_exam=cfg.detach_exam,
                           exam_weights=cfg.exam_weights, kdef_terms=cfg.kdef_terms)
@@ -250,11 +252,13 @@ def _build(cfg: TrainConfig, dev: str) -> Dict[str, Any]:
     drop_last = len(splits["train"]) % cfg.batch_size == 1
     device = None if dev == "cpu" else dev
     prefetch = 0 if dev == "cpu" else 2  # on a GPU, gather + host-to-device copies overlap the step
+    resident = cfg.data_on_device and dev != "cpu"  # on a GPU: the splits copied once, batches sliced there
     return {"path": path, "data": data, "splits": splits, "model": model, "task": task, "form": form,
             "capacity": capacity, "precision": precision, "precision_note": precision_note,
+            "compiled": cfg.compile and compile_note is None, "compile_note": compile_note,
             "train": BatchIterator(splits["train"], cfg.batch_size, shuffle=True, seed=cfg.seed, drop_last=drop_last,
-                                   device=device, prefetch=prefetch),
-            "valid": BatchIterator(splits["valid"], cfg.batch_size, device=device),
+                                   device=device, prefetch=prefetch, resident=resident),
+            "valid": BatchIterator(splits["valid"], cfg.batch_size, device=device, resident=resident),
             "test": BatchIterator(splits["test"], cfg.batch_size, device=device)}
 
 
@@ -315,6 +319,7 @@ def _open_run(cfg: TrainConfig, out: Path, work: Path, resume: bool, dev: str, b
                   dataset={"id": data.dataset_id, "path": str(built["path"]), "hash": data.content_hash,
                            "rows": {name: len(split) for name, split in built["splits"].items()}},
                   model={**built["model"].describe(), "precision": built["precision"],
+                         **({"compiled": built["compiled"]} if cfg.compile else {}),
                          **({"capacity": built["capacity"]} if built["capacity"] else {})})
     # a new run appears with its manifest in it (built in a staging sibling, which recover_run_dir removes after a
     # kill); an overwrite's ``work`` is already such a sibling
@@ -363,8 +368,9 @@ def _train_in(cfg: TrainConfig, run: RunDir, out: Path, resume: bool, manifest: 
                 log.info("training %s%s", out, " (no finished epoch to resume from; from the start)" if resume
                          else "")
                 log.info("config %s", config_to_dict(cfg), extra={"file_only": True})
-            if built.get("precision_note"):
-                log.warning("%s", built["precision_note"])
+            for note in ("precision_note", "compile_note"):
+                if built.get(note):
+                    log.warning("%s", built[note])
             if group is not None:
                 log.info("parallel %s: rank %d of %d processes on %s", group.strategy, group.rank, group.world_size,
                          dev)

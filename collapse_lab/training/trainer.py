@@ -34,9 +34,11 @@ from collapse_lab.training.schedule import PlateauMonitor
 from collapse_lab.training.spectra import SpectraTrace
 from collapse_lab.training.stats import LOSS_PARTS, TrainStats
 
-__all__ = ["Trainer", "training_step", "TRAINER_STATE_VERSION"]
+__all__ = ["Trainer", "training_step", "TRAINER_STATE_VERSION", "PHASES"]
 
 TRAINER_STATE_VERSION = 1
+#: the timed phases of an epoch: batch fetch, optimisation step, validation pass (Trainer.phase_seconds)
+PHASES = ("data", "step", "eval", "epoch")
 Callback = Callable[[str, Dict[str, Any]], None]
 
 
@@ -96,6 +98,9 @@ class Trainer:
         self.transfer: Dict[str, float | None] = {}  # lambda/mu statistics of the last interval
         self.last_valid: Dict[str, Dict[str, float]] | None = None  # metrics of the last evaluation
         self.throughput: list = []  # training samples/s per epoch (not part of the metrics: not deterministic)
+        # wall seconds per epoch in each phase (PHASES; "epoch" = the whole epoch with its evaluation and
+        # checkpoints): two perf_counter reads per step, for docs/performance.md §7 "share of an epoch"
+        self.phase_seconds: Dict[int, Dict[str, float]] = {}
         self.check_every = 1 if self.device.type == "cpu" else 25  # host syncs for the NaN check
         self.meta = {"config_hash": config_hash(cfg), "dataset_id": manifest["dataset"]["id"]}
         # the hash the run was created with (an older hashing scheme for runs from before config_identity; the
@@ -159,9 +164,19 @@ class Trainer:
                 bar = tqdm(total=len(self.train_batches), desc=f"epoch {epoch}", unit="batch", disable=disable,
                            leave=False, dynamic_ncols=True)
                 samples, train_time, tick = 0, 0.0, time.perf_counter()
-                for batch in self.train_batches:
+                epoch_start = tick
+                phase = self.phase_seconds.setdefault(epoch, dict.fromkeys(PHASES, 0.0))
+                batches = iter(self.train_batches)
+                while True:
+                    t_fetch = time.perf_counter()
+                    batch = next(batches, None)  # the data phase: gather (+ copy) of the next batch
+                    t_step = time.perf_counter()
+                    phase["data"] += t_step - t_fetch
+                    if batch is None:
+                        break
                     parts = self.step_fn(self.model, self.task, self.optimizer, batch, cfg.embedding_regularizer,
                                          cfg.clip_grad_norm)
+                    phase["step"] += time.perf_counter() - t_step
                     self.step += 1
                     samples += len(batch)
                     self.stats.update({k: parts[k] for k in LOSS_PARTS}, parts.get("lambda"), parts.get("mu"))
@@ -182,6 +197,7 @@ class Trainer:
                     if capped or self.done:
                         self.done = True
                         break
+                getattr(batches, "close", lambda: None)()  # stops a prefetch thread at once, as the for loop did
                 bar.close()
                 self._check_finite(epoch)
                 train_time += time.perf_counter() - tick
@@ -190,6 +206,7 @@ class Trainer:
                     self._evaluate(epoch)  # every epoch by default; always after the last training step
                 self.throughput.append(samples / max(train_time, 1e-9))
                 self._end_epoch(epoch)
+                phase["epoch"] = time.perf_counter() - epoch_start
 
     def _check_finite(self, epoch: int) -> None:
         bad = self.stats.first_nonfinite()
@@ -203,7 +220,10 @@ class Trainer:
 
     def _evaluate(self, epoch: int) -> None:
         """Score the validation split, log the interval's training statistics, apply the plateau rule."""
+        t_eval = time.perf_counter()
         valid = evaluate(self.model, self.valid_batches, split="valid")
+        phase = self.phase_seconds.setdefault(epoch, dict.fromkeys(PHASES, 0.0))
+        phase["eval"] += time.perf_counter() - t_eval
         self.last_valid = valid
         summary = self.stats.summary()
         self.stats.reset()
