@@ -81,6 +81,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     speed = paired(list(wide["train_samples_per_s"]["bf16"] / wide["train_samples_per_s"]["fp32"]))
     a = diff["test_auc"]
     met = abs(a["mean"]) <= 0.001
+    established = max(abs(a["ci95_low"]), abs(a["ci95_high"])) <= 0.001  # the whole interval within ±0.001
     lines = ["# bf16 vs fp32 on ML-100K (paired by seed)", "",
              f"Config: {' '.join(config)}; seeds {seeds}; {args.jobs} runs at a time, {args.threads} torch thread(s) "
              f"each; load average {', '.join(f'{x:.2f}' for x in load_start)} at start, "
@@ -92,7 +93,9 @@ def main(argv: Sequence[str] | None = None) -> None:
                      f"| {r.train_samples_per_s:,.0f} |")
     lines += ["", f"Paired difference bf16 − fp32, test AUC: {a['mean']:+.5f} (sd {a['sd']:.5f}, 95% t interval "
               f"[{a['ci95_low']:+.5f}, {a['ci95_high']:+.5f}]); logloss {diff['test_logloss']['mean']:+.5f}. "
-              f"Goal |mean| ≤ 0.001: {'met' if met else 'not met'}.",
+              f"Goal |mean| ≤ 0.001: point estimate {'within' if met else 'outside'} it; "
+              f"{'established' if established else 'not established'} (the 95% interval is "
+              f"{'inside' if established else 'not inside'} ±0.001).",
               f"Training throughput bf16 / fp32 (per seed, mean): {speed['mean']:.2f}x.", ""]
     (args.out_dir / "bf16-auc.md").write_text("\n".join(lines))
     print("\n".join(lines))
