@@ -26,7 +26,9 @@ TABLES = ROOT / "figures" / "ml100k"
 LEARNED = ROOT / "figures" / "ml100k_learned"
 LEARNED_HEADING = "## The learned regime"
 TABLE5 = ROOT / "figures" / "table5"
-TABLE5_HEADING = "## Table V"
+TABLE5_HEADING = "## Table V "
+TABLE6 = ROOT / "figures" / "table6"
+TABLE6_HEADING = "## Table VI "
 pytestmark = pytest.mark.skipif(not (TABLES / "results.md").is_file(),
                                 reason="figures/ml100k/results.md is not committed yet")
 
@@ -35,8 +37,9 @@ def _parts() -> list:
     """``(tables folder, the part of REPRODUCTION.md that quotes it)``."""
     doc = DOC.read_text()
     head, _, rest = doc.partition(LEARNED_HEADING)
-    learned, _, table5 = rest.partition(TABLE5_HEADING)
-    return [(TABLES, head), (LEARNED, learned), (TABLE5, table5)]
+    learned, _, rest = rest.partition(TABLE5_HEADING)
+    table5, _, table6 = rest.partition(TABLE6_HEADING)
+    return [(TABLES, head), (LEARNED, learned), (TABLE5, table5), (TABLE6, table6)]
 
 
 def _rows(text: str, pattern: str) -> list:
@@ -93,20 +96,23 @@ def test_paired_rows_carry_the_bh_adjusted_p_values_of_paired_tests_csv():
         assert cells[5:7] == [f"{r['p_ttest']:.3g}", f"{r['p_ttest_bh']:.3g}"], row
 
 
-@pytest.mark.skipif(not (TABLE5 / "table5.md").is_file(), reason="figures/table5 is not committed yet")
-def test_table_v_rows_are_quoted_from_table5_md_which_recomputes_from_results_csv():
-    from collapse_lab.results.paper_tables import TABLE5 as ROWS
-    from collapse_lab.results.paper_tables import paper_tables_for
+@pytest.mark.parametrize("part", [2, 3], ids=["table5", "table6"])
+def test_paper_table_rows_are_quoted_from_their_md_which_recomputes_from_results_csv(part):
+    from collapse_lab.results.paper_tables import PAPER_TABLES, paper_tables_for
 
-    doc = _parts()[2][1]
-    table = (TABLE5 / "table5.md").read_text()
-    labels = {r.label for r in ROWS}
+    tables, doc = _parts()[part]
+    stem = tables.name
+    if not (tables / f"{stem}.md").is_file():
+        pytest.skip(f"figures/{stem} is not committed yet")
+    table = (tables / f"{stem}.md").read_text()
+    labels = {r.label for r in PAPER_TABLES[stem][1]}
+    results = pd.read_csv(tables / "results.csv")
+    present = [line for line in table.splitlines() if line.startswith("| ") and line.split("|")[1].strip() in labels]
     quoted = [line.rstrip() for line in doc.splitlines()
               if line.startswith("| ") and line.split("|")[1].strip() in labels]
-    assert len(quoted) == len(ROWS), "REPRODUCTION.md should quote every row of Table V"
+    assert quoted and len(quoted) == len(present), f"REPRODUCTION.md should quote every row of {stem}.md"
     missing = [row for row in quoted if row not in set(table.splitlines())]
-    assert not missing, f"rows of REPRODUCTION.md not in figures/table5/table5.md: {missing[:3]}"
-    results = pd.read_csv(TABLE5 / "results.csv")
-    assert paper_tables_for(results)["table5"][0] == table
+    assert not missing, f"rows of REPRODUCTION.md not in figures/{stem}/{stem}.md: {missing[:3]}"
+    assert paper_tables_for(results)[stem][0] == table
     runs = int((results["member"] == "ensemble").sum())
-    assert f"{runs} finished runs" in doc and "table5" in doc
+    assert f"{runs} finished runs" in doc and stem in doc
