@@ -65,19 +65,27 @@ def gemm_peak(device: str, repeats: int = 5) -> Dict[str, float]:
     for name, (m, k, n) in {"mlp_4096x400x400": (4096, 400, 400), "square_2048": (2048, 2048, 2048)}.items():
         a = torch.randn(m, k, device=device)
         b = torch.randn(k, n, device=device)
-        inner = max(1, int(2e10 // (2 * m * k * n)))  # ~20 GFLOP per timing
-        for _ in range(2):
-            torch.matmul(a, b)
-        best = float("inf")
-        for _ in range(repeats):
-            _sync(device)
-            t0 = time.perf_counter()
-            for _ in range(inner):
-                torch.matmul(a, b)
-            _sync(device)
-            best = min(best, (time.perf_counter() - t0) / inner)
-        out[name] = 2 * m * k * n / best / 1e9
+        out[name] = matmul_gflops(a, b, inner=max(1, int(2e10 // (2 * m * k * n))), repeats=repeats)  # ~20 GFLOP
     return out
+
+
+def matmul_gflops(a: Any, b: Any, inner: int, repeats: int = 5) -> float:
+    """Best GFLOP/s of ``torch.matmul(a, b)`` over ``repeats`` timings of ``inner`` products (after a warm-up),
+    synchronising the device around each timing."""
+    import torch
+
+    m, k = a.shape
+    n = b.shape[1]
+    torch.matmul(a, b)
+    best = float("inf")
+    for _ in range(repeats):
+        _sync(a.device)
+        t0 = time.perf_counter()
+        for _ in range(inner):
+            torch.matmul(a, b)
+        _sync(a.device)
+        best = min(best, (time.perf_counter() - t0) / inner)
+    return 2 * m * k * n / best / 1e9
 
 
 def student_weights(model: Any) -> int:

@@ -38,21 +38,12 @@ GOAL_SAMPLES_PER_S = 2_000_000  # at N = 16 on one H200
 def bf16_peak(device: str, size: int, repeats: int = 5) -> float:
     """Best bf16 ``torch.matmul`` GFLOP/s of a size^3 product on ``device``."""
     import torch
-    from bench_train import _sync
+    from bench_train import matmul_gflops
 
     a = torch.randn(size, size, device=device, dtype=torch.bfloat16)
     b = torch.randn(size, size, device=device, dtype=torch.bfloat16)
     inner = max(1, min(200, int(2e12 // (2 * size**3)) if device != "cpu" else int(2e9 // (2 * size**3))))
-    torch.matmul(a, b)
-    best = float("inf")
-    for _ in range(repeats):
-        _sync(device)
-        t0 = time.perf_counter()
-        for _ in range(inner):
-            torch.matmul(a, b)
-        _sync(device)
-        best = min(best, (time.perf_counter() - t0) / inner)
-    return 2 * size**3 / best / 1e9
+    return matmul_gflops(a, b, inner, repeats)
 
 
 def endless(batches: Any) -> Iterator[Any]:
