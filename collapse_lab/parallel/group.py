@@ -89,22 +89,12 @@ class Group:
         same seeds on every rank)."""
         import torch.distributed as dist
 
-        from collapse_lab.training.rng import set_rng_state
-
         resumed = self.rank == 0 and trainer.step > 0
         payload = [(trainer.model.export_state_dict(), trainer.state_dict()) if resumed else None]
         dist.broadcast_object_list(payload, src=0)
         if self.rank == 0 or payload[0] is None:
             return
-        weights, state = payload[0]
-        trainer.model.import_state_dict(weights)
-        trainer.optimizer.load_state_dict(state["optimizer"])
-        trainer.monitor.load_state_dict(state["monitor"])
-        trainer.stats.load_state_dict(state["stats"], trainer.device)
-        trainer.epoch, trainer.step, trainer.done = int(state["epoch"]), int(state["step"]), bool(state["done"])
-        trainer.last_eval_step = int(state["last_eval_step"])
-        trainer.transfer, trainer.throughput = dict(state["transfer"]), list(state["throughput"])
-        set_rng_state(state["rng"])
+        trainer.restore(*payload[0])
 
     def close(self) -> None:
         import torch.distributed as dist

@@ -129,6 +129,14 @@ class Trainer:
             raise UserError(f"{self.run.checkpoint('last')}: weights are from epoch {meta.get('epoch')} step "
                             f"{meta.get('step')} but {self.run.trainer_state} is from epoch {state['epoch']} step "
                             f"{state['step']}; cannot resume exactly, start over with --overwrite")
+        self.restore(weights, state)
+        self.metrics.load(keep=int(state["metrics_rows"]))
+        if self.trace is not None:
+            self.trace.load(through_step=self.step)  # rows past the saved state are recomputed
+
+    def restore(self, weights: Mapping[str, Any], state: Mapping[str, Any]) -> None:
+        """Take over canonical-name ``weights`` and a :meth:`state_dict` (optimizer, schedule, statistics, counters
+        and RNG state): resuming from disk, or a rank receiving rank 0's resumed state (parallel/group.py)."""
         self.model.import_state_dict(weights)
         self.optimizer.load_state_dict(state["optimizer"])
         self.monitor.load_state_dict(state["monitor"])
@@ -136,9 +144,6 @@ class Trainer:
         self.epoch, self.step, self.done = int(state["epoch"]), int(state["step"]), bool(state["done"])
         self.last_eval_step = int(state["last_eval_step"])
         self.transfer, self.throughput = dict(state["transfer"]), list(state["throughput"])
-        self.metrics.load(keep=int(state["metrics_rows"]))
-        if self.trace is not None:
-            self.trace.load(through_step=self.step)  # rows past the saved state are recomputed
         set_rng_state(state["rng"])
 
     def _save_weights(self, name: str, epoch: int, step: int) -> str:
