@@ -18,8 +18,8 @@ Defaults: ``hidden_units`` [400, 400, 400], ``net_dropout`` 0.1 and ``batch_norm
 ``config/model_config.yaml``; their ``DCNv2`` constructor defaults are 0 / false and the Table VI settings were
 not released), ``num_cross_layers`` 3 (both codes' default). Deviations:
 
-- ``use_low_rank`` (FuxiCTR's ``use_low_rank_mixture``, the CrossNetMix mixture of low-rank experts) exists as a
-  switch but only ``false`` is implemented (the authors do not use it); ``true`` is a :class:`UserError`;
+- FuxiCTR's ``use_low_rank_mixture`` (CrossNetMix, a mixture of low-rank experts) is not offered: the authors do
+  not use it, and an argument ``use_low_rank`` is refused as unknown;
 - the student reads the shared flattened embedding ``h`` instead of embedding the raw ids itself.
 
 Initialisation: every Linear xavier-normal, zero bias (FuxiCTR's ``init_weights``, docs/method.md §6) from the
@@ -59,7 +59,6 @@ class DCNv2Args(DNNArgs):
     net_dropout: float = 0.1  # dropout after every hidden ReLU of the DNN
     model_structure: str = "parallel"  # parallel | stacked | crossnet_only
     num_cross_layers: int = 3  # L
-    use_low_rank: bool = False  # FuxiCTR's CrossNetMix; only false is implemented
 
     def validate(self) -> None:
         if self.model_structure not in MODEL_STRUCTURES:
@@ -71,8 +70,6 @@ class DCNv2Args(DNNArgs):
                             f"{self.model_structure!r}, got []")
         super().validate()
         check_cross_layers(self.num_cross_layers)
-        if self.use_low_rank:
-            raise UserError("use_low_rank: true (FuxiCTR's CrossNetMix) is not implemented; expected false")
 
 
 @register_student("dcnv2", DCNv2Args)
