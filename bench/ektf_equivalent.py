@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import tempfile
-from collections import OrderedDict
 from pathlib import Path
 from typing import Any, List
 
@@ -35,6 +34,7 @@ import torch.nn.functional as F
 from fuxictr.features import FeatureMap
 from fuxictr.pytorch.layers import FeatureEmbedding, MLP_Block
 from fuxictr.pytorch.models import BaseModel
+from fuxictr_dnn import feature_map_for  # bench/fuxictr_dnn.py: our feature_map.json as a FuxiCTR FeatureMap
 
 
 class EKTFEquivalent(BaseModel):
@@ -80,25 +80,6 @@ class EKTFEquivalent(BaseModel):
         return loss
 
 
-def feature_map_for(data: Path, embedding_dim: int) -> FeatureMap:
-    """A FuxiCTR FeatureMap with the categorical fields and vocabularies of a collapse-lab processed dataset."""
-    ours = json.loads((data / "feature_map.json").read_text())
-    fmap = FeatureMap(ours["dataset_id"], str(data))
-    fmap.labels = ["label"]
-    fmap.default_emb_dim = embedding_dim
-    features = OrderedDict()
-    for f in ours["fields"]:
-        if f["type"] != "categorical":
-            raise SystemExit(f"{data}: field {f['name']!r} of type {f['type']!r} is not supported by this bench")
-        features[f["name"]] = {"source": "", "type": "categorical", "vocab_size": f["vocab_size"],
-                               "padding_idx": f["padding_idx"], "oov_idx": f["oov_idx"]}
-    fmap.features = features
-    fmap.num_fields = fmap.get_num_fields()
-    fmap.total_features = sum(s["vocab_size"] for s in features.values())
-    fmap.input_length = len(features)
-    return fmap
-
-
 class EKTFWorkload:
     """The EKTF-equivalent on the perf-table data: model, cycled FuxiCTR batch dictionaries, one step."""
 
@@ -109,8 +90,8 @@ class EKTFWorkload:
         torch.manual_seed(seed)
         fields = json.loads((data / "feature_map.json").read_text())["fields"]
         self._root = tempfile.TemporaryDirectory(prefix="ektf-")
-        self.model = EKTFEquivalent(feature_map_for(data, embedding_dim), n, embedding_dim, hidden, 0.1, True, 1e-3,
-                                    1e-5, self._root.name)
+        fmap = feature_map_for(data, embedding_dim, "average")  # categorical fields: the pooling is unused
+        self.model = EKTFEquivalent(fmap, n, embedding_dim, hidden, 0.1, True, 1e-3, 1e-5, self._root.name)
         install_precision(self.model, precision, "cpu", modules=list(self.model.networks))
         ids = torch.from_numpy(np.load(data / "train" / "ids.npy").astype(np.int64))
         labels = torch.from_numpy(np.load(data / "train" / "labels.npy").astype(np.float32))
