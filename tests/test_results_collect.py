@@ -230,3 +230,16 @@ def test_markdown_keeps_settings_apart_and_states_the_confidence_level():
                             "estimate": 0.1, "ci_low": 0.0, "ci_high": 0.2, "runs": "3", "rule": "< 0.1",
                             "verdict": "inconclusive"}])
     assert claims_markdown(claims, 0.9).startswith("| claim | quantity | estimate [90% CI] |")  # no setting keys
+
+
+def test_results_md_reads_the_controls_against_kdef_and_the_capacity_model_against_kdef():
+    from collapse_lab.results.markdown import paired_markdown
+
+    base = {"dataset": "d", "n": 4, "metric": "ensemble_auc", "pairs": 3, "ci_low": -0.01, "ci_high": 0.01,
+            "p_ttest": 0.5, "p_ttest_bh": 0.6, "p_wilcoxon": np.nan, "p_wilcoxon_bh": np.nan}
+    pairs = [("kdef-kd-only", "kdef", -0.001), ("kdef-kd-only", "vanilla-mean", 0.01),
+             ("kdef", "vanilla-mean-capacity", 0.012), ("kdef-uniform", "kdef", 0.0005), ("kdef", "kd", 0.002)]
+    paired = pd.DataFrame([{**base, "variant": v, "baseline": b, "mean_diff": d} for v, b, d in pairs])
+    comparisons = [line.split(" | ")[2] for line in paired_markdown(paired).splitlines()[2:]]
+    assert comparisons == ["kdef-kd-only − kdef", "kdef − vanilla-mean-capacity", "kdef-uniform − kdef",
+                           "kdef − kd"]

@@ -16,8 +16,8 @@ import pandas as pd
 
 from collapse_lab.results.collect import VARIANT_ORDER
 
-__all__ = ["SUMMARY_METRICS", "format_value", "summary_pivot", "markdown_table", "paired_markdown",
-           "results_markdown"]
+__all__ = ["SUMMARY_METRICS", "KDEF_ABLATIONS", "format_value", "summary_pivot", "markdown_table",
+           "default_comparisons", "paired_markdown", "results_markdown"]
 
 #: (metric, caption) of the per-N tables of results.md, in order
 SUMMARY_METRICS: Tuple[Tuple[str, str], ...] = (
@@ -91,16 +91,30 @@ def _p(value: float) -> str:
     return "" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.3g}"
 
 
+#: the controls that remove one part of KDEF (README "Controls"): each is read against KDEF itself
+KDEF_ABLATIONS: Tuple[str, ...] = tuple(v for v in VARIANT_ORDER if v.startswith("kdef-"))
+
+
+def default_comparisons() -> List[Tuple[str, str]]:
+    """The ``(variant, baseline)`` pairs results.md shows: the baselines and the paper's methods against
+    vanilla-mean, KDEF against KD and DML, KDEF against the capacity-matched single model (one student with the
+    parameters of N, compared at N = K), and each KDEF ablation against KDEF (the part it removes is worth
+    ``kdef − ablation``; paired_tests.csv holds the pair as ``ablation − kdef``)."""
+    paper = [v for v in VARIANT_ORDER[1:] if v not in KDEF_ABLATIONS]
+    return ([(v, "vanilla-mean") for v in paper] + [("kdef", "kd"), ("kdef", "dml"),
+                                                    ("kdef", "vanilla-mean-capacity")]
+            + [(v, "kdef") for v in KDEF_ABLATIONS])
+
+
 def paired_markdown(paired: pd.DataFrame, metric: str = "ensemble_auc",
                     comparisons: Optional[Iterable[Tuple[str, str]]] = None, confidence: float = 0.95) -> str:
     """Paired differences of one metric as a Markdown table (AUC points for AUC metrics).
 
-    ``comparisons`` are ``(variant, baseline)`` pairs to keep (default: every recipe against vanilla-mean, and
-    KDEF against KD and DML).
+    ``comparisons`` are ``(variant, baseline)`` pairs to keep (default: :func:`default_comparisons`).
     """
     df = paired[paired["metric"] == metric]
     if comparisons is None:
-        comparisons = [(v, "vanilla-mean") for v in VARIANT_ORDER[1:]] + [("kdef", "kd"), ("kdef", "dml")]
+        comparisons = default_comparisons()
     wanted = list(comparisons)
     df = df[[(v, b) in wanted for v, b in zip(df["variant"], df["baseline"], strict=True)]]
     if df.empty:
@@ -134,7 +148,8 @@ def results_markdown(sweep_id: str, runs: int, skipped: Sequence[Tuple[str, str]
     text = paired_markdown(paired, confidence=confidence)
     if text:
         out += ["## Paired differences of ensemble test AUC (same seeds)", "",
-                "Every recipe against vanilla mean fusion, and KDEF against KD and DML, at each N; all pairs of "
+                "Every recipe against vanilla mean fusion, KDEF against KD, DML and the capacity-matched single "
+                "model, and each KDEF ablation against KDEF, at each N; all pairs of "
                 "recipes and the student metrics are in paired_tests.csv. BH: p-values adjusted by "
                 "Benjamini–Hochberg over every test of the metric in paired_tests.csv (one family per metric).",
                 "", text, ""]
