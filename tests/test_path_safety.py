@@ -1,6 +1,9 @@
-"""User-given names never become paths outside their root (issue 12 item 1): dataset_id, --dataset-id, sweep name."""
+"""User-given names and recorded paths never lead outside their root (issue 12 item 1): dataset_id, --dataset-id,
+sweep name, spectrum --checkpoint and the checkpoint/probe paths of a run manifest."""
 
 from __future__ import annotations
+
+import json
 
 import pytest
 import yaml
@@ -114,3 +117,50 @@ def test_sweep_name_escaping_the_working_directory_is_refused(tmp_path, capsys, 
     with pytest.raises(UserError, match="not a safe name"):
         plan_sweep(grid)
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["grid.yaml", "work"]  # nothing written anywhere
+
+
+@pytest.fixture
+def spectral_run(tmp_path):
+    """A small run directory (manifest + best checkpoint + probe) and a copy of its weights OUTSIDE it."""
+    from spectral_fixtures import make_run
+
+    run = make_run(tmp_path)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "model.safetensors").write_bytes((run / "checkpoints" / "best" / "model.safetensors").read_bytes())
+    return run, outside
+
+
+@pytest.mark.parametrize("value", ["../outside/model.safetensors", "/tmp/../x", "."])
+def test_spectrum_checkpoint_option_is_a_name_never_a_path(spectral_run, capsys, value):
+    run, _ = spectral_run
+    err = _refused(capsys, ["spectrum", str(run), "--checkpoint", value])
+    assert f"--checkpoint {value!r} is not a safe name" in err
+    assert not (run / "spectrum").exists()
+
+
+@pytest.mark.parametrize("kind", ["dotdot", "absolute", "symlink"])
+def test_spectrum_refuses_a_manifest_checkpoint_path_outside_the_run(spectral_run, capsys, kind):
+    run, outside = spectral_run
+    manifest = json.loads((run / "manifest.json").read_text())
+    value = {"dotdot": "../outside/model.safetensors", "absolute": str(outside / "model.safetensors"),
+             "symlink": "checkpoints/linked/model.safetensors"}[kind]
+    if kind == "symlink":
+        (run / "checkpoints" / "linked").symlink_to(outside)
+    manifest["checkpoints"].append({"name": "epoch_0001", "path": value, "epoch": 1, "step": 1})
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    err = _refused(capsys, ["spectrum", str(run), "--checkpoint", "epoch_0001"])
+    assert f"manifest.json: checkpoint 'epoch_0001'.path {value!r} resolves outside the run directory {run}" in err
+    assert not (run / "spectrum").exists()
+    main(["spectrum", str(run), "--checkpoint", "best", "--json"])  # the entries inside the run still work
+    assert json.loads(capsys.readouterr().out)["rows"]
+
+
+def test_spectrum_refuses_a_probe_path_outside_the_run(spectral_run, capsys):
+    run, _ = spectral_run
+    manifest = json.loads((run / "manifest.json").read_text())
+    (run.parent / "outside" / "probe.safetensors").write_bytes((run / "probe.safetensors").read_bytes())
+    manifest["probe"]["path"] = "../outside/probe.safetensors"
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    err = _refused(capsys, ["spectrum", str(run)])
+    assert "manifest.json: probe.path '../outside/probe.safetensors' resolves outside the run directory" in err

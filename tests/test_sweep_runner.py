@@ -112,6 +112,71 @@ def test_interrupted_and_corrupt_runs_are_trained_again(grid, tmp_path):
     assert run_status(out / "runs" / a) == "complete"
 
 
+
+def _interrupt(out, name):
+    manifest = out / "runs" / name / "manifest.json"
+    manifest.write_text(json.dumps({**json.loads(manifest.read_text()), "status": "running"}))
+
+
+def _failing_resume(monkeypatch, scratch_error=None):
+    """Patch the fake trainer: resuming raises, training from scratch works (or raises ``scratch_error``)."""
+    import sweep_fixtures
+
+    real = sweep_fixtures.fake_train
+
+    def trainer(config, resume=False, **kwargs):
+        if resume:
+            raise OSError("checkpoints/last/trainer_state.pt is truncated")
+        if scratch_error is not None:
+            raise scratch_error
+        return real(config, resume=resume, **kwargs)
+
+    monkeypatch.setattr(sweep_fixtures, "fake_train", trainer)
+
+
+def test_a_resume_error_is_kept_when_training_again_from_scratch_works(grid, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "sw"
+    first = run_sweep(grid, out_dir=out, trainer=FAKE, progress=False)
+    name = first.runs[0]
+    _interrupt(out, name)
+    _failing_resume(monkeypatch)
+    again = run_sweep(grid, out_dir=out, trainer=FAKE, progress=None)
+    first_error = "OSError: checkpoints/last/trainer_state.pt is truncated"
+    assert again.completed == [name] and not again.failed
+    assert again.resume_errors == {name: first_error}
+    assert run_status(out / "runs" / name) == "complete"
+    _, runs = _record(out)
+    assert runs[name]["status"] == "complete" and runs[name]["error"] is None
+    assert runs[name]["resume_error"] == first_error and "is truncated" in runs[name]["resume_traceback"]
+    (entry,) = [e for e in again.to_json()["runs"] if e["name"] == name]
+    assert entry["outcome"] == "trained" and entry["resume_error"] == first_error
+    (line,) = capsys.readouterr().err.strip().splitlines()  # the log line of the run names it
+    assert f"{name} complete from scratch (resuming failed: {first_error}) in " in line
+
+    monkeypatch.undo()  # a later attempt without a resume clears it from the record
+    (out / "runs" / name / "manifest.json").unlink()
+    run_sweep(grid, out_dir=out, trainer=FAKE, progress=False)
+    _, runs = _record(out)
+    assert runs[name]["resume_error"] is None and runs[name]["attempts"] == 3
+
+
+def test_both_errors_are_kept_when_training_again_from_scratch_fails_too(grid, tmp_path, monkeypatch):
+    out = tmp_path / "sw"
+    first = run_sweep(grid, out_dir=out, trainer=FAKE, progress=False)
+    name = first.runs[0]
+    _interrupt(out, name)
+    _failing_resume(monkeypatch, scratch_error=RuntimeError("CUDA out of memory"))
+    again = run_sweep(grid, out_dir=out, trainer=FAKE, progress=False)
+    first_error = "OSError: checkpoints/last/trainer_state.pt is truncated"
+    assert again.failed == {name: f"RuntimeError: CUDA out of memory (when trained again from scratch, after "
+                                  f"resuming had failed with {first_error})"}
+    assert again.resume_errors == {name: first_error}
+    _, runs = _record(out)
+    assert runs[name]["status"] == "failed" and runs[name]["error"] == again.failed[name]
+    assert runs[name]["resume_error"] == first_error
+    assert "CUDA out of memory" in runs[name]["traceback"] and "is truncated" in runs[name]["resume_traceback"]
+
+
 def test_command_line_axes_extend_the_sweep_record(grid, tmp_path):
     out = tmp_path / "sw"
     first = run_sweep(grid, out_dir=out, trainer=FAKE, progress=False)

@@ -3,10 +3,12 @@ spectra_trace.csv, the CSV files are unchanged, a resumed run duplicates no step
 
 from __future__ import annotations
 
+import json
 import sys
 
 import pandas as pd
 import pytest
+import yaml
 from train_fixtures import make_dataset, tiny_config
 
 from collapse_lab.cli import main
@@ -135,6 +137,36 @@ def test_resume_duplicates_no_step(dataset, tracked, tmp_path, monkeypatch, even
     assert tensorboard_points(out) == expected
     points, run = mlflow_points(out, monkeypatch)
     assert points == expected and run.info.status == "FINISHED"
+
+
+
+def test_changing_only_the_tracker_resumes_and_a_new_backend_gets_every_row(dataset, plain, tmp_path):
+    """``tracker`` is not part of the config hash: an interrupted csv-only run resumed with ``tracker=tensorboard``
+    continues after its saved epoch (it is not refused, nor trained again from scratch), and the TensorBoard store
+    it had never written ends with every point of the uninterrupted run, not only those since the resume."""
+    def stop(name, info):
+        if name == "epoch_end" and info["epoch"] == 2:
+            raise Interrupt
+
+    out = tmp_path / "retracked"
+    with pytest.raises(Interrupt):
+        train(tiny_config(dataset, **CFG), out, device="cpu", console=False, callbacks=[stop])
+    hash_before = json.loads((out / "manifest.json").read_text())["config_hash"]
+    epochs = []
+    resumed = train(tiny_config(dataset, **CFG, tracker="tensorboard"), out, resume=True, device="cpu",
+                    console=False, callbacks=[lambda name, info: name == "epoch_end" and epochs.append(info["epoch"])])
+    assert epochs == [3]  # only the epoch left: resumed, not started over
+    assert (out / "metrics.csv").read_bytes() == (plain.run_dir / "metrics.csv").read_bytes()
+    assert tensorboard_points(out) == expected_points(plain.run_dir)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["status"] == "complete" and manifest["config_hash"] == hash_before
+    assert manifest["config"]["tracker"] == ["csv", "tensorboard"] == resumed.config.tracker
+    assert yaml.safe_load((out / "config.yaml").read_text())["tracker"] == ["csv", "tensorboard"]
+    assert "tracker changed since the last attempt: ['csv'] -> ['csv', 'tensorboard'] (tensorboard sent every " \
+           "row from the start)" in (out / "train.log").read_text()
+    with pytest.raises(UserError, match=r"cannot resume with a different config \(changed: lr\)"):
+        train(tiny_config(dataset, **CFG, lr=0.5, tracker="tensorboard"), out, resume=True, device="cpu",
+              console=False)
 
 
 def test_tracker_key_is_normalised_and_checked():

@@ -51,6 +51,7 @@ def spectrum(paths: tuple[Path, ...], targets: str | None, threshold: str, tau: 
     matrices found on one side only listed (nothing written unless --out is given).
     """
     from collapse_lab.errors import UserError
+    from collapse_lab.io.paths import check_name
     from collapse_lab.utils.threads import thread_limit
 
     if len(paths) > 2:
@@ -59,6 +60,9 @@ def spectrum(paths: tuple[Path, ...], targets: str | None, threshold: str, tau: 
         raise UserError(f"--device {device!r}: spectra are computed on the CPU in float64 (numpy Gram and TSQR); "
                         "valid: auto, cpu (use --threads to use more cores)")
 
+    # a checkpoint is picked by its manifest name (best, last, epoch_0003), never joined into a path; a value
+    # like ../x could only be a path, so it is refused as such rather than reported as an unknown name
+    check_name(checkpoint, "--checkpoint")
     dims = None
     if field_dims:
         try:

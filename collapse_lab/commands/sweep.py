@@ -46,6 +46,9 @@ def sweep_command(grid: Path, overrides: Tuple[str, ...], out_dir: Optional[Path
     report = run_sweep(grid, out_dir=out_dir, overrides=overrides, executor=runner, device=device, dry_run=dry_run)
     for name, error in report.failed.items():
         click.echo(f"failed: {name}: {error}", err=True)
+    for name, error in report.resume_errors.items():
+        if name not in report.failed:  # a failed run's error names the resume error already
+            click.echo(f"resume failed, trained again from scratch: {name}: {error}", err=True)
     if as_json:
         click.echo(json.dumps(report.to_json(dry_run=dry_run), indent=1))
         if report.failed:

@@ -205,12 +205,23 @@ def _is_name(value: Any) -> bool:
 
 
 def _path_entry(entry: Any, root: Path, where: str) -> Path | None:
-    """``root / entry["path"]`` of a manifest entry; None without a path; a UserError for a non-string."""
+    """``root / entry["path"]`` of a manifest entry; None without a path.
+
+    The runs this package writes record checkpoint and probe paths relative to the run directory, so a path
+    that leads out of it (absolute, climbing out with ``..``, or through a symlink) is refused (a one-line UserError
+    naming the manifest, the entry and the value): a copied or hand-edited manifest must not make
+    ``spectrum RUN`` read, and report on, a file outside RUN.
+    """
     if not isinstance(entry, dict) or not entry.get("path"):
         return None
-    if not isinstance(entry["path"], str):
-        raise UserError(f"{root / MANIFEST}: {where}.path must be a relative path, got {entry['path']!r}")
-    return root / entry["path"]
+    value = entry["path"]
+    if not isinstance(value, str):
+        raise UserError(f"{root / MANIFEST}: {where}.path must be a relative path, got {value!r}")
+    real_root, real = root.resolve(), (root / value).resolve()
+    if not real.is_relative_to(real_root):
+        raise UserError(f"{root / MANIFEST}: {where}.path {value!r} resolves outside the run directory {root} "
+                        f"(to {real}; expected a path inside it)")
+    return root / value
 
 
 def _from_manifest(tf: TensorFile, manifest: Dict[str, Any], root: Path, rel: str) -> List[MatrixSpec]:

@@ -164,6 +164,6 @@ def _bring_home(task: RunTask, result: Any) -> Any:
         try:
             unpack_dir(archive, task.run_dir)
         except Exception as exc:  # noqa: BLE001 - recorded as the run's failure; the sweep goes on
-            return RunOutcome(task.name, "failed", outcome.seconds,
-                              f"copy-back into {task.run_dir} failed: {type(exc).__name__}: {exc}")
+            return dataclasses.replace(outcome, status="failed", traceback=None,
+                                       error=f"copy-back into {task.run_dir} failed: {type(exc).__name__}: {exc}")
     return outcome

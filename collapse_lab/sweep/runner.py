@@ -10,7 +10,10 @@ directory's lock (:mod:`collapse_lab.io.lock`; the kernel drops it when the hold
 live process holds is left to it and waited for after the free runs; a run in state ``running`` whose lock is
 free was interrupted and is resumed (``train(..., resume=True)``, from scratch if that cannot work); a failed run
 is trained again (``overwrite=True``, which replaces it only once the new one is complete). A run that raises is
-recorded in ``sweep.json`` with its error and the sweep goes on.
+recorded in ``sweep.json`` with its error and the sweep goes on. When resuming fails and the run is trained
+again from scratch, the resume error is kept too (``resume_error``/``resume_traceback`` in ``sweep.json``, the
+report and the log line of the run), whatever the second attempt does: it is often the first sign of a broken
+checkpoint or a config that drifted, and the second error alone would hide it.
 
 ``sweep.json`` is rewritten atomically after every finished run, under the sweep's lock ``.sweep.lock``, merged
 with what other processes recorded meanwhile: two sweeps started together on one directory each train the runs
@@ -78,6 +81,9 @@ class RunOutcome:
     error: Optional[str] = None
     traceback: Optional[str] = None
     trained: bool = True  # False: found complete (finished by another process) once its lock was taken
+    #: why resuming an interrupted run failed before it was trained again from scratch (None: no fallback)
+    resume_error: Optional[str] = None
+    resume_traceback: Optional[str] = None
 
 
 @dataclass
@@ -90,6 +96,7 @@ class SweepReport:
     skipped: List[str] = field(default_factory=list)
     completed: List[str] = field(default_factory=list)
     failed: Dict[str, str] = field(default_factory=dict)
+    resume_errors: Dict[str, str] = field(default_factory=dict)  # run -> why resuming failed (then from scratch)
     seconds: float = 0.0
     statuses: Dict[str, str] = field(default_factory=dict)  # status of every run before this call
 
@@ -107,6 +114,8 @@ class SweepReport:
                                     else "skipped" if name in self.skipped else None)
                 if name in self.failed:
                     entry["error"] = self.failed[name]
+                if name in self.resume_errors:
+                    entry["resume_error"] = self.resume_errors[name]
             runs.append(entry)
         counts = Counter(self.statuses.get(n) for n in self.runs)
         out: Dict[str, Any] = {"sweep_id": self.sweep_id, "sweep_dir": str(self.sweep_dir), "dry_run": dry_run,
@@ -134,7 +143,9 @@ def execute_run(task: RunTask) -> RunOutcome:
 
     Holds the run's lock throughout; a run another live process holds comes back ``busy`` (or is waited for with
     ``task.wait``), one found complete once the lock is taken comes back with ``trained=False``. Never raises for
-    a failing run: the error and its traceback come back in the :class:`RunOutcome`.
+    a failing run: the error and its traceback come back in the :class:`RunOutcome`. An interrupted run that
+    cannot be resumed is trained again from scratch; the resume error then comes back as ``resume_error`` (and
+    is named in ``error`` as well if the second attempt fails too), so neither error is lost.
     """
     start = time.perf_counter()
     runs_dir = Path(task.run_dir).parent
@@ -145,6 +156,8 @@ def execute_run(task: RunTask) -> RunOutcome:
         lock = DirLock(run_lock_path(task.run_dir), f"run directory {task.run_dir}").acquire(wait=task.wait)
     except LockBusy as exc:
         return RunOutcome(task.name, "busy", time.perf_counter() - start, str(exc))
+    resume_error: Optional[str] = None
+    resume_tb: Optional[str] = None
     try:
         status = run_status(task.run_dir)
         if status == "complete":  # finished by another sweep while this one was planning or waiting
@@ -156,19 +169,28 @@ def execute_run(task: RunTask) -> RunOutcome:
             try:
                 trainer(dict(task.config), resume=True, **kwargs)
                 resumed = True
-            except Exception:  # noqa: BLE001 - any reason it cannot continue: train it again from scratch
-                pass
+            except Exception as exc:  # noqa: BLE001 - any reason it cannot continue: train it again from scratch
+                resume_error, resume_tb = _error_text(exc)
         if not resumed:
             trainer(dict(task.config), overwrite=True, **kwargs)
         status = run_status(task.run_dir)
         if status != "complete":
             raise RuntimeError(f"training returned but {task.run_dir}/manifest.json has status {status!r}")
     except Exception as exc:  # recorded in sweep.json; the sweep goes on
-        return RunOutcome(task.name, "failed", time.perf_counter() - start, f"{type(exc).__name__}: {exc}",
-                          "".join(traceback.format_exception(exc))[-4000:])
+        error, tb = _error_text(exc)
+        if resume_error is not None:
+            error = f"{error} (when trained again from scratch, after resuming had failed with {resume_error})"
+        return RunOutcome(task.name, "failed", time.perf_counter() - start, error, tb,
+                          resume_error=resume_error, resume_traceback=resume_tb)
     finally:
         lock.release()
-    return RunOutcome(task.name, "complete", time.perf_counter() - start)
+    return RunOutcome(task.name, "complete", time.perf_counter() - start, resume_error=resume_error,
+                      resume_traceback=resume_tb)
+
+
+def _error_text(exc: BaseException) -> Tuple[str, str]:
+    """``("Type: message", traceback)`` of an exception, the traceback cut to its last 4000 characters."""
+    return f"{type(exc).__name__}: {exc}", "".join(traceback.format_exception(exc))[-4000:]
 
 
 def check_datasets(configs: Sequence[Mapping[str, Any]]) -> None:
@@ -230,6 +252,8 @@ class _RunLog:
             return
         elapsed = time.perf_counter() - self.start
         error = f": {outcome.error.splitlines()[0]}" if outcome.error else ""
+        if outcome.resume_error and not outcome.error:  # a failed outcome already names it in its error
+            error = f" from scratch (resuming failed: {outcome.resume_error.splitlines()[0]})"
         print(f"{now()} [{self.count}/{len(self.weights)}] {outcome.name} {outcome.status}{error} in "
               f"{outcome.seconds:.0f} s; elapsed {elapsed / 60:.1f} min, eta {self.eta() / 60:.0f} min",
               file=sys.stderr, flush=True)
@@ -317,7 +341,10 @@ def run_sweep(grid: Union[str, Path, SweepSpec], out_dir: Optional[Union[str, Pa
         else:
             attempts = int(record.state["runs"][name].get("attempts", 0)) + 1
             record.set_run(name, status=outcome.status, error=outcome.error, traceback=outcome.traceback,
+                           resume_error=outcome.resume_error, resume_traceback=outcome.resume_traceback,
                            seconds=round(outcome.seconds, 3), attempts=attempts, finished=now())
+            if outcome.resume_error:
+                report.resume_errors[name] = outcome.resume_error
             if outcome.status == "complete":
                 report.completed.append(name)
             else:

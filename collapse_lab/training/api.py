@@ -13,12 +13,13 @@ test, save the probe activations and mark the manifest ``complete``. Errors mark
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, Sequence, Union
 
-from collapse_lab.config import ConfigLike, TrainConfig, config_hash, config_to_dict, config_to_yaml
+from collapse_lab.config import UNHASHED_KEYS, ConfigLike, TrainConfig, config_hash, config_to_dict, config_to_yaml
 from collapse_lab.errors import UserError
 from collapse_lab.io.atomic import atomic_write_text
 from collapse_lab.io.checkpoint import load_trainer_state, load_weights, recover_checkpoint_pair, save_weights
@@ -107,14 +108,21 @@ def resolve_device(device: str | None) -> str:
 
 
 def _resume_config(run: Path, config: ConfigLike, config_file: Union[str, Path] | None) -> TrainConfig:
-    """The stored config of ``run``; any key given now must agree with it."""
+    """The stored config of ``run``; any key given now must agree with it, except the :data:`UNHASHED_KEYS`.
+
+    Those (``tracker``) say where results are reported, not what is trained: they are not part of the config
+    hash, of sweep run names or of the trainer state's identity, so a change to them must not turn a resume into
+    a restart (a sweep resumes an interrupted run with the config it has now). The values given now win; the
+    trackers of a resumed run are reconciled in :func:`_train_in`.
+    """
     stored = TrainConfig(**read_manifest(run / "manifest.json")["config"])
     given = resolve_config(config, config_file, base=stored)
-    changed = [k for k, v in config_to_dict(given).items() if config_to_dict(stored)[k] != v]
+    old, new = config_to_dict(stored), config_to_dict(given)
+    changed = [k for k, v in new.items() if k not in UNHASHED_KEYS and old[k] != v]
     if changed:
         raise UserError(f"{run}: cannot resume with a different config (changed: {', '.join(changed)}); "
                         "use --overwrite to start over")
-    return stored
+    return dataclasses.replace(stored, **{k: getattr(given, k) for k in UNHASHED_KEYS})
 
 
 def train(config: ConfigLike = None, out_dir: Union[str, Path] | None = None, resume: bool = False,
@@ -348,11 +356,20 @@ def _train_in(cfg: TrainConfig, run: RunDir, out: Path, resume: bool, manifest: 
         else:  # killed before the first epoch ended: nothing to resume from, start over in place
             shutil.rmtree(run.checkpoints, ignore_errors=True)
             manifest.update(checkpoints=[], probe=None, results=None, timing={"train_samples_per_s": []})
+    tracker_note, added = None, []
+    if resume:  # the trackers may differ from the last attempt's (not part of the config hash): record the new ones
+        before = list((manifest["config"] or {}).get("tracker") or ["csv"])
+        if before != list(cfg.tracker):
+            added = [n for n in cfg.tracker if n not in before]
+            tracker_note = (f"tracker changed since the last attempt: {before} -> {list(cfg.tracker)}"
+                            + (f" ({', '.join(added)} sent every row from the start)" if added else ""))
+            manifest.update(config={**manifest["config"], "tracker": list(cfg.tracker)})
+            atomic_write_text(run.config_yaml, config_to_yaml(cfg))
     # the trackers get every row the trainer adds (a callback, first so an interrupting callback cannot skip it)
     # (rank 0 only under torchrun: the other ranks write a private copy of the run)
     tracking = TrackingSession(cfg.tracker if group is None or group.rank == 0 else ["csv"], run.path,
                                config_to_dict(cfg), None if not resume else int(state["step"]) if state is not None
-                               else 0)
+                               else 0, added=added)
     manifest.set_status("running")
     manifest.save()
     metrics = MetricsLog(run.metrics_csv)
@@ -368,6 +385,8 @@ def _train_in(cfg: TrainConfig, run: RunDir, out: Path, resume: bool, manifest: 
                 log.info("training %s%s", out, " (no finished epoch to resume from; from the start)" if resume
                          else "")
                 log.info("config %s", config_to_dict(cfg), extra={"file_only": True})
+            if tracker_note:
+                log.info("%s", tracker_note)
             for note in ("precision_note", "compile_note"):
                 if built.get(note):
                     log.warning("%s", built[note])
