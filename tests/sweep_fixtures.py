@@ -21,7 +21,7 @@ import pandas as pd
 import yaml
 
 __all__ = ["fake_config", "write_fake_run", "make_fake_sweep", "fake_train", "build_tiny_sweep", "TINY_GRID",
-           "FIELDS", "HIDDEN", "EMB_DIM"]
+           "FIELDS", "HIDDEN", "EMB_DIM", "write_fake_dataset"]
 
 #: the trainer a sweep test passes to run_sweep(trainer=...) so that no real training runs
 FAKE_TRAINER = "sweep_fixtures:fake_train"
@@ -160,8 +160,9 @@ def _write_metrics(run_dir: Path, config: Dict[str, Any], aucs: Dict[str, float]
 
 
 def write_fake_run(run_dir: Path, config: Dict[str, Any], *, status: str = "complete", spectra: bool = True,
-                   aucs: Optional[Dict[str, float]] = None) -> Path:
-    """Write a complete fake run directory for ``config`` (or with the given per-member test AUCs)."""
+                   aucs: Optional[Dict[str, float]] = None, dataset_hash: Optional[str] = None) -> Path:
+    """Write a complete fake run directory for ``config`` (or with the given per-member test AUCs); the manifest
+    records ``dataset_hash`` as the content hash of the data it was trained on."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     rng = _rng(config)
@@ -186,7 +187,7 @@ def write_fake_run(run_dir: Path, config: Dict[str, Any], *, status: str = "comp
         "updated": "2025-01-01T00:01:00+00:00", "package_version": "0.1.0",
         "git": {"commit": "0123456789abcdef0123456789abcdef01234567", "dirty": False}, "environment": {},
         "device": "cpu", "config": config, "seeds": {"run": config["seed"], "students": list(range(n))},
-        "dataset": {"id": config["dataset"], "path": "/nowhere", "hash": None,
+        "dataset": {"id": config["dataset"], "path": "/nowhere", "hash": dataset_hash,
                     "rows": {"train": 800, "valid": 100, "test": 100}},
         "model": {"num_students": n, "student": "mlp", "fusion": config["fusion"], "embedding_dim": EMB_DIM,
                   "fields": [{"name": f, "type": "categorical", "vocab_size": v,
@@ -229,9 +230,34 @@ def make_fake_sweep(root: Path, variants: Iterable[tuple] = (("vanilla", "mean")
     return root
 
 
+def write_fake_dataset(data_root: Path, name: str, content_hash: Optional[str]) -> Path:
+    """A processed-dataset directory as far as the sweep looks at one: ``feature_map.json`` (so the name resolves)
+    and ``meta.json`` with ``content_hash`` (none when None), as ``collapse-lab data prepare`` would leave it after
+    preparing it again with other options."""
+    path = Path(data_root) / name
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "feature_map.json").write_text("{}")
+    meta = {"dataset_id": name} if content_hash is None else {"dataset_id": name, "content_hash": content_hash}
+    (path / "meta.json").write_text(json.dumps(meta))
+    return path
+
+
+def _prepared_hash(config: Any) -> Optional[str]:
+    """The content hash of the dataset prepared for ``config`` (as training records it), None if not prepared."""
+    from collapse_lab.data.catalog import resolve_processed
+    from collapse_lab.data.meta import read_meta
+    from collapse_lab.errors import UserError
+
+    try:
+        return (read_meta(resolve_processed(config["dataset"], config.get("data_root"))) or {}).get("content_hash")
+    except UserError:
+        return None
+
+
 def fake_train(config: Any, out_dir: Any = None, resume: bool = False, overwrite: bool = False,
                device: str = "auto", progress: Any = None, console: bool = True) -> Dict[str, Any]:
-    """A trainer with ``train``'s signature that writes a fake run to ``out_dir`` (or fails on purpose)."""
+    """A trainer with ``train``'s signature that writes a fake run to ``out_dir`` (or fails on purpose); like
+    ``train`` its manifest records the content hash of the dataset prepared for the config."""
     run_dir = Path(out_dir)
     flag = run_dir.parent.parent / f"fail-{config['method']}-n{config['n']}"
     if flag.exists():
@@ -241,7 +267,7 @@ def fake_train(config: Any, out_dir: Any = None, resume: bool = False, overwrite
     calls = run_dir.parent.parent / "calls.txt"
     with open(calls, "a") as fh:
         fh.write(run_dir.name + "\n")
-    write_fake_run(run_dir, dict(config))
+    write_fake_run(run_dir, dict(config), dataset_hash=_prepared_hash(config))
     return {"run_dir": run_dir}
 
 

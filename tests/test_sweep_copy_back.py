@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sweep_fixtures import fake_config, fake_grid, write_fake_run
+from sweep_fixtures import fake_config, fake_grid, write_fake_dataset, write_fake_run
 
 from collapse_lab.cli import main
 from collapse_lab.errors import UserError
+from collapse_lab.io.contract import run_dataset_hash
 from collapse_lab.io.lock import run_lock_path
 from collapse_lab.sweep.copy_back import RemoteRun, execute_run_elsewhere, pack_dir, unpack_dir
 from collapse_lab.sweep.executor import EXECUTORS, LocalExecutor, make_executor
@@ -160,6 +161,24 @@ def test_a_failed_attempt_never_replaces_an_earlier_run_but_is_kept_when_there_w
     assert run_status(out / "runs" / old) == "running"
     assert run_status(out / "runs" / fresh) == "failed"  # nothing was there: the failed run comes home
     assert _record(out)[old]["status"] == "failed"
+
+
+def test_a_stale_run_is_trained_elsewhere_and_replaced_only_by_a_complete_one(tmp_path):
+    write_fake_dataset(tmp_path / "data", "toy", "a" * 64)
+    grid = tmp_path / "grid.yaml"
+    grid.write_text(GRID.replace("base: {", f"base: {{dataset: toy, data_root: {tmp_path / 'data'}, "))
+    out = tmp_path / "sw"
+    first = run_sweep(grid, out_dir=out, trainer="sweep_fixtures:fake_train", progress=False)
+    write_fake_dataset(tmp_path / "data", "toy", "b" * 64)  # prepared again
+    failed = run_sweep(grid, out_dir=out, trainer="test_sweep_copy_back:failing_trainer", executor=CopyBackLocal(),
+                       progress=False)
+    assert sorted(failed.failed) == sorted(first.runs)
+    assert {(run_status(out / "runs" / n), run_dataset_hash(out / "runs" / n)) for n in first.runs} == {
+        ("complete", "a" * 64)}  # the failed attempts never replaced the old runs
+    again = run_sweep(grid, out_dir=out, trainer="sweep_fixtures:fake_train", executor=CopyBackLocal(),
+                      progress=False)
+    assert sorted(again.completed) == sorted(first.runs) and {again.statuses[n] for n in first.runs} == {"stale"}
+    assert {run_dataset_hash(out / "runs" / n) for n in first.runs} == {"b" * 64}
 
 
 def test_copy_back_leaves_a_run_another_process_holds_then_waits_for_it(grid, tmp_path):

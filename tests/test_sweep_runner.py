@@ -8,12 +8,13 @@ import os
 
 import pytest
 from click.testing import CliRunner
-from sweep_fixtures import FAKE_TRAINER, fake_grid
+from sweep_fixtures import FAKE_TRAINER, fake_grid, write_fake_dataset
 
 from collapse_lab.cli import cli, main
 from collapse_lab.errors import UserError
+from collapse_lab.io.contract import run_dataset_hash
 from collapse_lab.sweep.executor import EXECUTORS, LocalExecutor, make_executor
-from collapse_lab.sweep.runner import run_status, run_sweep
+from collapse_lab.sweep.runner import RunTask, execute_run, run_status, run_sweep
 
 FAKE = FAKE_TRAINER  # shorter at the many call sites
 GRID = fake_grid()
@@ -260,3 +261,96 @@ def test_unprepared_dataset_is_caught_before_anything_runs(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("error: dataset 'nope' is not prepared") and "collapse-lab reproduce" in err
     assert err.count("\n") == 1 and not (tmp_path / "sw").exists()
+
+
+OLD, NEW = "a" * 64, "b" * 64  # content hashes of two preparations of one dataset
+
+
+@pytest.fixture()
+def data_grid(tmp_path):
+    """The fake grid on a dataset ``toy`` prepared under ``tmp_path/data`` (content hash ``OLD``)."""
+    write_fake_dataset(tmp_path / "data", "toy", OLD)
+    path = tmp_path / "grid.yaml"
+    path.write_text(GRID.replace("base: {", f"base: {{dataset: toy, data_root: {tmp_path / 'data'}, "))
+    return path
+
+
+def test_a_run_trained_on_an_older_preparation_of_its_dataset_is_stale_and_trained_again(data_grid, tmp_path):
+    out = tmp_path / "sw"
+    first = run_sweep(data_grid, out_dir=out, trainer=FAKE, progress=False)
+    assert len(first.completed) == 3 and {run_dataset_hash(out / "runs" / n) for n in first.runs} == {OLD}
+    write_fake_dataset(tmp_path / "data", "toy", NEW)  # prepared again, e.g. with another sequence pooling
+
+    dry = run_sweep(data_grid, out_dir=out, trainer=FAKE, dry_run=True)
+    assert dry.statuses == {n: "stale" for n in first.runs} and not dry.unverified
+    assert dry.to_json(dry_run=True)["statuses"] == {"stale": 3} and dry.to_json(dry_run=True)["to_train"] == 3
+    assert len(_calls(out)) == 3  # a dry run trains nothing
+
+    again = run_sweep(data_grid, out_dir=out, trainer=FAKE, progress=False)
+    assert sorted(again.completed) == sorted(first.runs) and not again.skipped and not again.failed
+    assert len(_calls(out)) == 6 and {run_dataset_hash(out / "runs" / n) for n in first.runs} == {NEW}
+    assert ", 3 trained (3 stale: trained again on the dataset prepared now), 0 already complete" in \
+        again.summary_line()
+    _, runs = _record(out)
+    assert {(r["status"], r["previous_status"], r["attempts"]) for r in runs.values()} == {("complete", "stale", 2)}
+
+    third = run_sweep(data_grid, out_dir=out, trainer=FAKE, progress=False)
+    assert sorted(third.skipped) == sorted(first.runs) and len(_calls(out)) == 6
+    assert "stale" not in third.summary_line()
+
+
+def test_a_stale_run_whose_new_training_fails_keeps_the_old_run(data_grid, tmp_path):
+    out = tmp_path / "sw"
+    first = run_sweep(data_grid, out_dir=out, trainer=FAKE, progress=False)
+    write_fake_dataset(tmp_path / "data", "toy", NEW)
+    (out / "fail-vanilla-n1").write_text("")
+    again = run_sweep(data_grid, out_dir=out, trainer=FAKE, progress=False)
+    [failed] = again.failed
+    assert failed.startswith("vanilla-mean-n1-") and len(again.completed) == 2
+    assert run_status(out / "runs" / failed) == "complete" and run_dataset_hash(out / "runs" / failed) == OLD
+    assert run_sweep(data_grid, out_dir=out, trainer=FAKE, dry_run=True).statuses == {
+        n: "stale" if n == failed else "complete" for n in first.runs}
+
+
+def test_a_complete_run_without_a_recorded_dataset_hash_is_kept_and_flagged(data_grid, tmp_path):
+    write_fake_dataset(tmp_path / "data", "toy", None)  # a dataset directory without a content hash
+    out = tmp_path / "sw"
+    first = run_sweep(data_grid, out_dir=out, trainer=FAKE, progress=False)
+    assert {run_dataset_hash(out / "runs" / n) for n in first.runs} == {None}
+    write_fake_dataset(tmp_path / "data", "toy", NEW)
+    dry = run_sweep(data_grid, out_dir=out, trainer=FAKE, dry_run=True)
+    assert set(dry.statuses.values()) == {"complete"} and sorted(dry.unverified) == sorted(first.runs)
+    assert all(r["dataset_unverified"] is True for r in dry.to_json(dry_run=True)["runs"])
+    result = CliRunner().invoke(cli, ["sweep", str(data_grid), "--out", str(out), "--dry-run"])
+    lines = result.output.strip().splitlines()
+    assert result.exit_code == 0 and len(lines) == 5, result.output
+    assert all(line.startswith("complete  ") and line.endswith("(no dataset hash recorded: kept, not checked)")
+               for line in lines[:3])
+    assert lines[3] == "3 complete runs record no dataset hash (trained before it was recorded, or on a dataset " \
+        "without meta.json): kept as complete; delete a run directory to train it again"
+    again = run_sweep(data_grid, out_dir=out, trainer=FAKE, progress=False)
+    assert sorted(again.skipped) == sorted(first.runs) and len(_calls(out)) == 3
+
+
+def test_cli_dry_run_shows_stale_runs(data_grid, tmp_path):
+    out = tmp_path / "sw"
+    run_sweep(data_grid, out_dir=out, overrides=["n=2", "method=kdef"], trainer=FAKE, progress=False)
+    write_fake_dataset(tmp_path / "data", "toy", NEW)
+    result = CliRunner().invoke(cli, ["sweep", str(data_grid), "--out", str(out), "--dry-run", "n=2"])
+    lines = result.output.strip().splitlines()
+    assert result.exit_code == 0 and lines[0].startswith("missing   vanilla-mean-n2-s2024-"), result.output
+    assert lines[1].startswith("stale     kdef-mean-n2-s2024-")
+    assert "2 runs (1 missing, 1 stale), 2 to train" in lines[-1]
+
+
+def test_execute_run_checks_staleness_again_under_the_run_lock(data_grid, tmp_path):
+    """Another sweep may have trained the stale run again meanwhile: then it is not trained a second time."""
+    out = tmp_path / "sw"
+    name = run_sweep(data_grid, out_dir=out, trainer=FAKE, progress=False).runs[0]
+    _, runs = _record(out)
+    task = RunTask(name, runs[name]["config"], str(out / "runs" / name), FAKE, dataset_hash=OLD)
+    assert execute_run(task).trained is False and len(_calls(out)) == 3  # records OLD: up to date
+    write_fake_dataset(tmp_path / "data", "toy", NEW)
+    outcome = execute_run(RunTask(name, task.config, task.run_dir, FAKE, dataset_hash=NEW))
+    assert (outcome.status, outcome.trained) == ("complete", True) and _calls(out)[-1] == name
+    assert run_dataset_hash(task.run_dir) == NEW

@@ -37,7 +37,8 @@ def sweep_command(grid: Path, overrides: Tuple[str, ...], out_dir: Optional[Path
 
     OVERRIDES are KEY=V1,V2 axes; anything starting with '-' is an option (an unknown one is an error).
 
-    Failed or interrupted runs are trained again when the command is repeated; a failing run is recorded in
+    Failed or interrupted runs are trained again when the command is repeated, and so are stale ones (complete,
+    but trained on another preparation of their dataset than the one prepared now); a failing run is recorded in
     <sweep>/sweep.json and the others go on (exit code 1 if any failed).
     """
     from collapse_lab.sweep.runner import run_sweep
@@ -56,7 +57,12 @@ def sweep_command(grid: Path, overrides: Tuple[str, ...], out_dir: Optional[Path
         return
     if dry_run:
         for name in report.runs:
-            click.echo(f"{report.statuses[name]:<9} {name}")
+            note = "  (no dataset hash recorded: kept, not checked)" if name in report.unverified else ""
+            click.echo(f"{report.statuses[name]:<9} {name}{note}")
+        if report.unverified:
+            click.echo(f"{len(report.unverified)} complete runs record no dataset hash (trained before it was "
+                       "recorded, or on a dataset without meta.json): kept as complete; delete a run directory to "
+                       "train it again")
         pending = sum(s != "complete" for s in report.statuses.values())
         counts = Counter(report.statuses.values())
         by_status = ", ".join(f"{counts[s]} {s}" for s in sorted(counts))

@@ -4,7 +4,7 @@ Everything a reader of a run directory needs, and nothing that trains:
 
 * **layout** — the file names of a run directory (``MANIFEST``, ``METRICS``, ``PROBE``, ...; §6.1);
 * **manifest** — ``MANIFEST_KIND``, ``MANIFEST_SCHEMA_VERSION``, ``STATUSES`` and the one reader
-  :func:`read_manifest` (§6.2); :func:`run_status` for the sweep's bookkeeping;
+  :func:`read_manifest` (§6.2); :func:`run_status` and :func:`run_dataset_hash` for the sweep's bookkeeping;
 * **tensor names** — :func:`student_tensor` / :func:`parse_student_tensor` for ``students.<k>.<...>``,
   :func:`embedding_table` / :func:`parse_embedding_table` for ``embedding.tables.<f>.weight`` and the hidden
   layer names built on them (§4, "Canonical tensor names");
@@ -32,7 +32,8 @@ from collapse_lab.errors import UserError
 __all__ = [
     "MANIFEST", "CONFIG", "METRICS", "LOG", "PROBE", "SPECTRA_TRACE", "CHECKPOINTS", "WEIGHTS_FILE",
     "TRAINER_STATE", "METRICS_COLUMNS", "SPECTRUM_DIR", "SPECTRUM_CSV", "SINGULAR_VALUES", "SPECTRUM_LOCATIONS",
-    "MANIFEST_KIND", "MANIFEST_SCHEMA_VERSION", "STATUSES", "read_manifest", "run_status", "read_rows",
+    "MANIFEST_KIND", "MANIFEST_SCHEMA_VERSION", "STATUSES", "read_manifest", "run_status", "run_dataset_hash",
+    "read_rows",
     "student_tensor", "parse_student_tensor", "embedding_table", "parse_embedding_table", "hidden_weight",
     "parse_hidden_weight", "activation_name", "parse_activation", "MATRIX_KINDS", "ModelMatrix", "model_matrices",
     "student_summary", "find_spectrum", "read_metrics_csv", "read_spectrum_csv", "read_singular_values",
@@ -104,6 +105,23 @@ def run_status(run_dir: Union[str, Path]) -> str:
         return str(read_manifest(run_dir, check_schema=False).get("status", "corrupt"))
     except UserError:
         return "corrupt"
+
+
+def run_dataset_hash(run_dir: Union[str, Path]) -> Optional[str]:
+    """The content hash of the processed dataset a run was trained on, as its manifest records it
+    (``dataset.hash``, the ``content_hash`` of the dataset's ``meta.json``); None when the manifest is missing or
+    unreadable or records none (a dataset directory without ``meta.json``).
+
+    The sweep compares it with the hash of the dataset prepared now to find runs trained on an older preparation
+    (``stale``): names and config hashes depend on the config only, so they cannot tell. Reading the recorded
+    hash costs one small JSON file, never a pass over the data.
+    """
+    try:
+        dataset = read_manifest(run_dir, check_schema=False).get("dataset")
+    except UserError:
+        return None
+    digest = dataset.get("hash") if isinstance(dataset, dict) else None
+    return digest if isinstance(digest, str) and digest else None
 
 
 # --------------------------------------------------------------------------------------------- tensor names (§4)

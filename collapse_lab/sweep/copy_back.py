@@ -10,7 +10,7 @@ The sweep semantics stay those of :func:`collapse_lab.sweep.runner.execute_run` 
 the *driver* holds the run's lock (:mod:`collapse_lab.io.lock`) from before submission until the archive is in
 place, so two sweeps on one directory never train one run twice; a run found ``complete`` under the lock is not
 trained; an interrupted run (``running``) is shipped to the worker with its last checkpoint and resumed there;
-a failed or corrupt one is trained from scratch. A run directory is replaced by what comes back only when the
+a failed, corrupt or stale one is trained from scratch. A run directory is replaced by what comes back only when the
 new run is complete or there was none before (a failed attempt never erases an earlier run).
 """
 
@@ -29,7 +29,7 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 from collapse_lab.io.atomic import atomic_directory
 from collapse_lab.io.lock import DirLock, LockBusy, run_lock_path
 from collapse_lab.sweep.executor import Executor, Outcome
-from collapse_lab.sweep.runner import RunOutcome, RunTask, execute_run, run_status
+from collapse_lab.sweep.runner import RunOutcome, RunTask, execute_run, sweep_run_status
 
 __all__ = ["RemoteRun", "pack_dir", "unpack_dir", "execute_run_elsewhere", "run_with_copy_back"]
 
@@ -125,7 +125,7 @@ def run_with_copy_back(executor: Executor, tasks: Sequence[RunTask]) -> Iterator
             except LockBusy as exc:
                 yield index, RunOutcome(task.name, "busy", time.perf_counter() - start, str(exc))
                 continue
-            status = run_status(task.run_dir)
+            status = sweep_run_status(task.run_dir, task.dataset_hash)  # stale: trained again, swapped in if complete
             if status == "complete":  # finished by another sweep meanwhile
                 lock.release()
                 yield index, RunOutcome(task.name, "complete", time.perf_counter() - start, trained=False)

@@ -5,12 +5,18 @@ Layout of a sweep directory::
     <sweep_dir>/sweep.json          # id, spec, executor, and per run: config, status, error, seconds, attempts
     <sweep_dir>/runs/<run name>/    # one run directory per point (README "Run directory")
 
-A run whose ``manifest.json`` says ``"status": "complete"`` is skipped. Every run is trained while holding its
+A run whose ``manifest.json`` says ``"status": "complete"`` is skipped, unless it is ``stale``: its manifest
+records another dataset content hash (``dataset.hash``) than the dataset prepared now for its config (run names
+and config hashes depend on the config only, so a dataset prepared again with other options or by a newer
+preparation code would otherwise be trained on silently under the old results). A stale run is trained again like
+a failed one. A complete run whose manifest records no dataset hash (a dataset directory without ``meta.json``)
+cannot be checked and is kept as complete; the report lists it (``unverified``) so a dry run says so. The check
+reads one ``meta.json`` per dataset and each run's manifest: no data is hashed. Every run is trained while holding its
 directory's lock (:mod:`collapse_lab.io.lock`; the kernel drops it when the holder dies): a run whose lock another
 live process holds is left to it and waited for after the free runs; a run in state ``running`` whose lock is
-free was interrupted and is resumed (``train(..., resume=True)``, from scratch if that cannot work); a failed run
-is trained again (``overwrite=True``, which replaces it only once the new one is complete). A run that raises is
-recorded in ``sweep.json`` with its error and the sweep goes on. When resuming fails and the run is trained
+free was interrupted and is resumed (``train(..., resume=True)``, from scratch if that cannot work); a failed or
+stale run is trained again (``overwrite=True``, which replaces it only once the new one is complete). A run that
+raises is recorded in ``sweep.json`` with its error and the sweep goes on. When resuming fails and the run is trained
 again from scratch, the resume error is kept too (``resume_error``/``resume_traceback`` in ``sweep.json``, the
 report and the log line of the run), whatever the second attempt does: it is often the first sign of a broken
 checkpoint or a config that drifted, and the second error alone would hide it.
@@ -34,7 +40,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 from collapse_lab.errors import UserError
-from collapse_lab.io.contract import run_status
+from collapse_lab.io.contract import run_dataset_hash, run_status
 from collapse_lab.io.lock import DirLock, LockBusy, run_lock_path
 from collapse_lab.io.paths import child
 from collapse_lab.sweep.executor import Executor, make_executor
@@ -50,6 +56,9 @@ __all__ = [
     "execute_run",
     "check_datasets",
     "run_status",
+    "STALE",
+    "dataset_hashes",
+    "sweep_run_status",
     "sweep_runs_dir",
     "sweep_id",
     "plan_sweep",
@@ -57,6 +66,8 @@ __all__ = [
 ]
 
 DEFAULT_TRAINER = "collapse_lab.training.api:train"
+#: the sweep's status of a complete run trained on another preparation of its dataset than the one prepared now
+STALE = "stale"
 
 
 @dataclass
@@ -69,6 +80,9 @@ class RunTask:
     trainer: str = DEFAULT_TRAINER
     device: str = "auto"
     wait: bool = False  # wait for a run another process holds (else report it as busy at once)
+    #: content hash of the dataset prepared for this run when the sweep was planned (None: no check); a complete
+    #: run whose manifest records another one is stale and trained again
+    dataset_hash: Optional[str] = None
 
 
 @dataclass
@@ -99,16 +113,21 @@ class SweepReport:
     resume_errors: Dict[str, str] = field(default_factory=dict)  # run -> why resuming failed (then from scratch)
     seconds: float = 0.0
     statuses: Dict[str, str] = field(default_factory=dict)  # status of every run before this call
+    #: complete runs whose manifest records no dataset hash (nothing to compare with the dataset now): kept
+    unverified: List[str] = field(default_factory=list)
 
     def to_json(self, dry_run: bool = False) -> Dict[str, Any]:
         """A JSON-able dict for ``collapse-lab sweep --json``: every run with its status before this call
-        (``complete``, ``missing``, ``failed``...) and, unless ``dry_run``, what this call did to it
-        (``trained``, ``skipped``, ``failed`` with the error)."""
+        (``complete``, ``stale``, ``missing``, ``failed``...; ``dataset_unverified`` on a complete run that records
+        no dataset hash) and, unless ``dry_run``, what this call did to it (``trained``, ``skipped``, ``failed``
+        with the error)."""
         from collections import Counter
 
         runs = []
         for name in self.runs:
             entry: Dict[str, Any] = {"name": name, "status": self.statuses.get(name)}
+            if name in self.unverified:
+                entry["dataset_unverified"] = True
             if not dry_run:
                 entry["outcome"] = ("failed" if name in self.failed else "trained" if name in self.completed
                                     else "skipped" if name in self.skipped else None)
@@ -127,8 +146,11 @@ class SweepReport:
         return out
 
     def summary_line(self) -> str:
-        """One line for the terminal."""
-        return (f"sweep {self.sweep_id}: {len(self.runs)} runs, {len(self.completed)} trained, "
+        """One line for the terminal; it names the runs trained again because their dataset was prepared again."""
+        stale = sum(self.statuses.get(name) == STALE for name in self.completed)
+        trained = f"{len(self.completed)} trained" + (f" ({stale} stale: trained again on the dataset prepared now)"
+                                                      if stale else "")
+        return (f"sweep {self.sweep_id}: {len(self.runs)} runs, {trained}, "
                 f"{len(self.skipped)} already complete, {len(self.failed)} failed ({self.seconds:.1f} s) "
                 f"-> {self.sweep_dir}")
 
@@ -159,7 +181,7 @@ def execute_run(task: RunTask) -> RunOutcome:
     resume_error: Optional[str] = None
     resume_tb: Optional[str] = None
     try:
-        status = run_status(task.run_dir)
+        status = sweep_run_status(task.run_dir, task.dataset_hash)  # a stale run is trained again (overwrite)
         if status == "complete":  # finished by another sweep while this one was planning or waiting
             return RunOutcome(task.name, "complete", time.perf_counter() - start, trained=False)
         trainer = _import_target(task.trainer)
@@ -203,6 +225,50 @@ def check_datasets(configs: Sequence[Mapping[str, Any]]) -> None:
             resolve_processed(dataset, root)
         except UserError as exc:
             raise UserError(f"{exc} (or run the whole job with `collapse-lab reproduce`, which prepares it)") from None
+
+
+def _dataset_key(config: Mapping[str, Any]) -> Tuple[Any, Any]:
+    return config.get("dataset"), config.get("data_root")
+
+
+def dataset_hashes(configs: Sequence[Mapping[str, Any]]) -> Dict[Tuple[Any, Any], Optional[str]]:
+    """``{(dataset, data_root): content hash}`` of the dataset prepared now for each config, resolved as training
+    resolves it; None when it is not prepared or its ``meta.json`` records no hash (then nothing is compared).
+
+    Reads one ``meta.json`` per distinct dataset, whatever the number of runs: the hash was computed when the
+    dataset was prepared, so no data is read here.
+    """
+    from collapse_lab.data.catalog import resolve_processed
+    from collapse_lab.data.meta import read_meta
+
+    out: Dict[Tuple[Any, Any], Optional[str]] = {}
+    for key in dict.fromkeys(_dataset_key(c) for c in configs):
+        try:
+            meta = read_meta(resolve_processed(*key)) if key[0] else None
+        except (UserError, OSError, ValueError):  # not prepared, unreadable: training will say why
+            meta = None
+        digest = meta.get("content_hash") if isinstance(meta, dict) else None
+        out[key] = digest if isinstance(digest, str) and digest else None
+    return out
+
+
+def _classify(run_dir: Union[str, Path], dataset_hash: Optional[str]) -> Tuple[str, bool]:
+    """``(status, unverified)``: :func:`sweep_run_status`, and whether a complete run records no dataset hash
+    to compare with ``dataset_hash``."""
+    status = run_status(run_dir)
+    if status != "complete" or dataset_hash is None:
+        return status, False
+    recorded = run_dataset_hash(run_dir)
+    if recorded is None:
+        return status, True
+    return (STALE if recorded != dataset_hash else status), False
+
+
+def sweep_run_status(run_dir: Union[str, Path], dataset_hash: Optional[str]) -> str:
+    """:func:`run_status`, except ``stale`` for a complete run whose manifest records another dataset content hash
+    than ``dataset_hash`` (the hash of the dataset prepared now; None: no check). A run that records none is
+    ``complete``: there is nothing to compare, and training it again on a guess would throw away a finished run."""
+    return _classify(run_dir, dataset_hash)[0]
 
 
 def sweep_runs_dir(sweep_dir: Union[str, Path]) -> Path:
@@ -287,7 +353,8 @@ def run_sweep(grid: Union[str, Path, SweepSpec], out_dir: Optional[Union[str, Pa
         progress: tqdm over runs (``None``: only on a terminal; off a terminal, e.g. a background job writing to
             a log file, one line per finished run goes to stderr instead, with an ETA weighted by N).
         trainer: ``module:function`` with the signature of :func:`collapse_lab.training.api.train`.
-        dry_run: only expand the grid and read the status of every run; write and train nothing.
+        dry_run: only expand the grid and read the status of every run (``stale``: complete, but trained on
+            another preparation of its dataset than the one prepared now); write and train nothing.
         threads: torch threads per run (default: cpu_count // jobs); a run's own ``num_threads`` key wins.
 
     Returns:
@@ -302,7 +369,16 @@ def run_sweep(grid: Union[str, Path, SweepSpec], out_dir: Optional[Union[str, Pa
     runs_dir = sweep_runs_dir(sweep_dir)
     report = SweepReport(sweep_dir=sweep_dir, sweep_id=sweep_id(spec.name, [p.name for p in points]),
                          runs=[p.name for p in points])
-    report.statuses = {p.name: run_status(runs_dir / p.name) for p in points}
+    hashes = dataset_hashes([p.config for p in points])  # one meta.json per dataset
+
+    def status_of(point: SweepPoint) -> Tuple[str, bool]:
+        return _classify(runs_dir / point.name, hashes[_dataset_key(point.config)])
+
+    for point in points:
+        status, unverified = status_of(point)
+        report.statuses[point.name] = status
+        if unverified:
+            report.unverified.append(point.name)
     if dry_run:
         return report
     if trainer == DEFAULT_TRAINER and any(s != "complete" for s in report.statuses.values()):
@@ -312,7 +388,7 @@ def run_sweep(grid: Union[str, Path, SweepSpec], out_dir: Optional[Union[str, Pa
     todo: List[SweepPoint] = []
     with record.lock:  # plan on the runs' state as of now: another sweep may be working on this directory
         for point in points:
-            status = report.statuses[point.name] = run_status(runs_dir / point.name)
+            status = report.statuses[point.name] = status_of(point)[0]
             if status == "complete":
                 report.skipped.append(point.name)
                 record.set_run(point.name, config=point.config, overrides=point.overrides, status="complete")
@@ -326,7 +402,8 @@ def run_sweep(grid: Union[str, Path, SweepSpec], out_dir: Optional[Union[str, Pa
         record.state["executor"] = executor.describe()
     device = executor.task_device(device)
     # absolute: a worker of a remote executor on a shared filesystem does not start in this directory
-    tasks = [RunTask(p.name, p.config, str(runs_dir.absolute() / p.name), trainer, device) for p in todo]
+    tasks = [RunTask(p.name, p.config, str(runs_dir.absolute() / p.name), trainer, device,
+                     dataset_hash=hashes[_dataset_key(p.config)]) for p in todo]
     bar = tqdm(total=len(tasks), desc=f"sweep {spec.name}", unit="run", disable=None if progress is None
                else not progress)
     log = _RunLog(tasks, enabled=progress is None and bool(bar.disable), jobs=getattr(executor, "jobs", 1))
