@@ -132,3 +132,86 @@ def test_unknown_override_key_is_rejected():
 def test_missing_grid_file(tmp_path):
     with pytest.raises(UserError, match="grid file not found"):
         load_grid(tmp_path / "nope.yaml")
+
+
+ECN_GRID = """
+name: ecn
+base: {student: ecn, method: vanilla, n: 2, hidden_units: [8], max_epochs: 1,
+       student_args: {ecn: {num_cross_layers: 3, net_dropout: 0.3}}}
+grid:
+  seed: [1]
+"""
+
+
+def _ecn_args(point):
+    return point.config["student_args"]["ecn"]
+
+
+def _cli_dry_run(argv):
+    from click.testing import CliRunner
+
+    from collapse_lab.cli import cli
+
+    result = CliRunner().invoke(cli, ["sweep", *argv, "--dry-run"])
+    assert result.exit_code == 0, result.output
+    return result.output.strip().splitlines()
+
+
+def test_a_dotted_command_line_axis_sets_one_student_argument(tmp_path):
+    """``student_args.ecn.num_cross_layers=1,2``: one run per value, the base's other ECN argument kept."""
+    path = _write(tmp_path, ECN_GRID)
+    points = expand_grid(load_grid(path), parse_grid_overrides(["student_args.ecn.num_cross_layers=1,2"]))
+    assert [_ecn_args(p) for p in points] == [{"num_cross_layers": 1, "net_dropout": 0.3},
+                                              {"num_cross_layers": 2, "net_dropout": 0.3}]
+    assert points[0].overrides["student_args.ecn.num_cross_layers"] == 1  # what the grid wrote, for sweep.json
+    assert len({p.name for p in points}) == 2
+    assert all(re.fullmatch(r"vanilla-mean-n2-ecn-s1-[0-9a-f]{8}", p.name) for p in points), [p.name for p in points]
+    lines = _cli_dry_run([str(path), "--out", str(tmp_path / "sw"), "student_args.ecn.num_cross_layers=1,2"])
+    assert lines[:2] == [f"missing   {p.name}" for p in points] and "2 runs (2 missing)" in lines[2]
+    assert not (tmp_path / "sw").exists()
+
+
+def test_a_dotted_grid_file_axis_sets_one_student_argument(tmp_path):
+    path = _write(tmp_path, ECN_GRID.replace("  seed: [1]", "  seed: [1]\n  student_args.ecn.num_cross_layers: [1, 2]"))
+    points = expand_grid(load_grid(path))
+    assert [_ecn_args(p) for p in points] == [{"num_cross_layers": 1, "net_dropout": 0.3},
+                                              {"num_cross_layers": 2, "net_dropout": 0.3}]
+    # a name depends on the resolved config only: the same point written as a whole block gets the same name
+    block = spec_from_dict({"base": {"student": "ecn", "method": "vanilla", "n": 2, "hidden_units": [8],
+                                     "max_epochs": 1, "seed": 1},
+                            "grid": {"student_args": [{"ecn": {"num_cross_layers": 1, "net_dropout": 0.3}}]}})
+    assert expand_grid(block)[0].name == points[0].name
+    lines = _cli_dry_run([str(path), "--out", str(tmp_path / "sw")])
+    assert lines[:2] == [f"missing   {p.name}" for p in points]
+
+
+def test_dotted_keys_in_bundles_and_exclude_rules(tmp_path):
+    spec = spec_from_dict({
+        "base": {"method": "vanilla", "n": 2, "hidden_units": [8], "seed": 1},
+        "grid": {"arch": [{"student": "ecn", "student_args.ecn.num_cross_layers": 1},
+                          {"student": "ecn", "student_args.ecn.num_cross_layers": 2}, {"student": "ecn"}],
+                 "student_args.ecn.net_dropout": [0.1, 0.2]},
+        "exclude": [{"student_args.ecn.num_cross_layers": 2, "student_args.ecn.net_dropout": 0.2}]})
+    got = [(p.config["student"], p.config["student_args"].get("ecn")) for p in expand_grid(spec)]
+    assert got == [("ecn", {"num_cross_layers": 1, "net_dropout": 0.1}),
+                   ("ecn", {"num_cross_layers": 1, "net_dropout": 0.2}),
+                   ("ecn", {"num_cross_layers": 2, "net_dropout": 0.1}),
+                   ("ecn", {"net_dropout": 0.1}), ("ecn", {"net_dropout": 0.2})]  # no block before: one is made
+
+
+@pytest.mark.parametrize("text, overrides, fragment", [
+    (ECN_GRID, ["hidden_units.0=4,8"], "key 'hidden_units.0' in the command-line grid: 'hidden_units' cannot be "
+                                       "set by a dotted key; only student_args.<student>.<argument> can"),
+    (ECN_GRID, ["student_args.ecn=1,2"], "key 'student_args.ecn' in the command-line grid: expected "
+                                         "student_args.<student>.<argument>"),
+    (ECN_GRID, ["studnt_args.ecn.num_cross_layers=1"], "unknown config key 'studnt_args.ecn.num_cross_layers' in "
+                                                       "the command-line grid; valid keys:"),
+    (ECN_GRID + "  lr.base: [1, 2]\n", [], "key 'lr.base' in grid: 'lr' cannot be set by a dotted key"),
+    (ECN_GRID + "exclude: [{student_args.ecn..x: 1}]\n", [], "key 'student_args.ecn..x' in exclude: expected"),
+    (ECN_GRID, ["student_args.ecn.bogus=1"], "run {seed=1, student_args.ecn.bogus=1}: config key "
+                                             "'student_args.ecn.bogus': student 'ecn' has no argument 'bogus'"),
+])
+def test_bad_dotted_keys_are_one_line_errors_naming_the_key(tmp_path, text, overrides, fragment):
+    with pytest.raises(UserError, match=re.escape(fragment)) as exc:
+        expand_grid(load_grid(_write(tmp_path, text)), parse_grid_overrides(overrides))
+    assert "\n" not in str(exc.value)

@@ -16,20 +16,29 @@ A grid file has up to four sections::
     exclude:                     # drop every point that matches all keys of one entry
       - {method: kdef, n: 1}
 
-Every key must be a training config key (``collapse_lab.config.CONFIG_KEYS``); each point is resolved with
-``collapse_lab.resolve.resolve_config`` so defaults are filled and bad values are caught before anything runs.
-Command-line lists (``n=1,2,4``, ``hidden_units=[64,64],[32,32]``) replace or add axes of the same name; each
-right-hand side is read as the YAML flow sequence ``[<rhs>]``.
+Every key must be a training config key (``collapse_lab.config.CONFIG_KEYS``), or a dotted key
+``student_args.<student>.<argument>`` (:data:`NESTED_KEYS`) that sets one argument of one student, as the dotlist of
+``collapse-lab train`` does: ``grid: {student_args.ecn.num_cross_layers: [1, 2]}`` or on the command line
+``student_args.ecn.num_cross_layers=1,2``. Each value is merged into the point's ``student_args`` block (the
+base's, or a ``student_args`` axis or bundle), so the student's other arguments stay; a dotted key wins over that
+block. Base, bundles and ``exclude`` rules take dotted keys too. Any other dotted key (``hidden_units.0``) is
+refused up front, naming it. Each point is resolved with ``collapse_lab.resolve.resolve_config`` so defaults are
+filled and bad values are caught before anything runs. Command-line lists (``n=1,2,4``,
+``hidden_units=[64,64],[32,32]``) replace or add axes of the same name; each right-hand side is read as the YAML
+flow sequence ``[<rhs>]``.
 
 A run is named ``<method>-<fusion>-n<N>[-<tags>]-s<seed>-<hash8>`` (tags such as ``kd-only`` or ``capacity4``
 name the ablations and controls, :mod:`collapse_lab.recipes`), where ``hash8`` is the first 8 hex digits of
 :func:`collapse_lab.config.config_hash` of the resolved config (its non-default keys and the schema version), so
 the name is stable across machines and invocations, changes whenever any setting changes, and survives new
-config keys added with a neutral default (FuxiCTR's ``autotuner`` idea).
+config keys added with a neutral default (FuxiCTR's ``autotuner`` idea). A name depends on the resolved config
+only, never on how the grid was written: points that differ in a student argument differ in ``hash8``, and the same
+config reached through a dotted key or a ``student_args`` block is the same run.
 """
 
 from __future__ import annotations
 
+import copy
 import itertools
 import re
 from dataclasses import dataclass, field
@@ -49,7 +58,11 @@ __all__ = [
     "expand_grid",
     "run_name",
     "valid_config_keys",
+    "NESTED_KEYS",
 ]
+
+#: config keys holding a mapping whose entries a grid may set one by one with a dotted key, and the form of that key
+NESTED_KEYS = {"student_args": "student_args.<student>.<argument>"}
 
 SECTIONS = ("name", "description", "base", "grid", "exclude")
 
@@ -113,8 +126,57 @@ def _valid_list(keys: Sequence[str]) -> str:
 
 def _check_keys(keys: Sequence[str], where: str, source: str, valid: Sequence[str]) -> None:
     for key in keys:
-        if key not in valid:
+        if key in valid:
+            continue
+        head, dot, rest = str(key).partition(".")
+        if not dot or head not in valid:
             raise UserError(f"{source}: unknown config key {key!r} in {where}; valid keys: {_valid_list(valid)}")
+        if head not in NESTED_KEYS:  # refused here: the point would only fail later, once per run
+            forms = ", ".join(NESTED_KEYS.values())
+            raise UserError(f"{source}: key {key!r} in {where}: {head!r} cannot be set by a dotted key; only "
+                            f"{forms} can (set {head} whole instead)")
+        parts = rest.split(".")
+        if len(parts) != 2 or not all(p.strip() for p in parts):
+            raise UserError(f"{source}: key {key!r} in {where}: expected {NESTED_KEYS[head]} (one argument of one "
+                            f"student), or {head} as a whole mapping")
+
+
+def _is_bundle_axis(key: str, valid: Sequence[str]) -> bool:
+    """Whether axis ``key`` names a bundle rather than a config key (plain, or dotted under one)."""
+    return key not in valid and str(key).partition(".")[0] not in valid
+
+
+def _nest(point: Mapping[str, Any], source: str) -> Dict[str, Any]:
+    """``point`` with its dotted keys (``student_args.<student>.<argument>``) set inside a copy of its
+    ``student_args`` block: the flat keys are what the grid wrote (and what ``sweep.json`` records), the nested
+    mapping is what the config takes. A copy, so that the base's block shared by every point is never changed."""
+    dotted = [k for k in point if "." in str(k)]
+    if not dotted:
+        return dict(point)
+    out = {k: v for k, v in point.items() if "." not in str(k)}
+    for key in dotted:
+        head, student, argument = str(key).split(".")
+        block = out.get(head)
+        block = {} if block is None else copy.deepcopy(block)
+        if not isinstance(block, dict) or not isinstance(block.get(student, {}), dict):
+            raise UserError(f"{source}: key {key!r}: {head} must be a mapping {{student: {{argument: value}}}} to "
+                            f"set {student}.{argument} in, got {out.get(head)!r}")
+        block.setdefault(student, {})[argument] = point[key]
+        out[head] = block
+    return out
+
+
+def _lookup(point: Mapping[str, Any], key: str) -> Tuple[bool, Any]:
+    """``(found, value)`` of ``key`` in ``point``: the key itself, else a dotted key followed into nested mappings
+    (an exclude rule ``student_args.ecn.num_cross_layers`` against a resolved config)."""
+    if key in point:
+        return True, point[key]
+    value: Any = point
+    for part in str(key).split("."):
+        if not isinstance(value, Mapping) or part not in value:
+            return False, None
+        value = value[part]
+    return True, value
 
 
 def _as_axis(value: Any) -> List[Any]:
@@ -163,7 +225,9 @@ def spec_from_dict(data: Mapping[str, Any], source: str = "<grid>", default_name
     axes: Dict[str, List[Any]] = {}
     for key, value in grid.items():
         values = _as_axis(value)
-        if key not in valid:
+        if key not in valid and not _is_bundle_axis(key, valid):  # a dotted key under a config key
+            _check_keys([key], "grid", source, valid)
+        elif key not in valid:
             if values and all(isinstance(v, dict) for v in values):  # a bundle axis
                 for bundle in values:
                     _check_keys(list(bundle), f"grid axis {key!r}", source, valid)
@@ -237,7 +301,7 @@ def run_name(config: Mapping[str, Any]) -> str:
 
 
 def _matches(point: Mapping[str, Any], rule: Mapping[str, Any]) -> bool:
-    return all(key in point and point[key] == value for key, value in rule.items())
+    return all(_lookup(point, key) == (True, value) for key, value in rule.items())
 
 
 def expand_grid(spec: SweepSpec, overrides: Optional[Mapping[str, List[Any]]] = None) -> List[SweepPoint]:
@@ -246,7 +310,8 @@ def expand_grid(spec: SweepSpec, overrides: Optional[Mapping[str, List[Any]]] = 
     Points are resolved with ``resolve_config`` (defaults filled, values checked) and deduplicated by name,
     in grid order (the first axis varies slowest). A key set by a bundle wins over a plain axis of the same
     name, so a recipe can pin it: ``{method: vanilla, n: 1, width_match_n: 4}`` runs once per seed whatever
-    the ``n`` axis holds.
+    the ``n`` axis holds. Dotted keys (``student_args.ecn.num_cross_layers``) are then set inside the point's
+    ``student_args`` block, keeping the student's other arguments.
 
     Raises:
         UserError: no axis, an empty axis, every point excluded, or a value the config rejects.
@@ -264,7 +329,7 @@ def expand_grid(spec: SweepSpec, overrides: Optional[Mapping[str, List[Any]]] = 
         overrides_point: Dict[str, Any] = dict(spec.base)
         bundles = []
         for key, value in zip(keys, combo, strict=True):
-            if isinstance(value, dict) and key not in valid:
+            if isinstance(value, dict) and _is_bundle_axis(key, valid):
                 bundles.append(value)
             else:
                 overrides_point[key] = value
@@ -273,7 +338,7 @@ def expand_grid(spec: SweepSpec, overrides: Optional[Mapping[str, List[Any]]] = 
         if any(_matches(overrides_point, rule) for rule in spec.exclude):
             continue
         try:
-            config = config_to_dict(resolve_config(overrides=dict(overrides_point)))
+            config = config_to_dict(resolve_config(overrides=_nest(overrides_point, spec.source)))
         except UserError as exc:
             shown = ", ".join(f"{k}={v}" for k, v in overrides_point.items() if k not in spec.base)
             raise UserError(f"{spec.source}: run {{{shown}}}: {exc}") from None
