@@ -12,13 +12,14 @@ AUC values are fractions in the tables and drawn in percent (``scale=100``), as 
 
 from __future__ import annotations
 
-from typing import Any, List, Optional, Sequence, Tuple
+from typing import Any, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import pandas as pd
+from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from collapse_lab.plotting.style import new_axes, place_legend, style_context, variant_style
+from collapse_lab.plotting.style import new_axes, place_legend, style_context, variant_style, variant_styles
 from collapse_lab.results.collect import VARIANT_ORDER
 from collapse_lab.results.stats import mean_ci
 from collapse_lab.results.tables import DIFFERENCE_BASELINES, SINGLE_VARIANT
@@ -65,22 +66,57 @@ def _single_rows(df: pd.DataFrame) -> pd.DataFrame:
     return single.drop_duplicates(subset=[c for c in (key, "member", "layer") if c in single])
 
 
+def only_at_one(sub: pd.DataFrame, all_ns: Sequence[Any]) -> bool:
+    """Whether a recipe's rows ``sub`` are all at N = 1 while the figure has other N (a backbone trained alone,
+    e.g. ``vanilla-mean@pnn`` beside ``kdef@pnn+final+ecn``): it is drawn as a level, not as a lone point."""
+    ns = set(pd.to_numeric(sub["n"], errors="coerce").dropna().astype(int))
+    return ns == {1} and len(set(pd.to_numeric(pd.Series(list(all_ns)), errors="coerce").dropna().astype(int))) > 1
+
+
+def draw_level(ax: Any, y: float, lo: float, hi: float, style: Mapping[str, str], label: str,
+               **kwargs: Any) -> None:
+    """A recipe measured at N = 1 only: its mean at N = 1 (marker, t interval) and a dashed line at that level
+    across the N axis, so the recipes at larger N read against it; one legend entry (marker on a dashed line)."""
+    if not np.isfinite(y):
+        return
+    yerr = None if not (np.isfinite(lo) and np.isfinite(hi)) else [[y - lo], [hi - y]]
+    ax.errorbar([1.0], [y], yerr=yerr, color=style["color"], marker=style["marker"], capsize=2, linestyle="none",
+                label="_nolegend_", zorder=3)
+    ax.axhline(y, color=style["color"], linestyle=LEVEL_LINESTYLE, linewidth=0.8, alpha=0.7, label="_nolegend_")
+    ax.plot([1.0], [y], color=style["color"], marker=style["marker"], linestyle=LEVEL_LINESTYLE, label=label,
+            **kwargs)
+
+
+#: line style of a recipe measured at N = 1 only (:func:`draw_level`)
+LEVEL_LINESTYLE = (0, (4, 2))
+
+
 def draw_lines_vs_n(ax: Any, df: pd.DataFrame, metric: str, variants: Optional[Sequence[str]] = None,
                     scale: float = 1.0, confidence: float = 0.95, show_runs: bool = True,
-                    **style: Any) -> None:
+                    levels: bool = True, all_ns: Optional[Sequence[Any]] = None, **style: Any) -> None:
     """Mean of ``metric`` over seeds vs N, one line per recipe with its t band and single runs; the single model
     (rows marked ``single_model``) is drawn once, in grey at N = 1 with its own interval, and each recipe's
-    line starts from it without a marker of its own there (docs/method.md §9: every curve starts at 1x)."""
+    line starts from it without a marker of its own there (docs/method.md §9: every curve starts at 1x).
+
+    With ``levels``, a recipe measured at N = 1 only while the figure (``all_ns``, default the N of ``df``)
+    has other N is drawn as a level across the axis (:func:`draw_level`)."""
     single = _single_rows(df)
     own = df[~_is_single(df)]
     single_stats = mean_ci(single[metric].to_numpy(float) * scale, confidence) if len(single) else None
     from_single = set(df.loc[_is_single(df), "variant"])
+    all_ns = list(df["n"]) if all_ns is None else list(all_ns)
     for i, variant in enumerate(ordered_variants(own, variants)):
         sub = own[own["variant"] == variant]
         st = variant_style(variant, i)
         ns = np.array(sorted(sub["n"].unique()), dtype=float)
         stats = np.array([mean_ci(sub.loc[sub["n"] == n, metric].to_numpy(float) * scale, confidence)
                           for n in ns]).reshape(-1, 4)
+        if levels and only_at_one(sub, all_ns):
+            draw_level(ax, stats[0, 0], stats[0, 2], stats[0, 3], st, variant, **style)
+            if show_runs:
+                ax.scatter(sub["n"].to_numpy(float), sub[metric].to_numpy(float) * scale, s=6, color=st["color"],
+                           alpha=0.35, linewidths=0, label="_nolegend_")
+            continue
         xs, ys, marks = ns, stats[:, 0], list(range(len(ns)))
         if single_stats is not None and variant in from_single and 1 not in ns:
             xs, ys, marks = np.r_[1.0, ns], np.r_[single_stats[0], stats[:, 0]], list(range(1, len(ns) + 1))
@@ -103,7 +139,7 @@ def draw_lines_vs_n(ax: Any, df: pd.DataFrame, metric: str, variants: Optional[S
 def plot_metric_vs_n(df: pd.DataFrame, metric: str, ax: Any = None, variants: Optional[Sequence[str]] = None,
                      scale: float = 1.0, ylabel: Optional[str] = None, confidence: float = 0.95,
                      show_runs: bool = True, legend: bool = True, title: Optional[str] = None,
-                     reference: Optional[float] = None, **style: Any) -> Tuple[Any, Any]:
+                     reference: Optional[float] = None, levels: bool = True, **style: Any) -> Tuple[Any, Any]:
     """Mean of ``metric`` over seeds vs N, one line per recipe, with a t confidence band and the single runs
     (:func:`draw_lines_vs_n`: the single model drawn once).
 
@@ -119,12 +155,13 @@ def plot_metric_vs_n(df: pd.DataFrame, metric: str, ax: Any = None, variants: Op
         legend: draw a legend.
         title: axes title (drawn inside the figure style, like every other text).
         reference: draw a dotted horizontal line at this value (after ``scale``), e.g. 0 for a gap.
+        levels: draw a recipe measured at N = 1 only as a level across the N axis (:func:`draw_level`).
         **style: passed to ``ax.plot`` for every line.
     """
     own = ax is None
-    with style_context():
+    with style_context(), variant_styles(ordered_variants(df)):
         fig, ax = new_axes(ax)
-        draw_lines_vs_n(ax, df, metric, variants, scale, confidence, show_runs, **style)
+        draw_lines_vs_n(ax, df, metric, variants, scale, confidence, show_runs, levels=levels, **style)
         _n_axis(ax, df["n"])
         ax.set_ylabel(ylabel or metric)
         if reference is not None:
@@ -164,19 +201,29 @@ def draw_differences(ax: Any, table: pd.DataFrame, variants: Optional[Sequence[s
 
 
 def _with_differences(df: pd.DataFrame, metric: str, what: str, draw: Any, baselines: Sequence[str],
-                      variants: Optional[Sequence[str]], confidence: float) -> Tuple[Any, Any]:
-    """``draw(ax)`` (the absolute figure) plus one panel of paired differences per baseline, one legend."""
+                      variants: Optional[Sequence[str]], confidence: float,
+                      handles: Optional[Sequence[Any]] = None) -> Tuple[Any, Any]:
+    """``draw(ax)`` (the absolute figure) plus one panel of paired differences per baseline that has any (a
+    sweep without vanilla-mean, e.g. of student mixes, has none: no blank panel is drawn), one legend."""
     from collapse_lab.results.tables import difference_table
 
-    fig, axes = new_axes(None, ncols=1 + len(baselines), figsize=(2.9 * (1 + len(baselines)), 2.7))
+    diffs = [(baseline, difference_table(df, metric, baseline, scale=100.0, confidence=confidence))
+             for baseline in baselines]
+    diffs = [(baseline, table) for baseline, table in diffs
+             if np.isfinite(pd.to_numeric(table["estimate"], errors="coerce")).any()]
+    if diffs:
+        fig, axes = new_axes(None, ncols=1 + len(diffs), figsize=(2.9 * (1 + len(diffs)), 2.7))
+    else:  # the absolute panel alone, wide enough for its title
+        fig, axis = new_axes(None, figsize=(4.0, 2.7))
+        axes = np.array([axis], dtype=object)
     draw(axes[0])
-    for axis, baseline in zip(axes[1:], baselines, strict=True):
-        table = difference_table(df, metric, baseline, scale=100.0, confidence=confidence)
+    for axis, (baseline, table) in zip(axes[1:], diffs, strict=True):
         draw_differences(axis, table, variants, ylabel=f"Δ {what} (AUC points)",
                          title=f"vs {baseline} (paired by seed)")
     if axes[0].get_legend() is not None:
         axes[0].get_legend().remove()
-    place_legend(axes[-1], True, handles=[h for h in axes[0].get_legend_handles_labels()[0]], max_inside=0)
+    place_legend(axes[-1], True, handles=handles if handles is not None else axes[0].get_legend_handles_labels()[0],
+                 max_inside=0)
     return fig, axes
 
 
@@ -195,8 +242,9 @@ def plot_ensemble_auc(df: pd.DataFrame, ax: Any = None, variants: Optional[Seque
 
     if differences and ax is None:
         with style_context():
-            return _with_differences(df, "ensemble_auc", "ensemble AUC", draw, DIFFERENCE_BASELINES, variants,
-                                     confidence)
+            with variant_styles(ordered_variants(df)):
+                return _with_differences(df, "ensemble_auc", "ensemble AUC", draw, DIFFERENCE_BASELINES,
+                                         variants, confidence)
     return draw(ax)
 
 
@@ -212,12 +260,13 @@ def plot_gap(df: pd.DataFrame, ax: Any = None, variants: Optional[Sequence[str]]
         return plot_metric_vs_n(df, "gap", ax=axis, variants=variants, scale=100.0,
                                 ylabel="ensemble − best student AUC (points)", reference=0.0,
                                 title="Discrepancy between ensemble and best student", confidence=confidence,
-                                **style)
+                                levels=False, **style)
 
     if differences and ax is None:
         with style_context():
-            return _with_differences(df, "gap", "ensemble − best student", draw, DIFFERENCE_BASELINES[1:], variants,
-                                     confidence)
+            with variant_styles(ordered_variants(df)):
+                return _with_differences(df, "gap", "ensemble − best student", draw, DIFFERENCE_BASELINES[1:],
+                                         variants, confidence)
     return draw(ax)
 
 
@@ -227,12 +276,31 @@ def _best_worst(students: pd.DataFrame) -> pd.DataFrame:
     return per_run.reset_index()
 
 
+def _student_legend(order: Sequence[str], single: bool, levels: Sequence[str] = ()) -> List[Any]:
+    """Legend entries of figure 2: one per recipe (its colour and marker; dashed for a recipe at N = 1 only),
+    the single model, and two keys for the line styles — not a best and a worst entry per recipe."""
+    handles: List[Any] = []
+    for i, variant in enumerate(order):
+        st = variant_style(variant, i)
+        handles.append(Line2D([], [], color=st["color"], marker=st["marker"], label=variant,
+                              linestyle=LEVEL_LINESTYLE if variant in levels else "-"))
+    if single:
+        st = variant_style(SINGLE_LABEL)
+        handles.append(Line2D([], [], color=st["color"], marker=st["marker"], linestyle="none", label=SINGLE_LABEL))
+    handles.append(Line2D([], [], color="0.3", linestyle="-", label="best student (solid)"))
+    handles.append(Line2D([], [], color="0.3", linestyle="--", marker="o", markerfacecolor="white",
+                          label="worst student (dashed, open)"))
+    return handles
+
+
 def plot_student_auc(df: pd.DataFrame, ax: Any = None, variants: Optional[Sequence[str]] = None,
                      confidence: float = 0.95, differences: bool = False, **style: Any) -> Tuple[Any, Any]:
     """Figure 2 (paper Figs. 2b/4b/6b/8b): best (solid) and worst (dashed) student test AUC (%) vs N.
 
     Best/worst are taken within each run, then averaged over seeds (t band on the best curve); every student of
-    every run is drawn as a point, offset horizontally per recipe, so the variance stays visible.
+    every run is drawn as a point, offset horizontally per recipe, so the variance stays visible. A recipe
+    measured at N = 1 only (one student: best = worst) is drawn as a level across the N axis. The legend lists
+    each recipe once and keys the two line styles.
 
     With ``differences`` (and no ``ax``) two more panels show the best student of each recipe minus the single
     model and minus vanilla-mean's best student at the same N, paired over seeds.
@@ -242,15 +310,19 @@ def plot_student_auc(df: pd.DataFrame, ax: Any = None, variants: Optional[Sequen
     """
     if differences and ax is None:
         best = _best_worst(df).rename(columns={"max": "best_student_auc"})
-        with style_context():
+        with style_context(), variant_styles(ordered_variants(df)):
+            own_rows = df[~_is_single(df)]
+            order = ordered_variants(own_rows, variants)
+            levels = [v for v in order if only_at_one(own_rows[own_rows["variant"] == v], df["n"])]
+            handles = _student_legend(order, bool(_is_single(df).any()), levels)
             return _with_differences(best, "best_student_auc", "best student AUC",
                                      lambda axis: plot_student_auc(df, ax=axis, variants=variants,
                                                                    confidence=confidence, **style),
-                                     DIFFERENCE_BASELINES, variants, confidence)
+                                     DIFFERENCE_BASELINES, variants, confidence, handles=handles)
     own = ax is None
-    with style_context():
+    with style_context(), variant_styles(ordered_variants(df)):
         fig, ax = new_axes(ax)
-        order = ordered_variants(df, variants)
+        order = ordered_variants(df[~_is_single(df)], variants)
         per_run = _best_worst(df)
         is_single = _is_single(per_run)
         single_runs = per_run[is_single].drop_duplicates(subset="run")
@@ -260,6 +332,7 @@ def plot_student_auc(df: pd.DataFrame, ax: Any = None, variants: Optional[Sequen
         width = 0.08 * max(1.0, float(np.ptp(df["n"].to_numpy(float))) / 4)
         single_best = single_runs["max"].mean() * 100 if len(single_runs) else np.nan
         single_worst = single_runs["min"].mean() * 100 if len(single_runs) else np.nan
+        levels = []
         for i, variant in enumerate(order):
             st = variant_style(variant, i)
             sub = own_runs[own_runs["variant"] == variant]
@@ -267,6 +340,14 @@ def plot_student_auc(df: pd.DataFrame, ax: Any = None, variants: Optional[Sequen
             best = np.array([mean_ci(sub.loc[sub["n"] == n, "max"].to_numpy(float) * 100, confidence)
                              for n in ns]).reshape(-1, 4)
             worst = np.array([sub.loc[sub["n"] == n, "min"].mean() * 100 for n in ns])
+            points = own_points[own_points["variant"] == variant]
+            offset = (i - (len(order) - 1) / 2) * width
+            ax.scatter(points["n"].to_numpy(float) + offset, points["test_auc"].to_numpy(float) * 100, s=5,
+                       color=st["color"], alpha=0.4, linewidths=0, label="_nolegend_")
+            if only_at_one(sub, df["n"]):  # one student per run: best = worst, a level to read the others by
+                levels.append(variant)
+                draw_level(ax, best[0, 0], best[0, 2], best[0, 3], st, f"{variant} best", **style)
+                continue
             xs, ys_best, ys_worst, marks = ns, best[:, 0], worst, list(range(len(ns)))
             if len(single_runs) and 1 not in ns and variant in set(per_run.loc[is_single, "variant"]):
                 xs, marks = np.r_[1.0, ns], list(range(1, len(ns) + 1))
@@ -276,10 +357,6 @@ def plot_student_auc(df: pd.DataFrame, ax: Any = None, variants: Optional[Sequen
             ax.plot(xs, ys_worst, color=st["color"], marker=st["marker"], markevery=marks, linestyle="--",
                     markerfacecolor="white", label=f"{variant} worst", **style)
             confidence_band(ax, ns, best[:, 2], best[:, 3], st["color"])
-            points = own_points[own_points["variant"] == variant]
-            offset = (i - (len(order) - 1) / 2) * width
-            ax.scatter(points["n"].to_numpy(float) + offset, points["test_auc"].to_numpy(float) * 100, s=5,
-                       color=st["color"], alpha=0.4, linewidths=0, label="_nolegend_")
         if len(single_runs):
             st = variant_style(SINGLE_LABEL)
             mean, _, lo, hi = mean_ci(single_runs["max"].to_numpy(float) * 100, confidence)
@@ -291,7 +368,7 @@ def plot_student_auc(df: pd.DataFrame, ax: Any = None, variants: Optional[Sequen
         _n_axis(ax, df["n"])
         ax.set_ylabel("student test AUC (%)")
         ax.set_title("Best and worst sub-network")
-        place_legend(ax, own, ncols=2 if len(order) > 2 else 1)
+        place_legend(ax, own, handles=_student_legend(order, bool(len(single_runs)), levels))
     return fig, ax
 
 
@@ -310,7 +387,7 @@ def plot_student_variance(df: pd.DataFrame, ax: Any = None, variants: Optional[S
     import seaborn as sns
 
     own = ax is None
-    with style_context():
+    with style_context(), variant_styles(ordered_variants(df)):
         fig, ax = new_axes(ax)
         single = _single_rows(df)
         own_rows = df[~_is_single(df)]
@@ -319,6 +396,19 @@ def plot_student_variance(df: pd.DataFrame, ax: Any = None, variants: Optional[S
         data = own_rows[own_rows["variant"].isin(order)].assign(auc=lambda d: d["test_auc"].astype(float) * 100,
                                                                 n=lambda d: d["n"].astype(int))
         palette = {variant: variant_style(variant, i)["color"] for i, variant in enumerate(order)}
+        present = {n: [v for v in order if ((data["n"] == n) & (data["variant"] == v)).any()] for n in ns}
+        if any(present[n] and present[n] != order for n in ns):  # recipes at some N only: no empty slots
+            _sparse_boxes(ax, data, single, ns, present, palette)
+            handles = [Patch(facecolor=palette[v], edgecolor=palette[v], alpha=0.45, label=v) for v in order]
+            if len(single):
+                grey = variant_style(SINGLE_LABEL)["color"]
+                handles.append(Patch(facecolor=grey, edgecolor=grey, alpha=0.45, label=SINGLE_LABEL))
+            ax.set_xticks(range(len(ns)), [str(n) for n in ns])
+            ax.set_xlabel("number of sub-networks N")
+            ax.set_ylabel("student test AUC (%)")
+            ax.set_title("Spread of student AUC")
+            place_legend(ax, own, handles=handles)
+            return fig, ax
         common = {"data": data, "x": "n", "y": "auc", "hue": "variant", "order": ns, "hue_order": order,
                   "palette": palette, "ax": ax}
         sns.boxplot(**common, showfliers=False, dodge=True, width=0.8, boxprops={"alpha": 0.45},
@@ -347,3 +437,28 @@ def plot_student_variance(df: pd.DataFrame, ax: Any = None, variants: Optional[S
         ax.set_title("Spread of student AUC")
         place_legend(ax, own, handles=handles)
     return fig, ax
+
+
+def _sparse_boxes(ax: Any, data: pd.DataFrame, single: pd.DataFrame, ns: Sequence[int],
+                  present: Mapping[int, Sequence[str]], palette: Mapping[str, str]) -> None:
+    """Figure 4 when recipes were run at some N only (a sweep of student mixes): at each N only the recipes
+    present there (and the single model at N = 1) share the slot, side by side, instead of one slot per recipe
+    at every N with most of them empty."""
+    grey = variant_style(SINGLE_LABEL)["color"]
+    rng = np.random.default_rng(0)  # the jitter of the points: fixed, so the figure is reproducible
+    for x, n in enumerate(ns):
+        groups = [(v, data.loc[(data["n"] == n) & (data["variant"] == v), "auc"].to_numpy(float), palette[v])
+                  for v in present[n]]
+        if n == 1 and len(single):
+            groups.insert(0, (SINGLE_LABEL, single["test_auc"].to_numpy(float) * 100, grey))
+        if not groups:
+            continue
+        width = 0.8 / len(groups)
+        for k, (_, values, color) in enumerate(groups):
+            pos = x - 0.4 + width * (k + 0.5)
+            ax.boxplot(values, positions=[pos], widths=width * 0.85, showfliers=False, patch_artist=True,
+                       boxprops={"facecolor": color, "alpha": 0.45, "edgecolor": "0.35"},
+                       medianprops={"color": "0.2"}, whiskerprops={"color": "0.35"}, capprops={"color": "0.35"})
+            jitter = rng.uniform(-0.3, 0.3, values.size) * width
+            ax.scatter(pos + jitter, values, s=6, color=color, linewidths=0, zorder=3)
+    ax.set_xlim(-0.6, len(ns) - 0.4)

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from collapse_lab.plotting.degradation import draw_lines_vs_n, ordered_variants
-from collapse_lab.plotting.style import new_axes, place_legend, style_context
+from collapse_lab.plotting.style import new_axes, place_legend, style_context, variant_styles
 
 __all__ = ["plot_embedding_collapse", "EMBEDDING_LABELS"]
 
@@ -39,7 +39,7 @@ def plot_embedding_collapse(df: pd.DataFrame, ax: Any = None, variants: Optional
     measures = [m for m in EMBEDDING_LABELS if m in set(df["measure"])] + sorted(
         set(df["measure"]) - set(EMBEDDING_LABELS))
     own = ax is None
-    with style_context():
+    with style_context(), variant_styles(ordered_variants(df)):
         fig, axes = new_axes(ax, ncols=len(measures), figsize=(3.0 * len(measures), 2.7)) if ax is None \
             else new_axes(ax, ncols=len(measures))
         axes = np.atleast_1d(axes)

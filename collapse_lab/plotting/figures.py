@@ -25,7 +25,13 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 import pandas as pd
 
 from collapse_lab.io.atomic import atomic_write_json
-from collapse_lab.plotting.degradation import plot_ensemble_auc, plot_gap, plot_student_auc, plot_student_variance
+from collapse_lab.plotting.degradation import (
+    ordered_variants,
+    plot_ensemble_auc,
+    plot_gap,
+    plot_student_auc,
+    plot_student_variance,
+)
 from collapse_lab.plotting.embedding import plot_embedding_collapse
 from collapse_lab.plotting.exam import plot_exam_weights
 from collapse_lab.plotting.fields import plot_field_ia
@@ -36,7 +42,7 @@ from collapse_lab.plotting.spectra import (
     plot_normalized_spectra,
     plot_sv_heatmaps,
 )
-from collapse_lab.plotting.style import figure_metadata, save_figure
+from collapse_lab.plotting.style import figure_metadata, has_data, save_figure, variant_styles
 from collapse_lab.plotting.training import plot_collapse_map, plot_metric_over_training
 from collapse_lab.results import tables
 from collapse_lab.results.collect import SweepResults, load_results
@@ -183,6 +189,8 @@ def _all_zero(table: pd.DataFrame, column: str) -> bool:
 
 #: the reason prefix of a figure skipped because every value it would draw is 0
 ALL_ZERO = "all zero"
+#: the reason prefix of a figure skipped because it would draw nothing (every value missing)
+NO_DATA = "no data"
 
 
 @dataclass
@@ -245,7 +253,11 @@ def _draw(spec: FigureSpec, subset: pd.DataFrame, table_only: bool, tau: float, 
     if shows_ka:
         kwargs = {"tau": tau, "threshold": threshold}
         description += f"; KA threshold {threshold_label(threshold, tau)}"
-    fig, _ = spec.plot(table, **kwargs)
+    with variant_styles(ordered_variants(subset)):  # a recipe keeps its style when drawn alone (draw_figure)
+        fig, _ = spec.plot(table, **kwargs)
+    if not any(has_data(axis) for axis in fig.axes if axis.get_visible()):
+        return Drawing(reason=f"{NO_DATA}: every value of {spec.needs} is missing (NaN) for every recipe and N, a "
+                              "blank figure")
     return Drawing(fig, description)
 
 
@@ -324,29 +336,32 @@ def render_figures(sweep_dir: Union[str, Path], out_dir: Optional[Union[str, Pat
                              "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
                              "figures": []}
     jobs = [(spec, ds) for ds in datasets for spec in specs]
-    for spec, dataset in tqdm(jobs, desc="figures", unit="fig", disable=None if progress is None else not progress):
-        stem = spec.stem if len(datasets) == 1 else f"{spec.stem}_{dataset}"
-        subset = results[results["dataset"].astype(str) == dataset]
-        drawing = _draw(spec, subset, table_only, tau, threshold, trace_metric, map_measure)
-        if drawing.figure is None:
-            report.skipped[stem] = drawing.reason
-            if drawing.reason.startswith(ALL_ZERO):  # an earlier drawing of the same data would contradict it
-                for fmt in formats:
-                    (out / f"{stem}.{fmt}").unlink(missing_ok=True)
-            continue
-        fig, description = drawing.figure, drawing.description
-        runs_table = subset[subset["member"].astype(str) == "ensemble"]
-        runs = sorted(set(subset["run"]))
-        text = caption(runs_table, dataset)
-        fig.text(0.0, 0.0, text, ha="left", va="top", fontsize=6.5, color="0.3")
-        commits = sorted({str(c) for c in subset["git_commit"].dropna()}) if "git_commit" in subset else []
-        meta = figure_metadata(collected.sweep_id, description,
-                               extra={"dataset": dataset, "runs": len(runs), "run_git_commits": ",".join(commits),
-                                      "caption": text})
-        report.written[stem] = save_figure(fig, stem, out, meta, formats=formats)
-        index["figures"].append({"stem": stem, "description": description, "caption": text, "dataset": dataset,
-                                 "files": [p.name for p in report.written[stem]], "runs": runs,
-                                 "git_commit": meta["git_commit"]})
+    # one style per recipe in every figure of the sweep (student mixes get theirs in one order)
+    with variant_styles(ordered_variants(results)):
+        for spec, dataset in tqdm(jobs, desc="figures", unit="fig", disable=None if progress is None else not progress):
+            stem = spec.stem if len(datasets) == 1 else f"{spec.stem}_{dataset}"
+            subset = results[results["dataset"].astype(str) == dataset]
+            drawing = _draw(spec, subset, table_only, tau, threshold, trace_metric, map_measure)
+            if drawing.figure is None:
+                report.skipped[stem] = drawing.reason
+                # an earlier drawing of the same data would contradict it
+                if drawing.reason.startswith((ALL_ZERO, NO_DATA)):
+                    for fmt in formats:
+                        (out / f"{stem}.{fmt}").unlink(missing_ok=True)
+                continue
+            fig, description = drawing.figure, drawing.description
+            runs_table = subset[subset["member"].astype(str) == "ensemble"]
+            runs = sorted(set(subset["run"]))
+            text = caption(runs_table, dataset)
+            fig.text(0.0, 0.0, text, ha="left", va="top", fontsize=6.5, color="0.3")
+            commits = sorted({str(c) for c in subset["git_commit"].dropna()}) if "git_commit" in subset else []
+            meta = figure_metadata(collected.sweep_id, description,
+                                   extra={"dataset": dataset, "runs": len(runs), "run_git_commits": ",".join(commits),
+                                          "caption": text})
+            report.written[stem] = save_figure(fig, stem, out, meta, formats=formats)
+            index["figures"].append({"stem": stem, "description": description, "caption": text, "dataset": dataset,
+                                     "files": [p.name for p in report.written[stem]], "runs": runs,
+                                     "git_commit": meta["git_commit"]})
     index["skipped"] = report.skipped
     atomic_write_json(out / "figures.json", _keep_other_entries(out / "figures.json", index))
     return report

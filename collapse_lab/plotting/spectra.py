@@ -17,10 +17,13 @@ import numpy as np
 import pandas as pd
 
 from collapse_lab.plotting.degradation import draw_lines_vs_n, ordered_variants
-from collapse_lab.plotting.style import new_axes, place_legend, style_context, variant_style
+from collapse_lab.plotting.style import new_axes, place_legend, style_context, variant_style, variant_styles
 
 __all__ = ["plot_sv_heatmaps", "plot_layer_measure_vs_n", "plot_ka_vs_n", "plot_erank_ratio_vs_n",
            "plot_normalized_spectra"]
+
+#: most layer panels in one row of figures 6 and 10 (more layers wrap onto further rows)
+MAX_PANELS_PER_ROW = 4
 
 
 def plot_sv_heatmaps(df: pd.DataFrame, tau: Optional[float] = None, ax: Any = None, cmap: str = "cividis",
@@ -97,15 +100,21 @@ def plot_layer_measure_vs_n(df: pd.DataFrame, column: str, ylabel: str, ax: Any 
         reference: a dotted horizontal line at this value (e.g. 1 = a Gaussian matrix's spread).
         min_span: the y axis spans at least this much around ``reference`` (0 = matplotlib's limits).
     """
-    layers = sorted(df["layer"].unique())
+    finite = np.isfinite(pd.to_numeric(df[column], errors="coerce").to_numpy(float))
+    layers = sorted(df.loc[finite, "layer"].unique()) or sorted(df["layer"].unique())  # no panel without data
     own = ax is None
-    with style_context():
-        fig, axes = new_axes(ax, ncols=len(layers), figsize=(2.4 * len(layers), 2.4), sharey=True) \
+    with style_context(), variant_styles(ordered_variants(df)):
+        cols = min(len(layers), MAX_PANELS_PER_ROW)  # many layers (deep students): rows of panels, not one strip
+        rows = int(np.ceil(len(layers) / cols))
+        fig, axes = new_axes(ax, ncols=cols, nrows=rows, figsize=(2.4 * cols, 2.4 * rows), sharey=True) \
             if ax is None else new_axes(ax, ncols=len(layers))
         axes = np.atleast_1d(axes)
+        for axis in axes[len(layers):]:
+            axis.set_visible(False)
+        axes = axes[:len(layers)]
         for axis, layer in zip(axes, layers, strict=True):
             draw_lines_vs_n(axis, df[df["layer"] == layer], column, ordered_variants(df, variants), scale,
-                            confidence, show_runs=False, **style)
+                            confidence, show_runs=False, all_ns=df["n"], **style)
             if reference is not None:
                 axis.axhline(reference, color="0.5", linewidth=0.6, linestyle=":")
                 if min_span:  # ratios within round-off of the reference stay flat instead of filling the axis
@@ -114,7 +123,8 @@ def plot_layer_measure_vs_n(df: pd.DataFrame, column: str, ylabel: str, ax: Any 
             axis.set_title(f"layer {int(layer)}")
             axis.set_xticks(sorted(set(int(n) for n in df["n"])))
             axis.set_xlabel("N")
-        axes[0].set_ylabel(ylabel)
+        for axis in axes[::cols]:
+            axis.set_ylabel(ylabel)
         place_legend(axes[0], own)
     return fig, axes
 

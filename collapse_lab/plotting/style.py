@@ -10,6 +10,7 @@ figures read in greyscale. PDF/PS fonts are embedded as TrueType (``pdf.fonttype
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import importlib.resources
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
@@ -17,6 +18,9 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 __all__ = [
     "OKABE_ITO",
     "VARIANT_STYLES",
+    "EXTRA_COLORS",
+    "assign_variant_styles",
+    "variant_styles",
     "SINGLE_COLUMN",
     "DOUBLE_COLUMN",
     "style_file",
@@ -24,6 +28,7 @@ __all__ = [
     "variant_style",
     "new_axes",
     "place_legend",
+    "has_data",
     "figure_metadata",
     "save_figure",
 ]
@@ -47,7 +52,18 @@ VARIANT_STYLES: Dict[str, Dict[str, str]] = {
     "vanilla-mean-capacity": {"color": OKABE_ITO["reddish_purple"], "marker": "d"},
     "single model": {"color": "#7F7F7F", "marker": "o"},
 }
-_SPARE = [(OKABE_ITO["reddish_purple"], "X"), (OKABE_ITO["yellow"], "*"), ("#999999", "h")]
+#: Paul Tol's "muted" qualitative palette (colour-blind safe, no colour shared with Okabe–Ito): the first colours
+#: of recipes without a fixed style (student mixes such as ``kdef@pnn+final+ecn``, ``vanilla-mean@pnn``)
+TOL_MUTED = ("#CC6677", "#332288", "#DDCC77", "#117733", "#88CCEE", "#882255", "#44AA99", "#999933", "#AA4499")
+#: colours handed out, in this order, to recipes without a fixed style: Tol muted, then the Okabe–Ito colours
+#: farthest from Tol's first (those a fixed recipe of the same figure already uses are skipped)
+EXTRA_COLORS = TOL_MUTED + tuple(OKABE_ITO[k] for k in ("orange", "blue", "black", "vermillion", "bluish_green",
+                                                        "yellow", "sky_blue", "reddish_purple"))
+#: markers of recipes without a fixed style (a cycle of another length than the colours')
+EXTRA_MARKERS = ("X", "*", "h", "s", "D", "^", "v", "P", "<", ">", "p", "d", "o")
+#: the styles of the recipes of the figures being drawn (:func:`variant_styles`)
+_ACTIVE: contextvars.ContextVar[Optional[Dict[str, Dict[str, str]]]] = contextvars.ContextVar("variant_styles",
+                                                                                              default=None)
 #: figure sizes in inches (single and double journal column)
 SINGLE_COLUMN = (3.5, 2.6)
 DOUBLE_COLUMN = (7.2, 2.8)
@@ -68,8 +84,65 @@ def style_context() -> Iterator[None]:
         yield
 
 
+def _extra_color(k: int, taken: Sequence[str]) -> str:
+    """The ``k``-th colour not in ``taken``: :data:`EXTRA_COLORS`, then evenly spaced hues (past 17 recipes)."""
+    free = [c for c in EXTRA_COLORS if c not in set(taken)]
+    if k < len(free):
+        return free[k]
+    import colorsys
+
+    j = k - len(free)  # golden-ratio hue steps: each new colour far from the previous ones
+    r, g, b = colorsys.hls_to_rgb((0.13 + 0.618034 * j) % 1.0, 0.45 if j % 2 else 0.6, 0.75)
+    return f"#{round(r * 255):02X}{round(g * 255):02X}{round(b * 255):02X}"
+
+
+def assign_variant_styles(variants: Sequence[str],
+                          fixed: Optional[Mapping[str, Mapping[str, str]]] = None) -> Dict[str, Dict[str, str]]:
+    """``{variant: {"color", "marker"}}``: the fixed style of a known recipe (:data:`VARIANT_STYLES`), else the
+    style in ``fixed``, else the next free colour of :data:`EXTRA_COLORS` and the next marker, in the order given,
+    so that distinct recipes get distinct colours (pairwise, not only within a cycle) and the same list gives
+    the same styles in every figure.
+
+    Example:
+        >>> styles = assign_variant_styles(["kdef", "kdef@pnn+final+ecn", "vanilla-mean@pnn"])
+        >>> [styles[v]["color"] for v in styles]
+        ['#D55E00', '#CC6677', '#332288']
+    """
+    out: Dict[str, Dict[str, str]] = {}
+    fixed = dict(fixed or {})
+    new = []
+    for variant in dict.fromkeys(variants):
+        if variant in VARIANT_STYLES:
+            out[variant] = dict(VARIANT_STYLES[variant])
+        elif variant in fixed:
+            out[variant] = dict(fixed[variant])
+        else:
+            new.append(variant)
+    taken = [st["color"] for st in out.values()] + [st["color"] for st in fixed.values()]
+    start = len([v for v in fixed if v not in VARIANT_STYLES])  # continue the marker cycle of ``fixed``
+    for k, variant in enumerate(new):
+        out[variant] = {"color": _extra_color(k, taken),
+                        "marker": EXTRA_MARKERS[(start + k) % len(EXTRA_MARKERS)]}
+    return out
+
+
+@contextlib.contextmanager
+def variant_styles(variants: Sequence[str]) -> Iterator[Dict[str, Dict[str, str]]]:
+    """Inside the block, :func:`variant_style` gives each of ``variants`` the style of
+    :func:`assign_variant_styles`; styles assigned by an enclosing block are kept (``collapse-lab figures``
+    assigns them once per sweep, so a recipe has one colour in every figure and every panel)."""
+    outer = _ACTIVE.get() or {}
+    styles = {**outer, **assign_variant_styles([v for v in variants if v not in outer], fixed=outer)}
+    token = _ACTIVE.set(styles)
+    try:
+        yield styles
+    finally:
+        _ACTIVE.reset(token)
+
+
 def variant_style(variant: str, index: int = 0) -> Dict[str, str]:
-    """``{"color", "marker"}`` of a recipe; unknown recipes get spare palette entries by ``index``.
+    """``{"color", "marker"}`` of a recipe: its fixed style, else the one :func:`variant_styles` assigned it,
+    else the ``index``-th entry of the extra palette (distinct for distinct ``index``).
 
     Example:
         >>> variant_style("kdef")
@@ -77,8 +150,10 @@ def variant_style(variant: str, index: int = 0) -> Dict[str, str]:
     """
     if variant in VARIANT_STYLES:
         return dict(VARIANT_STYLES[variant])
-    color, marker = _SPARE[index % len(_SPARE)]
-    return {"color": color, "marker": marker}
+    active = _ACTIVE.get() or {}
+    if variant in active:
+        return dict(active[variant])
+    return {"color": _extra_color(index, ()), "marker": EXTRA_MARKERS[index % len(EXTRA_MARKERS)]}
 
 
 def new_axes(ax: Any = None, ncols: int = 1, nrows: int = 1,
@@ -138,6 +213,25 @@ def place_legend(ax: Any, own_figure: bool, handles: Optional[Sequence[Any]] = N
         fig.set_size_inches(width + LEGEND_COLUMN_WIDTH, height)
         return fig.legend(handles, labels, loc="outside right upper", **kwargs)
     return ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, **kwargs)
+
+
+def has_data(ax: Any) -> bool:
+    """Whether ``ax`` shows any data: an image, a patch or point collection, or a line in data coordinates with
+    a finite value — reference lines (``axhline``/``axvline``), titles and grids do not count."""
+    import numpy as np
+
+    if ax.images or ax.patches:
+        return True
+    for collection in ax.collections:
+        if len(collection.get_offsets()) or len(collection.get_paths()):
+            return True
+    for line in ax.get_lines():
+        if line.get_transform() is not ax.transData and line.get_transform() != ax.transData:
+            continue  # axhline, axvline: in axes coordinates on one axis
+        y = np.asarray(line.get_ydata(), dtype=float)
+        if y.size and np.isfinite(y).any():
+            return True
+    return False
 
 
 def figure_metadata(sweep_id: str, description: str = "", extra: Optional[Mapping[str, Any]] = None,

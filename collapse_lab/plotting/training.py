@@ -108,10 +108,14 @@ def plot_collapse_map(df: pd.DataFrame, measure: str = "erank_ratio", ax: Any = 
         axes = np.atleast_1d(axes)
         image = None
         for axis, variant in zip(axes, order, strict=False):
-            sub = df[df["variant"] == variant]
-            grid = np.full((len(layers), len(ns)), np.nan)
+            sub = df[(df["variant"] == variant) & np.isfinite(df["value"].to_numpy(float))]
+            # only the layers and N this recipe has (a backbone alone has N = 1 only, a mix N > 1 only, and
+            # students differ in depth): no blank columns or rows
+            own_layers = sorted(int(v) for v in sub["layer"].unique()) or layers
+            own_ns = sorted(int(v) for v in sub["n"].unique()) or ns
+            grid = np.full((len(own_layers), len(own_ns)), np.nan)
             for r in sub.itertuples(index=False):
-                grid[layers.index(int(r.layer)), ns.index(int(r.n))] = r.value
+                grid[own_layers.index(int(r.layer)), own_ns.index(int(r.n))] = r.value
             image = axis.imshow(grid, aspect="auto", cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest",
                                 **style)
             for (i, j), v in np.ndenumerate(grid):
@@ -119,10 +123,11 @@ def plot_collapse_map(df: pd.DataFrame, measure: str = "erank_ratio", ax: Any = 
                     dark = abs(v - 1.0) > 0.6 * half  # the ends of the diverging map are dark
                     axis.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=6.5,
                               color="white" if dark else "black")
-            axis.set_xticks(range(len(ns)), [str(n) for n in ns])
-            axis.set_yticks(range(len(layers)), ["embedding" if v == 0 else f"layer {v}" for v in layers])
+            axis.set_xticks(range(len(own_ns)), [str(n) for n in own_ns])
+            axis.set_yticks(range(len(own_layers)), ["embedding" if v == 0 else f"layer {v}" for v in own_layers])
             axis.set_xlabel("N")
-            axis.set_title(variant)
+            # a long student mix (kdef@final+ecn+wide_deep) on two lines instead of over its neighbour's title
+            axis.set_title(variant.replace("@", "\n@", 1) if len(variant) > 20 else variant)
             axis.grid(False)
         for axis in axes[len(order):]:
             axis.set_visible(False)
