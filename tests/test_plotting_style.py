@@ -157,3 +157,13 @@ def test_one_finite_value_is_data(kind):
     _, ax = new_axes()
     ONE_FINITE[kind](ax)
     assert has_data(ax)
+
+
+def test_only_recipes_sharing_a_colour_get_hatches():
+    from collapse_lab.plotting.style import shared_colour_hatches
+
+    standard = ["vanilla-mean", "vanilla-sum", "kd", "dml", "kdef"]
+    assert set(shared_colour_hatches({v: VARIANT_STYLES[v]["color"] for v in standard}).values()) == {""}
+    family = ["kdef", "kdef-kd-only", "kdef-dml-only", "kdef-uniform"]
+    hatches = shared_colour_hatches({v: VARIANT_STYLES[v]["color"] for v in ["kd"] + family})
+    assert hatches["kd"] == hatches["kdef"] == "" and len({hatches[v] for v in family}) == 4

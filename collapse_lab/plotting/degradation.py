@@ -14,14 +14,28 @@ at some N only are drawn (levels at N = 1, the keys of figure 2, the sparse boxe
 
 from __future__ import annotations
 
-from typing import Any, List, Optional, Sequence, Tuple
+from typing import Any, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import pandas as pd
-from matplotlib.patches import Patch
 
-from collapse_lab.plotting.partial_n import SINGLE_LABEL, draw_level, only_at_one, sparse_boxes, student_legend
-from collapse_lab.plotting.style import new_axes, place_legend, style_context, variant_style, variant_styles
+from collapse_lab.plotting.partial_n import (
+    SINGLE_LABEL,
+    box_legend,
+    draw_level,
+    hatch_dodged_boxes,
+    only_at_one,
+    sparse_boxes,
+    student_legend,
+)
+from collapse_lab.plotting.style import (
+    new_axes,
+    place_legend,
+    shared_colour_hatches,
+    style_context,
+    variant_style,
+    variant_styles,
+)
 from collapse_lab.results.collect import VARIANT_ORDER
 from collapse_lab.results.stats import mean_ci
 from collapse_lab.results.tables import DIFFERENCE_BASELINES, SINGLE_VARIANT
@@ -339,8 +353,6 @@ def plot_student_variance(df: pd.DataFrame, ax: Any = None, variants: Optional[S
         df: one row per student: ``variant``, ``n``, ``test_auc`` (pooled over seeds).
         **style: passed to ``seaborn.boxplot``.
     """
-    import seaborn as sns
-
     own = ax is None
     with style_context(), variant_styles(ordered_variants(df)):
         fig, ax = new_axes(ax)
@@ -351,44 +363,43 @@ def plot_student_variance(df: pd.DataFrame, ax: Any = None, variants: Optional[S
         data = own_rows[own_rows["variant"].isin(order)].assign(auc=lambda d: d["test_auc"].astype(float) * 100,
                                                                 n=lambda d: d["n"].astype(int))
         palette = {variant: variant_style(variant, i)["color"] for i, variant in enumerate(order)}
+        hatches = shared_colour_hatches(palette)  # KDEF's controls share KDEF's colour and boxes have no marker
         present = {n: [v for v in order if ((data["n"] == n) & (data["variant"] == v)).any()] for n in ns}
         if any(present[n] and present[n] != order for n in ns):  # recipes at some N only: no empty slots
-            sparse_boxes(ax, data, single, ns, present, palette)
-            handles = [Patch(facecolor=palette[v], edgecolor=palette[v], alpha=0.45, label=v) for v in order]
-            if len(single):
-                grey = variant_style(SINGLE_LABEL)["color"]
-                handles.append(Patch(facecolor=grey, edgecolor=grey, alpha=0.45, label=SINGLE_LABEL))
-            ax.set_xticks(range(len(ns)), [str(n) for n in ns])
-            ax.set_xlabel("number of sub-networks N")
-            ax.set_ylabel("student test AUC (%)")
-            ax.set_title("Spread of student AUC")
-            place_legend(ax, own, handles=handles)
-            return fig, ax
-        common = {"data": data, "x": "n", "y": "auc", "hue": "variant", "order": ns, "hue_order": order,
-                  "palette": palette, "ax": ax}
-        sns.boxplot(**common, showfliers=False, dodge=True, width=0.8, boxprops={"alpha": 0.45},
-                    **style)
-        saved = np.random.get_state()  # stripplot's jitter draws from numpy's global generator: fix, then restore
-        np.random.seed(0)
-        try:
-            sns.stripplot(**common, dodge=True, size=2.5, linewidth=0, jitter=0.25, legend=False, zorder=3)
-        finally:
-            np.random.set_state(saved)
-        if ax.get_legend() is not None:
-            ax.get_legend().remove()
-        handles = [Patch(facecolor=palette[v], edgecolor=palette[v], alpha=0.45, label=v) for v in order]
-        if len(single) and 1 in ns:  # the single model once, in its own grey box at N = 1
-            grey = variant_style(SINGLE_LABEL)["color"]
-            values = single["test_auc"].to_numpy(float) * 100
-            ax.boxplot(values, positions=[ns.index(1)], widths=0.3, showfliers=False, patch_artist=True,
-                       boxprops={"facecolor": grey, "alpha": 0.45, "edgecolor": grey},
-                       medianprops={"color": "black"}, whiskerprops={"color": grey}, capprops={"color": grey})
-            jitter = np.random.default_rng(0).uniform(-0.1, 0.1, values.size)
-            ax.scatter(ns.index(1) + jitter, values, s=6, color=grey, linewidths=0, zorder=3)
-            handles.append(Patch(facecolor=grey, edgecolor=grey, alpha=0.45, label=SINGLE_LABEL))
+            sparse_boxes(ax, data, single, ns, present, palette, hatches)
+        else:
+            _dodged_boxes(ax, data, single, ns, order, palette, hatches, **style)
         ax.set_xticks(range(len(ns)), [str(n) for n in ns])
         ax.set_xlabel("number of sub-networks N")
         ax.set_ylabel("student test AUC (%)")
         ax.set_title("Spread of student AUC")
-        place_legend(ax, own, handles=handles)
+        place_legend(ax, own, handles=box_legend(order, palette, hatches, bool(len(single)) and 1 in ns))
     return fig, ax
+
+
+def _dodged_boxes(ax: Any, data: pd.DataFrame, single: pd.DataFrame, ns: Sequence[int], order: Sequence[str],
+                  palette: Mapping[str, str], hatches: Mapping[str, str], **style: Any) -> None:
+    """Figure 4 with every recipe at every N > 1: seaborn's dodged boxes and strip points, one slot per recipe,
+    and the single model once, in its own grey box at N = 1."""
+    import seaborn as sns
+
+    common = {"data": data, "x": "n", "y": "auc", "hue": "variant", "order": ns, "hue_order": order,
+              "palette": palette, "ax": ax}
+    sns.boxplot(**common, showfliers=False, dodge=True, width=0.8, boxprops={"alpha": 0.45}, **style)
+    hatch_dodged_boxes(ax, [hatches[v] for v in order])
+    saved = np.random.get_state()  # stripplot's jitter draws from numpy's global generator: fix, then restore
+    np.random.seed(0)
+    try:
+        sns.stripplot(**common, dodge=True, size=2.5, linewidth=0, jitter=0.25, legend=False, zorder=3)
+    finally:
+        np.random.set_state(saved)
+    if ax.get_legend() is not None:
+        ax.get_legend().remove()
+    if len(single) and 1 in ns:
+        grey = variant_style(SINGLE_LABEL)["color"]
+        values = single["test_auc"].to_numpy(float) * 100
+        ax.boxplot(values, positions=[list(ns).index(1)], widths=0.3, showfliers=False, patch_artist=True,
+                   boxprops={"facecolor": grey, "alpha": 0.45, "edgecolor": grey},
+                   medianprops={"color": "black"}, whiskerprops={"color": grey}, capprops={"color": grey})
+        jitter = np.random.default_rng(0).uniform(-0.1, 0.1, values.size)
+        ax.scatter(list(ns).index(1) + jitter, values, s=6, color=grey, linewidths=0, zorder=3)

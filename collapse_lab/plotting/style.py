@@ -29,6 +29,7 @@ __all__ = [
     "new_axes",
     "place_legend",
     "has_data",
+    "shared_colour_hatches",
     "figure_metadata",
     "save_figure",
 ]
@@ -273,6 +274,28 @@ def has_data(ax: Any) -> bool:
         if np.isfinite(xy).all(axis=1).any():
             return True
     return False
+
+
+#: hatches of the boxes of recipes that share a colour with an earlier recipe (KDEF's controls share KDEF's)
+HATCHES = ("////", "....", "xxxx", "\\\\\\\\", "++++", "oooo")
+
+
+def shared_colour_hatches(colours: Mapping[str, str]) -> Dict[str, str]:
+    """``{variant: hatch}`` for boxes and bars, which have no marker to tell apart recipes of one colour: the
+    first recipe of a colour (in the order given) plain (``""``), the next ones of that colour the next of
+    :data:`HATCHES`; so a figure of recipes with distinct colours has no hatch at all.
+
+    Example:
+        >>> shared_colour_hatches({"kd": "#0072B2", "kdef": "#D55E00", "kdef-kd-only": "#D55E00"})
+        {'kd': '', 'kdef': '', 'kdef-kd-only': '////'}
+    """
+    seen: Dict[str, int] = {}
+    out = {}
+    for variant, colour in colours.items():
+        k = seen.get(str(colour).lower(), 0)
+        seen[str(colour).lower()] = k + 1
+        out[variant] = "" if k == 0 else HATCHES[(k - 1) % len(HATCHES)]
+    return out
 
 
 def figure_metadata(sweep_id: str, description: str = "", extra: Optional[Mapping[str, Any]] = None,
