@@ -120,6 +120,19 @@ def test_collapse_map_is_the_seed_mean_with_the_embedding_row(results):
     assert (low + high) / 2 == pytest.approx(1.0) and high - low >= 0.2  # centred on 1, at least ±0.1 wide
 
 
+def test_collapse_map_drops_a_recipe_without_a_finite_value(results):
+    from collapse_lab.plotting.style import has_data
+
+    table = T.collapse_map_table(results, "ia_ratio")
+    missing = table.assign(value=np.where(table["variant"] == "kd", np.nan, table["value"]))
+    fig, axes = plot_collapse_map(missing, "ia_ratio")
+    visible = [a for a in axes if a.get_visible()]
+    assert [a.get_title() for a in visible] == ["vanilla-mean", "dml", "kdef"]  # no all-NaN kd panel
+    assert all(np.isfinite(a.get_images()[0].get_array().filled(np.nan)).any() for a in visible)
+    fig, axes = plot_collapse_map(table.assign(value=np.nan), "ia_ratio")  # nothing left: nothing drawn
+    assert not any(has_data(a) for a in fig.axes if a.get_visible()) and not fig.axes[0].get_images()
+
+
 def test_difference_table_pairs_seeds_like_scipy(results):
     runs = T.run_table(results)
     table = T.difference_table(runs, "ensemble_auc", "vanilla-mean", scale=100.0)

@@ -120,6 +120,25 @@ def test_fig4_student_variance(results):
     assert [t.get_text() for t in ax.get_xticklabels()] == ["1", "2", "4"]
 
 
+def test_fig4_tells_apart_the_boxes_of_kdef_and_its_controls(results):
+    from matplotlib.colors import to_hex
+
+    df = T.student_table(results)
+    plain = plot_student_variance(df)[1]
+    assert not any(p.get_hatch() for p in plain.patches)  # the standard recipes keep their look: no hatch
+    controls = df[(df["variant"] == "kdef") & ~df["single_model"]]
+    both = pd.concat([df, controls.assign(variant="kdef-kd-only"), controls.assign(variant="kdef-uniform")])
+    fig, ax = plot_student_variance(both)
+    keys = {t.get_text(): (to_hex(h.get_facecolor()), h.get_hatch() or "")
+            for t, h in zip(fig.legends[0].get_texts(), fig.legends[0].legend_handles, strict=True)}
+    family = [keys[v] for v in ("kdef", "kdef-kd-only", "kdef-uniform")]
+    assert len({colour for colour, _ in family}) == 1 and len(set(family)) == 3  # one colour, three keys
+    assert keys["kdef"][1] == "" and keys["kd"][1] == ""
+    ns_above_one = controls["n"].nunique()
+    hatched = [p.get_hatch() for p in ax.patches if p.get_hatch()]
+    assert sorted(hatched) == sorted([keys["kdef-kd-only"][1], keys["kdef-uniform"][1]] * ns_above_one)
+
+
 def test_fig5_heatmaps_clip_and_mark_tau(results):
     df = T.heatmap_table(results)
     assert list(dict.fromkeys(df["panel"])) == ["single model (N=1)", "vanilla-mean N=4, best student",

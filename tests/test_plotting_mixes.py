@@ -12,7 +12,7 @@ import pytest
 from matplotlib.colors import to_hex
 
 from collapse_lab.plotting import plot_ensemble_auc, plot_erank_ratio_vs_n, plot_gap, plot_student_auc
-from collapse_lab.plotting.figures import FIGURES, NEEDS_RUNS, draw_figure
+from collapse_lab.plotting.figures import FIGURES, NEEDS_RUNS, NO_DATA, draw_figure
 from collapse_lab.plotting.style import (
     VARIANT_STYLES,
     assign_variant_styles,
@@ -21,7 +21,7 @@ from collapse_lab.plotting.style import (
     variant_style,
     variant_styles,
 )
-from collapse_lab.results import load_results
+from collapse_lab.results import load_results, tables
 
 ROOT = Path(__file__).resolve().parents[1]
 BACKBONES = ["afn", "autoint", "cin", "crossnet", "dcnv2", "wide_deep", "xdeepfm"]
@@ -136,9 +136,12 @@ def test_committed_table_figures_have_no_empty_axes(table):
         assert not empty, (spec.stem, empty)
 
 
-def test_a_figure_with_only_missing_values_is_skipped():
+@pytest.mark.parametrize("name, column, table", [("fig1", "ensemble_auc", "run_table"), ("fig3", "gap", "gap_table"),
+                                                   ("fig2", "test_auc", "student_table"),
+                                                   ("fig4", "test_auc", "student_table")])
+def test_a_figure_with_only_missing_values_is_skipped(name, column, table):
     collected = load_results(ROOT / "figures" / "table5" / "results.csv")
-    frame = collected.results.copy()
-    frame[[c for c in frame if "erank_ratio_layer" in c]] = np.nan
-    drawing = draw_figure(collected, "fig10", results=frame)
-    assert drawing.figure is None and drawing.reason
+    frame = collected.results.assign(**{column: np.nan})
+    assert len(getattr(tables, table)(frame))  # rows to draw, every drawn value NaN: the NO_DATA path
+    drawing = draw_figure(collected, name, results=frame)
+    assert drawing.figure is None and drawing.reason.startswith(NO_DATA), drawing.reason

@@ -113,3 +113,57 @@ def test_no_labels_no_legend_box():
     fig, ax = new_axes()
     ax.plot([0, 1], [0, 1])  # unlabelled
     assert place_legend(ax, own_figure=True) is None and ax.get_legend() is None and not fig.legends
+
+
+NAN3 = [float("nan")] * 3
+
+#: artists whose values are all missing: not data (a figure of them alone is skipped, not drawn blank)
+ALL_NAN = {
+    "line": lambda ax: ax.plot([1, 2, 3], NAN3),
+    "scatter": lambda ax: ax.scatter([1, 2, 3], NAN3),
+    "image": lambda ax: ax.imshow([[float("nan"), float("nan")], [float("nan"), float("nan")]]),
+    "mesh": lambda ax: ax.pcolormesh([[float("nan"), float("nan")]]),
+    "bars": lambda ax: ax.bar([1, 2, 3], NAN3),
+    "errorbar": lambda ax: ax.errorbar([1, 2, 3], NAN3, yerr=NAN3),
+    "band": lambda ax: ax.fill_between([1, 2, 3], NAN3, NAN3),
+    "reference": lambda ax: (ax.axhline(1.0), ax.axvline(2.0)),
+}
+#: the same artists with one finite value: data
+ONE_FINITE = {
+    "line": lambda ax: ax.plot([1, 2, 3], [float("nan"), 0.5, float("nan")]),
+    "scatter": lambda ax: ax.scatter([1, 2, 3], [float("nan"), float("nan"), 0.5]),
+    "image": lambda ax: ax.imshow([[float("nan"), 1.0], [float("nan"), float("nan")]]),
+    "mesh": lambda ax: ax.pcolormesh([[float("nan"), 1.0]]),
+    "bars": lambda ax: ax.bar([1, 2, 3], [float("nan"), 2.0, float("nan")]),
+    "boxplot": lambda ax: ax.boxplot([[0.7, 0.8, 0.9]], patch_artist=True),
+    "band": lambda ax: ax.fill_between([1, 2, 3], [0.0, 0.0, 0.0], [1.0, 1.0, 1.0]),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(ALL_NAN))
+def test_all_missing_values_are_not_data(kind):
+    from collapse_lab.plotting.style import has_data
+
+    _, ax = new_axes()
+    ALL_NAN[kind](ax)
+    ax.set_title("a title is not data")
+    assert not has_data(ax)
+
+
+@pytest.mark.parametrize("kind", sorted(ONE_FINITE))
+def test_one_finite_value_is_data(kind):
+    from collapse_lab.plotting.style import has_data
+
+    _, ax = new_axes()
+    ONE_FINITE[kind](ax)
+    assert has_data(ax)
+
+
+def test_only_recipes_sharing_a_colour_get_hatches():
+    from collapse_lab.plotting.style import shared_colour_hatches
+
+    standard = ["vanilla-mean", "vanilla-sum", "kd", "dml", "kdef"]
+    assert set(shared_colour_hatches({v: VARIANT_STYLES[v]["color"] for v in standard}).values()) == {""}
+    family = ["kdef", "kdef-kd-only", "kdef-dml-only", "kdef-uniform"]
+    hatches = shared_colour_hatches({v: VARIANT_STYLES[v]["color"] for v in ["kd"] + family})
+    assert hatches["kd"] == hatches["kdef"] == "" and len({hatches[v] for v in family}) == 4

@@ -7,7 +7,9 @@ sub-network), 5 and 8(c) (gap), with means over seeds and Student-t 95% bands (:
 * run level (one row per run): ``variant``, ``n``, ``seed`` and the metric column;
 * student level (one row per student of a run): ``run``, ``variant``, ``n``, ``seed``, ``member``, ``test_auc``.
 
-AUC values are fractions in the tables and drawn in percent (``scale=100``), as in the paper.
+AUC values are fractions in the tables and drawn in percent (``scale=100``), as in the paper. How recipes measured
+at some N only are drawn (levels at N = 1, the keys of figure 2, the sparse boxes of figure 4) is in
+:mod:`collapse_lab.plotting.partial_n`.
 """
 
 from __future__ import annotations
@@ -16,10 +18,24 @@ from typing import Any, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import pandas as pd
-from matplotlib.lines import Line2D
-from matplotlib.patches import Patch
 
-from collapse_lab.plotting.style import new_axes, place_legend, style_context, variant_style, variant_styles
+from collapse_lab.plotting.partial_n import (
+    SINGLE_LABEL,
+    box_legend,
+    draw_level,
+    hatch_dodged_boxes,
+    only_at_one,
+    sparse_boxes,
+    student_legend,
+)
+from collapse_lab.plotting.style import (
+    new_axes,
+    place_legend,
+    shared_colour_hatches,
+    style_context,
+    variant_style,
+    variant_styles,
+)
 from collapse_lab.results.collect import VARIANT_ORDER
 from collapse_lab.results.stats import mean_ci
 from collapse_lab.results.tables import DIFFERENCE_BASELINES, SINGLE_VARIANT
@@ -49,9 +65,6 @@ def _n_axis(ax: Any, ns: Sequence[int]) -> None:
     ax.set_xlabel("number of sub-networks N")
 
 
-SINGLE_LABEL = "single model"
-
-
 def _is_single(df: pd.DataFrame) -> pd.Series:
     """Rows of the single model: vanilla-mean at N = 1 and its copies under other recipes (``single_model``,
     :func:`collapse_lab.results.tables.with_single_model`)."""
@@ -64,31 +77,6 @@ def _single_rows(df: pd.DataFrame) -> pd.DataFrame:
     single = df[_is_single(df)]
     key = "run" if "run" in single else "seed"
     return single.drop_duplicates(subset=[c for c in (key, "member", "layer") if c in single])
-
-
-def only_at_one(sub: pd.DataFrame, all_ns: Sequence[Any]) -> bool:
-    """Whether a recipe's rows ``sub`` are all at N = 1 while the figure has other N (a backbone trained alone,
-    e.g. ``vanilla-mean@pnn`` beside ``kdef@pnn+final+ecn``): it is drawn as a level, not as a lone point."""
-    ns = set(pd.to_numeric(sub["n"], errors="coerce").dropna().astype(int))
-    return ns == {1} and len(set(pd.to_numeric(pd.Series(list(all_ns)), errors="coerce").dropna().astype(int))) > 1
-
-
-def draw_level(ax: Any, y: float, lo: float, hi: float, style: Mapping[str, str], label: str,
-               **kwargs: Any) -> None:
-    """A recipe measured at N = 1 only: its mean at N = 1 (marker, t interval) and a dashed line at that level
-    across the N axis, so the recipes at larger N read against it; one legend entry (marker on a dashed line)."""
-    if not np.isfinite(y):
-        return
-    yerr = None if not (np.isfinite(lo) and np.isfinite(hi)) else [[y - lo], [hi - y]]
-    ax.errorbar([1.0], [y], yerr=yerr, color=style["color"], marker=style["marker"], capsize=2, linestyle="none",
-                label="_nolegend_", zorder=3)
-    ax.axhline(y, color=style["color"], linestyle=LEVEL_LINESTYLE, linewidth=0.8, alpha=0.7, label="_nolegend_")
-    ax.plot([1.0], [y], color=style["color"], marker=style["marker"], linestyle=LEVEL_LINESTYLE, label=label,
-            **kwargs)
-
-
-#: line style of a recipe measured at N = 1 only (:func:`draw_level`)
-LEVEL_LINESTYLE = (0, (4, 2))
 
 
 def draw_lines_vs_n(ax: Any, df: pd.DataFrame, metric: str, variants: Optional[Sequence[str]] = None,
@@ -198,8 +186,6 @@ def draw_differences(ax: Any, table: pd.DataFrame, variants: Optional[Sequence[s
     ax.set_title(title)
 
 
-
-
 def _with_differences(df: pd.DataFrame, metric: str, what: str, draw: Any, baselines: Sequence[str],
                       variants: Optional[Sequence[str]], confidence: float,
                       handles: Optional[Sequence[Any]] = None) -> Tuple[Any, Any]:
@@ -276,23 +262,6 @@ def _best_worst(students: pd.DataFrame) -> pd.DataFrame:
     return per_run.reset_index()
 
 
-def _student_legend(order: Sequence[str], single: bool, levels: Sequence[str] = ()) -> List[Any]:
-    """Legend entries of figure 2: one per recipe (its colour and marker; dashed for a recipe at N = 1 only),
-    the single model, and two keys for the line styles — not a best and a worst entry per recipe."""
-    handles: List[Any] = []
-    for i, variant in enumerate(order):
-        st = variant_style(variant, i)
-        handles.append(Line2D([], [], color=st["color"], marker=st["marker"], label=variant,
-                              linestyle=LEVEL_LINESTYLE if variant in levels else "-"))
-    if single:
-        st = variant_style(SINGLE_LABEL)
-        handles.append(Line2D([], [], color=st["color"], marker=st["marker"], linestyle="none", label=SINGLE_LABEL))
-    handles.append(Line2D([], [], color="0.3", linestyle="-", label="best student (solid)"))
-    handles.append(Line2D([], [], color="0.3", linestyle="--", marker="o", markerfacecolor="white",
-                          label="worst student (dashed, open)"))
-    return handles
-
-
 def plot_student_auc(df: pd.DataFrame, ax: Any = None, variants: Optional[Sequence[str]] = None,
                      confidence: float = 0.95, differences: bool = False, **style: Any) -> Tuple[Any, Any]:
     """Figure 2 (paper Figs. 2b/4b/6b/8b): best (solid) and worst (dashed) student test AUC (%) vs N.
@@ -314,7 +283,7 @@ def plot_student_auc(df: pd.DataFrame, ax: Any = None, variants: Optional[Sequen
             own_rows = df[~_is_single(df)]
             order = ordered_variants(own_rows, variants)
             levels = [v for v in order if only_at_one(own_rows[own_rows["variant"] == v], df["n"])]
-            handles = _student_legend(order, bool(_is_single(df).any()), levels)
+            handles = student_legend(order, bool(_is_single(df).any()), levels)
             return _with_differences(best, "best_student_auc", "best student AUC",
                                      lambda axis: plot_student_auc(df, ax=axis, variants=variants,
                                                                    confidence=confidence, **style),
@@ -368,7 +337,7 @@ def plot_student_auc(df: pd.DataFrame, ax: Any = None, variants: Optional[Sequen
         _n_axis(ax, df["n"])
         ax.set_ylabel("student test AUC (%)")
         ax.set_title("Best and worst sub-network")
-        place_legend(ax, own, handles=_student_legend(order, bool(len(single_runs)), levels))
+        place_legend(ax, own, handles=student_legend(order, bool(len(single_runs)), levels))
     return fig, ax
 
 
@@ -384,8 +353,6 @@ def plot_student_variance(df: pd.DataFrame, ax: Any = None, variants: Optional[S
         df: one row per student: ``variant``, ``n``, ``test_auc`` (pooled over seeds).
         **style: passed to ``seaborn.boxplot``.
     """
-    import seaborn as sns
-
     own = ax is None
     with style_context(), variant_styles(ordered_variants(df)):
         fig, ax = new_axes(ax)
@@ -396,69 +363,43 @@ def plot_student_variance(df: pd.DataFrame, ax: Any = None, variants: Optional[S
         data = own_rows[own_rows["variant"].isin(order)].assign(auc=lambda d: d["test_auc"].astype(float) * 100,
                                                                 n=lambda d: d["n"].astype(int))
         palette = {variant: variant_style(variant, i)["color"] for i, variant in enumerate(order)}
+        hatches = shared_colour_hatches(palette)  # KDEF's controls share KDEF's colour and boxes have no marker
         present = {n: [v for v in order if ((data["n"] == n) & (data["variant"] == v)).any()] for n in ns}
         if any(present[n] and present[n] != order for n in ns):  # recipes at some N only: no empty slots
-            _sparse_boxes(ax, data, single, ns, present, palette)
-            handles = [Patch(facecolor=palette[v], edgecolor=palette[v], alpha=0.45, label=v) for v in order]
-            if len(single):
-                grey = variant_style(SINGLE_LABEL)["color"]
-                handles.append(Patch(facecolor=grey, edgecolor=grey, alpha=0.45, label=SINGLE_LABEL))
-            ax.set_xticks(range(len(ns)), [str(n) for n in ns])
-            ax.set_xlabel("number of sub-networks N")
-            ax.set_ylabel("student test AUC (%)")
-            ax.set_title("Spread of student AUC")
-            place_legend(ax, own, handles=handles)
-            return fig, ax
-        common = {"data": data, "x": "n", "y": "auc", "hue": "variant", "order": ns, "hue_order": order,
-                  "palette": palette, "ax": ax}
-        sns.boxplot(**common, showfliers=False, dodge=True, width=0.8, boxprops={"alpha": 0.45},
-                    **style)
-        saved = np.random.get_state()  # stripplot's jitter draws from numpy's global generator: fix, then restore
-        np.random.seed(0)
-        try:
-            sns.stripplot(**common, dodge=True, size=2.5, linewidth=0, jitter=0.25, legend=False, zorder=3)
-        finally:
-            np.random.set_state(saved)
-        if ax.get_legend() is not None:
-            ax.get_legend().remove()
-        handles = [Patch(facecolor=palette[v], edgecolor=palette[v], alpha=0.45, label=v) for v in order]
-        if len(single) and 1 in ns:  # the single model once, in its own grey box at N = 1
-            grey = variant_style(SINGLE_LABEL)["color"]
-            values = single["test_auc"].to_numpy(float) * 100
-            ax.boxplot(values, positions=[ns.index(1)], widths=0.3, showfliers=False, patch_artist=True,
-                       boxprops={"facecolor": grey, "alpha": 0.45, "edgecolor": grey},
-                       medianprops={"color": "black"}, whiskerprops={"color": grey}, capprops={"color": grey})
-            jitter = np.random.default_rng(0).uniform(-0.1, 0.1, values.size)
-            ax.scatter(ns.index(1) + jitter, values, s=6, color=grey, linewidths=0, zorder=3)
-            handles.append(Patch(facecolor=grey, edgecolor=grey, alpha=0.45, label=SINGLE_LABEL))
+            sparse_boxes(ax, data, single, ns, present, palette, hatches)
+        else:
+            _dodged_boxes(ax, data, single, ns, order, palette, hatches, **style)
         ax.set_xticks(range(len(ns)), [str(n) for n in ns])
         ax.set_xlabel("number of sub-networks N")
         ax.set_ylabel("student test AUC (%)")
         ax.set_title("Spread of student AUC")
-        place_legend(ax, own, handles=handles)
+        place_legend(ax, own, handles=box_legend(order, palette, hatches, bool(len(single)) and 1 in ns))
     return fig, ax
 
 
-def _sparse_boxes(ax: Any, data: pd.DataFrame, single: pd.DataFrame, ns: Sequence[int],
-                  present: Mapping[int, Sequence[str]], palette: Mapping[str, str]) -> None:
-    """Figure 4 when recipes were run at some N only (a sweep of student mixes): at each N only the recipes
-    present there (and the single model at N = 1) share the slot, side by side, instead of one slot per recipe
-    at every N with most of them empty."""
-    grey = variant_style(SINGLE_LABEL)["color"]
-    rng = np.random.default_rng(0)  # the jitter of the points: fixed, so the figure is reproducible
-    for x, n in enumerate(ns):
-        groups = [(v, data.loc[(data["n"] == n) & (data["variant"] == v), "auc"].to_numpy(float), palette[v])
-                  for v in present[n]]
-        if n == 1 and len(single):
-            groups.insert(0, (SINGLE_LABEL, single["test_auc"].to_numpy(float) * 100, grey))
-        if not groups:
-            continue
-        width = 0.8 / len(groups)
-        for k, (_, values, color) in enumerate(groups):
-            pos = x - 0.4 + width * (k + 0.5)
-            ax.boxplot(values, positions=[pos], widths=width * 0.85, showfliers=False, patch_artist=True,
-                       boxprops={"facecolor": color, "alpha": 0.45, "edgecolor": "0.35"},
-                       medianprops={"color": "0.2"}, whiskerprops={"color": "0.35"}, capprops={"color": "0.35"})
-            jitter = rng.uniform(-0.3, 0.3, values.size) * width
-            ax.scatter(pos + jitter, values, s=6, color=color, linewidths=0, zorder=3)
-    ax.set_xlim(-0.6, len(ns) - 0.4)
+def _dodged_boxes(ax: Any, data: pd.DataFrame, single: pd.DataFrame, ns: Sequence[int], order: Sequence[str],
+                  palette: Mapping[str, str], hatches: Mapping[str, str], **style: Any) -> None:
+    """Figure 4 with every recipe at every N > 1: seaborn's dodged boxes and strip points, one slot per recipe,
+    and the single model once, in its own grey box at N = 1."""
+    import seaborn as sns
+
+    common = {"data": data, "x": "n", "y": "auc", "hue": "variant", "order": ns, "hue_order": order,
+              "palette": palette, "ax": ax}
+    sns.boxplot(**common, showfliers=False, dodge=True, width=0.8, boxprops={"alpha": 0.45}, **style)
+    hatch_dodged_boxes(ax, [hatches[v] for v in order])
+    saved = np.random.get_state()  # stripplot's jitter draws from numpy's global generator: fix, then restore
+    np.random.seed(0)
+    try:
+        sns.stripplot(**common, dodge=True, size=2.5, linewidth=0, jitter=0.25, legend=False, zorder=3)
+    finally:
+        np.random.set_state(saved)
+    if ax.get_legend() is not None:
+        ax.get_legend().remove()
+    if len(single) and 1 in ns:
+        grey = variant_style(SINGLE_LABEL)["color"]
+        values = single["test_auc"].to_numpy(float) * 100
+        ax.boxplot(values, positions=[list(ns).index(1)], widths=0.3, showfliers=False, patch_artist=True,
+                   boxprops={"facecolor": grey, "alpha": 0.45, "edgecolor": grey},
+                   medianprops={"color": "black"}, whiskerprops={"color": grey}, capprops={"color": grey})
+        jitter = np.random.default_rng(0).uniform(-0.1, 0.1, values.size)
+        ax.scatter(list(ns).index(1) + jitter, values, s=6, color=grey, linewidths=0, zorder=3)

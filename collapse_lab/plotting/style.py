@@ -29,6 +29,7 @@ __all__ = [
     "new_axes",
     "place_legend",
     "has_data",
+    "shared_colour_hatches",
     "figure_metadata",
     "save_figure",
 ]
@@ -215,23 +216,86 @@ def place_legend(ax: Any, own_figure: bool, handles: Optional[Sequence[Any]] = N
     return ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, **kwargs)
 
 
-def has_data(ax: Any) -> bool:
-    """Whether ``ax`` shows any data: an image, a patch or point collection, or a line in data coordinates with
-    a finite value — reference lines (``axhline``/``axvline``), titles and grids do not count."""
+def _finite_patch(patch: Any) -> bool:
+    """Whether a patch is drawn at a finite place: a bar (``Rectangle``) with finite corner, width and height, any
+    other patch (a box of a box plot) with every vertex finite."""
+    import numpy as np
+    from matplotlib.patches import Rectangle
+
+    if isinstance(patch, Rectangle):
+        return bool(np.isfinite([patch.get_x(), patch.get_y(), patch.get_width(), patch.get_height()]).all())
+    vertices = patch.get_patch_transform().transform(patch.get_path().vertices)
+    return bool(vertices.size) and bool(np.isfinite(vertices).all())
+
+
+def _finite_collection(collection: Any) -> bool:
+    """Whether a collection shows a finite value: a scatter (``PathCollection``) a point with finite offsets, a
+    mesh a finite value, any other collection (a band of ``fill_between``, error bars) a finite vertex."""
+    import numpy as np
+    from matplotlib.collections import PathCollection, QuadMesh
+
+    if isinstance(collection, PathCollection):
+        offsets = np.asarray(collection.get_offsets(), dtype=float).reshape(-1, 2)
+        return bool(np.isfinite(offsets).all(axis=1).any())
+    if isinstance(collection, QuadMesh):
+        return _finite_array(collection.get_array())
+    return any(np.isfinite(np.asarray(path.vertices, dtype=float)).all(axis=-1).any()
+               for path in collection.get_paths())
+
+
+def _finite_array(values: Any) -> bool:
+    """Whether an image's or mesh's values hold a finite, unmasked entry."""
     import numpy as np
 
-    if ax.images or ax.patches:
+    if values is None:
+        return False
+    filled = np.ma.asarray(values).astype(float).filled(np.nan)
+    return bool(np.isfinite(filled).any())
+
+
+def has_data(ax: Any) -> bool:
+    """Whether ``ax`` shows any data: a finite value of an image, a bar or other patch at a finite place, a
+    scatter point with finite coordinates, a band or bar collection with a finite vertex, or a line in data
+    coordinates with a finite value — all-NaN artists (a figure whose values are all missing), reference lines
+    (``axhline``/``axvline``), titles and grids do not count."""
+    import numpy as np
+
+    if any(_finite_array(image.get_array()) for image in ax.images):
         return True
-    for collection in ax.collections:
-        if len(collection.get_offsets()) or len(collection.get_paths()):
-            return True
+    if any(_finite_patch(patch) for patch in ax.patches):
+        return True
+    if any(_finite_collection(collection) for collection in ax.collections):
+        return True
     for line in ax.get_lines():
-        if line.get_transform() is not ax.transData and line.get_transform() != ax.transData:
-            continue  # axhline, axvline: in axes coordinates on one axis
-        y = np.asarray(line.get_ydata(), dtype=float)
-        if y.size and np.isfinite(y).any():
+        transform = line.get_transform()
+        if transform is not ax.transData and not transform.contains_branch(ax.transData):
+            continue  # axhline, axvline: in axes coordinates on one axis (their blended transform == transData)
+        xy = np.asarray(line.get_xydata(), dtype=float).reshape(-1, 2)  # unit-converted (categorical x too)
+        if np.isfinite(xy).all(axis=1).any():
             return True
     return False
+
+
+#: hatches of the boxes of recipes that share a colour with an earlier recipe (KDEF's controls share KDEF's)
+HATCHES = ("////", "....", "xxxx", "\\\\\\\\", "++++", "oooo")
+
+
+def shared_colour_hatches(colours: Mapping[str, str]) -> Dict[str, str]:
+    """``{variant: hatch}`` for boxes and bars, which have no marker to tell apart recipes of one colour: the
+    first recipe of a colour (in the order given) plain (``""``), the next ones of that colour the next of
+    :data:`HATCHES`; so a figure of recipes with distinct colours has no hatch at all.
+
+    Example:
+        >>> shared_colour_hatches({"kd": "#0072B2", "kdef": "#D55E00", "kdef-kd-only": "#D55E00"})
+        {'kd': '', 'kdef': '', 'kdef-kd-only': '////'}
+    """
+    seen: Dict[str, int] = {}
+    out = {}
+    for variant, colour in colours.items():
+        k = seen.get(str(colour).lower(), 0)
+        seen[str(colour).lower()] = k + 1
+        out[variant] = "" if k == 0 else HATCHES[(k - 1) % len(HATCHES)]
+    return out
 
 
 def figure_metadata(sweep_id: str, description: str = "", extra: Optional[Mapping[str, Any]] = None,

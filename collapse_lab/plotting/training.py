@@ -83,7 +83,8 @@ def plot_collapse_map(df: pd.DataFrame, measure: str = "erank_ratio", ax: Any = 
                       variants: Optional[Sequence[str]] = None, cmap: str = "PuOr", min_range: float = 0.1,
                       **style: Any
                       ) -> Tuple[Any, Any]:
-    """One heat map per recipe: rows = the embedding (layer 0) and the hidden layers, columns = N, colour and
+    """One heat map per recipe with a finite value (a recipe whose values are all missing gets no panel; with
+    none, the axes are hidden): rows = the embedding (layer 0) and the hidden layers, columns = N, colour and
     number = the mean over seeds of the ratio to a Gaussian; one diverging colour scale for all panels (a
     colour-blind-safe ColorBrewer map), centred on 1 (random-like) and at least ±``min_range`` wide, so that
     ratios within round-off of 1 look neutral instead of filling the scale with noise.
@@ -91,28 +92,30 @@ def plot_collapse_map(df: pd.DataFrame, measure: str = "erank_ratio", ax: Any = 
     Args:
         df: :func:`collapse_lab.results.tables.collapse_map_table` rows ``variant, layer, n, value``.
         measure: the per-layer measure the values are (for the labels).
-        ax: a sequence of one axes per recipe (default: a new figure).
+        ax: a sequence of one axes per recipe of ``df`` (default: a new figure); those left over are hidden.
         **style: passed to ``imshow``.
     """
-    order = ordered_variants(df, variants)
-    layers = sorted(int(v) for v in df["layer"].unique())
-    ns = sorted(int(v) for v in df["n"].unique())
-    values = df["value"].to_numpy(float)
-    half = max(abs(np.nanmax(values) - 1.0), abs(1.0 - np.nanmin(values)), min_range)
+    finite = df[np.isfinite(pd.to_numeric(df["value"], errors="coerce").to_numpy(float))]
+    # a recipe without any finite value (its spectra not computed) gets no panel: no all-NaN map; with none
+    # left the figure has no axes with data and is skipped (collapse_lab.plotting.figures, NO_DATA)
+    order = ordered_variants(finite, variants)
+    layers = sorted(int(v) for v in finite["layer"].unique())
+    values = finite["value"].to_numpy(float)
+    half = max(float(np.abs(values - 1.0).max()) if values.size else 0.0, min_range)
     vmin, vmax = 1.0 - half, 1.0 + half
     with style_context():
-        cols = min(3, len(order))
-        rows = int(np.ceil(len(order) / cols))
+        cols = min(3, max(len(order), 1))
+        rows = max(int(np.ceil(len(order) / cols)), 1)
         fig, axes = new_axes(ax, ncols=cols, nrows=rows, figsize=(2.3 * cols + 0.8, (0.32 * len(layers) + 0.9) * rows))\
-            if ax is None else new_axes(ax, ncols=len(order))
+            if ax is None else new_axes(ax, ncols=len(ordered_variants(df, variants)))  # one per recipe of df
         axes = np.atleast_1d(axes)
         image = None
         for axis, variant in zip(axes, order, strict=False):
-            sub = df[(df["variant"] == variant) & np.isfinite(df["value"].to_numpy(float))]
+            sub = finite[finite["variant"] == variant]
             # only the layers and N this recipe has (a backbone alone has N = 1 only, a mix N > 1 only, and
             # students differ in depth): no blank columns or rows
-            own_layers = sorted(int(v) for v in sub["layer"].unique()) or layers
-            own_ns = sorted(int(v) for v in sub["n"].unique()) or ns
+            own_layers = sorted(int(v) for v in sub["layer"].unique())
+            own_ns = sorted(int(v) for v in sub["n"].unique())
             grid = np.full((len(own_layers), len(own_ns)), np.nan)
             for r in sub.itertuples(index=False):
                 grid[own_layers.index(int(r.layer)), own_ns.index(int(r.n))] = r.value
