@@ -11,7 +11,7 @@ from sweep_fixtures import build_tiny_sweep
 from collapse_lab.cli import main
 from collapse_lab.errors import UserError
 from collapse_lab.plotting.figures import FIGURES
-from collapse_lab.sweep.grid import expand_grid, load_grid
+from collapse_lab.sweep.grid import expand_grid, load_grid, parse_grid_overrides
 from collapse_lab.sweep.reproduce import analyze_sweep, preset_names, resolve_preset
 from collapse_lab.sweep.runner import run_sweep
 
@@ -65,14 +65,19 @@ def test_presets_expand_as_documented():
     assert all(p.config["dataset"] == "movielens-100k" and p.config["hidden_units"] == [128, 128, 128]
                for p in quick)
     ml100k = expand_grid(load_grid(resolve_preset("ml100k")))
-    # vanilla-mean: 6 N x 5 seeds; the 5 other recipes: 5 N (no N = 1) x 5 seeds; 3 KDEF ablations at
-    # N = 2, 4, 10; the capacity control at K = 2, 3, 4, 6, 10 (one student each)
-    assert len(ml100k) == 30 + 5 * 25 + 3 * 3 * 5 + 5 * 5
+    # vanilla-mean: 4 N x 3 seeds; the 5 other recipes: 3 N (no N = 1) x 3 seeds; 3 KDEF ablations at
+    # N = 2, 4; the capacity control at K = 2, 4, 10 (one student each)
+    assert len(ml100k) == 12 + 5 * 9 + 3 * 2 * 3 + 3 * 3
     capacity = [p.config for p in ml100k if p.config["width_match_n"] is not None]
     assert {(c["n"], c["method"], c["width_match_n"]) for c in capacity} == {(1, "vanilla", k)
-                                                                             for k in (2, 3, 4, 6, 10)}
-    assert {p.config["seed"] for p in ml100k} == {2024, 2025, 2026, 2027, 2028}
+                                                                             for k in (2, 4, 10)}
+    assert {p.config["seed"] for p in ml100k} == {2024, 2025, 2026}
     assert all(p.config["hidden_units"] == [400, 400, 400] for p in ml100k)
+    # the larger grid the preset's header names: 5 seeds x N in {1, 2, 3, 4, 6, 10}, ablations still at N = 2, 4
+    larger = expand_grid(load_grid(resolve_preset("ml100k")),
+                         parse_grid_overrides(["seed=2024,2025,2026,2027,2028", "n=1,2,3,4,6,10"]))
+    assert len(larger) == 30 + 5 * 25 + 3 * 2 * 5 + 3 * 5
+    assert {p.name for p in ml100k} <= {p.name for p in larger}
 
 
 @pytest.mark.parametrize("name", ["criteo", "ml1m", "kdd12", "ipinyou", "kkbox"])
