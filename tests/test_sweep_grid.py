@@ -256,3 +256,26 @@ def test_a_bundle_pinning_a_key_still_runs_once_without_error():
     spec = spec_from_dict({"grid": {"recipe": [{"method": "vanilla", "n": 1, "width_match_n": 4}],
                                     "n": [1, 2, 4], "seed": [1]}})
     assert len(expand_grid(spec)) == 1
+
+
+def test_an_exclude_rule_that_matches_no_point_is_a_warning_naming_it(tmp_path):
+    """A dotted rule never matches a student argument left at its default: the user is told, not left guessing."""
+    spec = spec_from_dict({"base": {"student": "ecn", "method": "vanilla", "n": 2, "hidden_units": [8]},
+                           "grid": {"seed": [1, 2], "student_args.ecn.net_dropout": [0.1, 0.2]},
+                           "exclude": [{"student_args.ecn.num_cross_layers": 3}, {"seed": 2},
+                                       {"student_args.ecn.net_dropout": 0.2, "seed": 1}]})
+    warnings = []
+    points = expand_grid(spec, warnings=warnings)
+    assert [(p.config["seed"], _ecn_args(p)) for p in points] == [(1, {"net_dropout": 0.1})]
+    assert warnings == ["<grid>: exclude rule {student_args.ecn.num_cross_layers: 3} matches no point of the grid; "
+                        "a dotted student_args.<student>.<argument> rule matches only an argument the point sets "
+                        "(not one left at its default), and a whole student_args rule only a point whose block "
+                        "equals it"]
+    path = _write(tmp_path, ECN_GRID + "exclude: [{method: kd}]\n")
+    from click.testing import CliRunner
+
+    from collapse_lab.cli import cli
+
+    result = CliRunner().invoke(cli, ["sweep", str(path), "--out", str(tmp_path / "sw"), "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert result.stderr.splitlines() == [f"warning: {path}: exclude rule {{method: kd}} matches no point of the grid"]

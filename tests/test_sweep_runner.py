@@ -220,8 +220,11 @@ def test_executor_registry_and_bad_jobs():
 def test_cli_dry_run_lists_runs(grid, tmp_path):
     result = CliRunner().invoke(cli, ["sweep", str(grid), "--out", str(tmp_path / "sw"), "--dry-run", "n=2"])
     assert result.exit_code == 0, result.output
-    lines = result.output.strip().splitlines()
+    lines = result.stdout.strip().splitlines()
     assert len(lines) == 3 and lines[0].startswith("missing   vanilla-mean-n2-s2024-")
+    # n=2 leaves the grid's rule {method: kdef, n: 1} nothing to drop: said on stderr, the listing is unchanged
+    assert result.stderr.splitlines() == [f"warning: {grid}: exclude rule {{method: kdef, n: 1}} matches no point "
+                                          "of the grid"]
     assert lines[-1].startswith("sweep fake-") and "2 runs (2 missing), 2 to train" in lines[-1]
     run_sweep(grid, out_dir=tmp_path / "sw", overrides=["n=2", "method=kdef"], trainer=FAKE, progress=False)
     again = CliRunner().invoke(cli, ["sweep", str(grid), "--out", str(tmp_path / "sw"), "--dry-run", "n=2"])
@@ -337,7 +340,7 @@ def test_cli_dry_run_shows_stale_runs(data_grid, tmp_path):
     run_sweep(data_grid, out_dir=out, overrides=["n=2", "method=kdef"], trainer=FAKE, progress=False)
     write_fake_dataset(tmp_path / "data", "toy", NEW)
     result = CliRunner().invoke(cli, ["sweep", str(data_grid), "--out", str(out), "--dry-run", "n=2"])
-    lines = result.output.strip().splitlines()
+    lines = result.stdout.strip().splitlines()
     assert result.exit_code == 0 and lines[0].startswith("missing   vanilla-mean-n2-s2024-"), result.output
     assert lines[1].startswith("stale     kdef-mean-n2-s2024-")
     assert "2 runs (1 missing, 1 stale), 2 to train" in lines[-1]

@@ -45,6 +45,8 @@ def sweep_command(grid: Path, overrides: Tuple[str, ...], out_dir: Optional[Path
 
     runner = build_executor(executor, jobs, threads, address, gpus_per_run, copy_back)
     report = run_sweep(grid, out_dir=out_dir, overrides=overrides, executor=runner, device=device, dry_run=dry_run)
+    for note in report.warnings:
+        click.echo(f"warning: {note}", err=True)
     for name, error in report.failed.items():
         click.echo(f"failed: {name}: {error}", err=True)
     for name, error in report.resume_errors.items():

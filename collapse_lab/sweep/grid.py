@@ -50,7 +50,7 @@ import itertools
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Set, Tuple, Union
 
 import yaml
 
@@ -340,7 +340,19 @@ def _matches(point: Mapping[str, Any], rule: Mapping[str, Any]) -> bool:
     return all(_lookup(point, key) == (True, value) for key, value in rule.items())
 
 
-def expand_grid(spec: SweepSpec, overrides: Optional[Mapping[str, List[Any]]] = None) -> List[SweepPoint]:
+def _unmatched_rule(rule: Mapping[str, Any], source: str) -> str:
+    """The warning for an ``exclude`` rule that dropped no point, with the nested-key matching spelled out when the
+    rule names ``student_args`` (the usual reason it matches nothing)."""
+    shown = "{" + ", ".join(f"{k}: {v}" for k, v in rule.items()) + "}"
+    hint = ""
+    if any(str(k).partition(".")[0] in NESTED_KEYS for k in rule):
+        hint = ("; a dotted student_args.<student>.<argument> rule matches only an argument the point sets (not one "
+                "left at its default), and a whole student_args rule only a point whose block equals it")
+    return f"{source}: exclude rule {shown} matches no point of the grid{hint}"
+
+
+def expand_grid(spec: SweepSpec, overrides: Optional[Mapping[str, List[Any]]] = None,
+                warnings: Optional[List[str]] = None) -> List[SweepPoint]:
     """All runs of a sweep: the cartesian product of the axes on top of ``base``, minus excluded points.
 
     Points are resolved with ``resolve_config`` (defaults filled, values checked) and deduplicated by name
@@ -349,6 +361,12 @@ def expand_grid(spec: SweepSpec, overrides: Optional[Mapping[str, List[Any]]] = 
     recipe can pin it: ``{method: vanilla, n: 1, width_match_n: 4}`` runs once per seed whatever the ``n`` axis
     holds. Dotted keys (``student_args.ecn.num_cross_layers``) are then set inside the point's
     ``student_args`` block, keeping the student's other arguments.
+
+    An ``exclude`` rule matches a point when each of its keys equals the point's setting or the resolved config's
+    value (so a default such as ``fusion: mean`` counts); a dotted ``student_args.<student>.<argument>`` key is
+    looked up in the point's ``student_args`` block, which holds only the arguments the grid sets (a student's
+    defaults are filled later, per member), and a whole ``student_args`` key must equal the full block. A rule
+    that matches no point is most likely such a miss, so each one adds a line to ``warnings`` (when given).
 
     Raises:
         UserError: no axis, an empty axis, every point excluded, a value the config rejects, or two points with
@@ -363,6 +381,7 @@ def expand_grid(spec: SweepSpec, overrides: Optional[Mapping[str, List[Any]]] = 
     _, resolve_config, config_to_dict = _config_api()
     points: Dict[str, SweepPoint] = {}
     nested: Dict[str, Dict[str, Any]] = {}  # run name -> the settings of the point that took it
+    used: Set[int] = set()  # the exclude rules that dropped a point
     keys = list(spec.axes)
     for combo in itertools.product(*(spec.axes[k] for k in keys)):
         overrides_point: Dict[str, Any] = {}
@@ -376,14 +395,18 @@ def expand_grid(spec: SweepSpec, overrides: Optional[Mapping[str, List[Any]]] = 
                 plain[key] = value
         _layer(overrides_point, plain)
         _layer(overrides_point, bundles)  # a bundle's keys win over plain axes (e.g. the capacity control's n: 1)
-        if any(_matches(overrides_point, rule) for rule in spec.exclude):
+        hits = [i for i, rule in enumerate(spec.exclude) if _matches(overrides_point, rule)]
+        used.update(hits)
+        if hits:
             continue
         settings = _nest(overrides_point, spec.source)
         try:
             config = config_to_dict(resolve_config(overrides=settings))
         except UserError as exc:
             raise UserError(f"{spec.source}: run {_describe(overrides_point, spec.base)}: {exc}") from None
-        if any(_matches(config, rule) for rule in spec.exclude):  # rules may name defaults, e.g. fusion: mean
+        hits = [i for i, rule in enumerate(spec.exclude) if _matches(config, rule)]  # defaults, e.g. fusion: mean
+        used.update(hits)
+        if hits:
             continue
         name = run_name(config)
         if name in points and nested[name] != settings:
@@ -395,4 +418,6 @@ def expand_grid(spec: SweepSpec, overrides: Optional[Mapping[str, List[Any]]] = 
     if not points:
         raise UserError(f"{spec.source}: the grid is empty: every point is excluded; valid keys: "
                         f"{_valid_list(valid)}")
+    if warnings is not None:
+        warnings += [_unmatched_rule(rule, spec.source) for i, rule in enumerate(spec.exclude) if i not in used]
     return list(points.values())

@@ -191,6 +191,7 @@ def summary_lines(report: ReproduceReport) -> Tuple[List[str], List[str]]:
     if report.prepared:
         out.append(f"prepared: {', '.join(report.prepared)}")
     out.append(report.sweep.summary_line())
+    err += [f"warning: {note}" for note in report.sweep.warnings]
     err += [f"failed run {name}: {why}" for name, why in report.sweep.failed.items()]
     spectra = report.spectra
     out.append(f"spectra: {len(spectra.analysed)} analysed, {len(spectra.already)} already, "

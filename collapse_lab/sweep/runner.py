@@ -115,6 +115,8 @@ class SweepReport:
     statuses: Dict[str, str] = field(default_factory=dict)  # status of every run before this call
     #: complete runs whose manifest records no dataset hash (nothing to compare with the dataset now): kept
     unverified: List[str] = field(default_factory=list)
+    #: one-line notes on the grid (an exclude rule that matches no point), printed as ``warning:`` lines
+    warnings: List[str] = field(default_factory=list)
 
     def to_json(self, dry_run: bool = False) -> Dict[str, Any]:
         """A JSON-able dict for ``collapse-lab sweep --json``: every run with its status before this call
@@ -138,7 +140,8 @@ class SweepReport:
             runs.append(entry)
         counts = Counter(self.statuses.get(n) for n in self.runs)
         out: Dict[str, Any] = {"sweep_id": self.sweep_id, "sweep_dir": str(self.sweep_dir), "dry_run": dry_run,
-                               "runs": runs, "statuses": dict(sorted(counts.items(), key=lambda kv: str(kv[0]))),
+                               "warnings": list(self.warnings), "runs": runs,
+                               "statuses": dict(sorted(counts.items(), key=lambda kv: str(kv[0]))),
                                "to_train": sum(self.statuses.get(n) != "complete" for n in self.runs)}
         if not dry_run:
             out.update(trained=len(self.completed), skipped=len(self.skipped), failed=len(self.failed),
@@ -277,11 +280,13 @@ def sweep_runs_dir(sweep_dir: Union[str, Path]) -> Path:
 
 
 def plan_sweep(grid: Union[str, Path, SweepSpec], out_dir: Optional[Union[str, Path]] = None,
-               overrides: Union[Sequence[str], Mapping[str, List[Any]]] = ()) -> tuple:
-    """Parse and expand a grid: ``(spec, points, sweep_dir)`` (default ``sweeps/<name>``); nothing is written."""
+               overrides: Union[Sequence[str], Mapping[str, List[Any]]] = (),
+               warnings: Optional[List[str]] = None) -> tuple:
+    """Parse and expand a grid: ``(spec, points, sweep_dir)`` (default ``sweeps/<name>``); nothing is written.
+    Notes on the grid (an ``exclude`` rule that matches no point) are appended to ``warnings`` when given."""
     spec = grid if isinstance(grid, SweepSpec) else load_grid(grid)
     axes = parse_grid_overrides(list(overrides)) if not isinstance(overrides, Mapping) else dict(overrides)
-    points = expand_grid(spec, axes)
+    points = expand_grid(spec, axes, warnings=warnings)
     sweep_dir = Path(out_dir) if out_dir is not None else child("sweeps", spec.name, "sweep name", spec.source)
     return spec, points, sweep_dir
 
@@ -362,13 +367,14 @@ def run_sweep(grid: Union[str, Path, SweepSpec], out_dir: Optional[Union[str, Pa
     """
     from tqdm.auto import tqdm
 
-    spec, points, sweep_dir = plan_sweep(grid, out_dir, overrides)
+    notes: List[str] = []
+    spec, points, sweep_dir = plan_sweep(grid, out_dir, overrides, warnings=notes)
     if isinstance(executor, str):
         executor = make_executor(executor, jobs=jobs, threads=threads)
     start = time.perf_counter()
     runs_dir = sweep_runs_dir(sweep_dir)
     report = SweepReport(sweep_dir=sweep_dir, sweep_id=sweep_id(spec.name, [p.name for p in points]),
-                         runs=[p.name for p in points])
+                         runs=[p.name for p in points], warnings=notes)
     hashes = dataset_hashes([p.config for p in points])  # one meta.json per dataset
 
     def status_of(point: SweepPoint) -> Tuple[str, bool]:
