@@ -161,6 +161,28 @@ def test_a_resume_error_is_kept_when_training_again_from_scratch_works(grid, tmp
     assert runs[name]["resume_error"] is None and runs[name]["attempts"] == 3
 
 
+def test_a_run_another_process_finished_clears_the_old_resume_error(grid, tmp_path, monkeypatch):
+    """The record of a run found complete (trained by another sweep) keeps no resume error of an earlier attempt:
+    it would describe a run that is no longer there."""
+    import collapse_lab.sweep.runner as runner
+
+    out = tmp_path / "sw"
+    name = run_sweep(grid, out_dir=out, trainer=FAKE, progress=False).runs[0]
+    _interrupt(out, name)
+    _failing_resume(monkeypatch)
+    run_sweep(grid, out_dir=out, trainer=FAKE, progress=False)
+    assert _record(out)[1][name]["resume_error"] is not None
+    monkeypatch.undo()
+    _interrupt(out, name)
+    monkeypatch.setattr(runner, "execute_run",
+                        lambda task: runner.RunOutcome(task.name, "complete", 0.0, trained=False))
+    report = run_sweep(grid, out_dir=out, trainer=FAKE, progress=False)
+    assert report.skipped.count(name) == 1 and not report.completed
+    run = _record(out)[1][name]
+    assert (run["status"], run["error"], run["resume_error"], run["resume_traceback"]) == ("complete", None, None,
+                                                                                           None)
+
+
 def test_both_errors_are_kept_when_training_again_from_scratch_fails_too(grid, tmp_path, monkeypatch):
     out = tmp_path / "sw"
     first = run_sweep(grid, out_dir=out, trainer=FAKE, progress=False)

@@ -419,8 +419,9 @@ def run_sweep(grid: Union[str, Path, SweepSpec], out_dir: Optional[Union[str, Pa
         if isinstance(outcome, BaseException):  # the worker itself died
             outcome = RunOutcome(name, "failed", 0.0, f"{type(outcome).__name__}: {outcome}")
         if outcome.status == "complete" and not outcome.trained:  # another process finished it
-            report.skipped.append(name)
-            record.set_run(name, status="complete", error=None, traceback=None)
+            report.skipped.append(name)  # an earlier attempt's errors no longer describe the run
+            record.set_run(name, status="complete", error=None, traceback=None, resume_error=None,
+                           resume_traceback=None)
         else:
             attempts = int(record.state["runs"][name].get("attempts", 0)) + 1
             record.set_run(name, status=outcome.status, error=outcome.error, traceback=outcome.traceback,
