@@ -6,12 +6,10 @@ Layout of a sweep directory::
     <sweep_dir>/runs/<run name>/    # one run directory per point (README "Run directory")
 
 A run whose ``manifest.json`` says ``"status": "complete"`` is skipped, unless it is ``stale``: its manifest
-records another dataset content hash (``dataset.hash``) than the dataset prepared now for its config (run names
-and config hashes depend on the config only, so a dataset prepared again with other options or by a newer
-preparation code would otherwise be trained on silently under the old results). A stale run is trained again like
-a failed one. A complete run whose manifest records no dataset hash (a dataset directory without ``meta.json``)
-cannot be checked and is kept as complete; the report lists it (``unverified``) so a dry run says so. The check
-reads one ``meta.json`` per dataset and each run's manifest: no data is hashed. Every run is trained while holding its
+records another dataset content hash (``dataset.hash``) than the dataset prepared now for its config
+(:mod:`collapse_lab.sweep.staleness`). A stale run is trained again like a failed one. A complete run whose
+manifest records no dataset hash cannot be checked and is kept as complete; the report lists it (``unverified``)
+so a dry run says so. Every run is trained while holding its
 directory's lock (:mod:`collapse_lab.io.lock`; the kernel drops it when the holder dies): a run whose lock another
 live process holds is left to it and waited for after the free runs; a run in state ``running`` whose lock is
 free was interrupted and is resumed (``train(..., resume=True)``, from scratch if that cannot work); a failed or
@@ -40,12 +38,13 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 from collapse_lab.errors import UserError
-from collapse_lab.io.contract import run_dataset_hash, run_status
+from collapse_lab.io.contract import run_status
 from collapse_lab.io.lock import DirLock, LockBusy, run_lock_path
 from collapse_lab.io.paths import child
 from collapse_lab.sweep.executor import Executor, make_executor
 from collapse_lab.sweep.grid import SweepPoint, SweepSpec, expand_grid, load_grid, parse_grid_overrides
 from collapse_lab.sweep.record import SWEEP_SCHEMA_VERSION, SweepRecord, now, sweep_id
+from collapse_lab.sweep.staleness import STALE, classify_run, dataset_hashes, dataset_key, sweep_run_status
 
 __all__ = [
     "RunTask",
@@ -66,8 +65,6 @@ __all__ = [
 ]
 
 DEFAULT_TRAINER = "collapse_lab.training.api:train"
-#: the sweep's status of a complete run trained on another preparation of its dataset than the one prepared now
-STALE = "stale"
 
 
 @dataclass
@@ -230,50 +227,6 @@ def check_datasets(configs: Sequence[Mapping[str, Any]]) -> None:
             raise UserError(f"{exc} (or run the whole job with `collapse-lab reproduce`, which prepares it)") from None
 
 
-def _dataset_key(config: Mapping[str, Any]) -> Tuple[Any, Any]:
-    return config.get("dataset"), config.get("data_root")
-
-
-def dataset_hashes(configs: Sequence[Mapping[str, Any]]) -> Dict[Tuple[Any, Any], Optional[str]]:
-    """``{(dataset, data_root): content hash}`` of the dataset prepared now for each config, resolved as training
-    resolves it; None when it is not prepared or its ``meta.json`` records no hash (then nothing is compared).
-
-    Reads one ``meta.json`` per distinct dataset, whatever the number of runs: the hash was computed when the
-    dataset was prepared, so no data is read here.
-    """
-    from collapse_lab.data.catalog import resolve_processed
-    from collapse_lab.data.meta import read_meta
-
-    out: Dict[Tuple[Any, Any], Optional[str]] = {}
-    for key in dict.fromkeys(_dataset_key(c) for c in configs):
-        try:
-            meta = read_meta(resolve_processed(*key)) if key[0] else None
-        except (UserError, OSError, ValueError):  # not prepared, unreadable: training will say why
-            meta = None
-        digest = meta.get("content_hash") if isinstance(meta, dict) else None
-        out[key] = digest if isinstance(digest, str) and digest else None
-    return out
-
-
-def _classify(run_dir: Union[str, Path], dataset_hash: Optional[str]) -> Tuple[str, bool]:
-    """``(status, unverified)``: :func:`sweep_run_status`, and whether a complete run records no dataset hash
-    to compare with ``dataset_hash``."""
-    status = run_status(run_dir)
-    if status != "complete" or dataset_hash is None:
-        return status, False
-    recorded = run_dataset_hash(run_dir)
-    if recorded is None:
-        return status, True
-    return (STALE if recorded != dataset_hash else status), False
-
-
-def sweep_run_status(run_dir: Union[str, Path], dataset_hash: Optional[str]) -> str:
-    """:func:`run_status`, except ``stale`` for a complete run whose manifest records another dataset content hash
-    than ``dataset_hash`` (the hash of the dataset prepared now; None: no check). A run that records none is
-    ``complete``: there is nothing to compare, and training it again on a guess would throw away a finished run."""
-    return _classify(run_dir, dataset_hash)[0]
-
-
 def sweep_runs_dir(sweep_dir: Union[str, Path]) -> Path:
     """Where the run directories of a sweep live (``<sweep_dir>/runs``)."""
     return Path(sweep_dir) / "runs"
@@ -378,7 +331,7 @@ def run_sweep(grid: Union[str, Path, SweepSpec], out_dir: Optional[Union[str, Pa
     hashes = dataset_hashes([p.config for p in points])  # one meta.json per dataset
 
     def status_of(point: SweepPoint) -> Tuple[str, bool]:
-        return _classify(runs_dir / point.name, hashes[_dataset_key(point.config)])
+        return classify_run(runs_dir / point.name, hashes[dataset_key(point.config)])
 
     for point in points:
         status, unverified = status_of(point)
@@ -409,7 +362,7 @@ def run_sweep(grid: Union[str, Path, SweepSpec], out_dir: Optional[Union[str, Pa
     device = executor.task_device(device)
     # absolute: a worker of a remote executor on a shared filesystem does not start in this directory
     tasks = [RunTask(p.name, p.config, str(runs_dir.absolute() / p.name), trainer, device,
-                     dataset_hash=hashes[_dataset_key(p.config)]) for p in todo]
+                     dataset_hash=hashes[dataset_key(p.config)]) for p in todo]
     bar = tqdm(total=len(tasks), desc=f"sweep {spec.name}", unit="run", disable=None if progress is None
                else not progress)
     log = _RunLog(tasks, enabled=progress is None and bool(bar.disable), jobs=getattr(executor, "jobs", 1))
