@@ -379,3 +379,47 @@ def test_execute_run_checks_staleness_again_under_the_run_lock(data_grid, tmp_pa
     outcome = execute_run(RunTask(name, task.config, task.run_dir, FAKE, dataset_hash=NEW))
     assert (outcome.status, outcome.trained) == ("complete", True) and _calls(out)[-1] == name
     assert run_dataset_hash(task.run_dir) == NEW
+
+
+def test_keep_stale_counts_stale_runs_as_complete_and_results_warn_about_mixed_hashes(data_grid, tmp_path):
+    out = tmp_path / "sw"
+    first = run_sweep(data_grid, out_dir=out, trainer=FAKE, progress=False)
+    write_fake_dataset(tmp_path / "data", "toy", NEW)
+    dry = CliRunner().invoke(cli, ["sweep", str(data_grid), "--out", str(out), "--dry-run", "--keep-stale"])
+    lines = dry.stdout.strip().splitlines()
+    assert dry.exit_code == 0 and all(line.endswith("(kept: --keep-stale)") for line in lines[:3]), dry.output
+    assert "3 runs (3 stale), 0 to train" in lines[-1]
+    kept = run_sweep(data_grid, out_dir=out, trainer=FAKE, progress=False, keep_stale=True)
+    assert sorted(kept.kept_stale) == sorted(kept.skipped) == sorted(first.runs) and not kept.completed
+    assert len(_calls(out)) == 3 and "3 already complete (3 stale kept)" in kept.summary_line()
+    assert {run_dataset_hash(out / "runs" / n) for n in first.runs} == {OLD}
+    # one more seed trains on the dataset prepared now: the results mix two preparations of toy, and say so
+    more = run_sweep(data_grid, out_dir=out, overrides=["seed=2024,7"], trainer=FAKE, progress=False,
+                     keep_stale=True)
+    assert len(more.completed) == 3 and len(more.kept_stale) == 3
+    result = CliRunner().invoke(cli, ["results", str(out)])
+    assert result.exit_code == 0, result.output
+    assert [line for line in result.stderr.splitlines() if line.startswith("warning:")] == [
+        f"warning: dataset toy: the runs record 2 dataset hashes (3 runs: {OLD[:12]}, 3 runs: {NEW[:12]}); they "
+        "were trained on different preparations of it"]
+
+
+def test_a_run_recording_another_hash_than_planned_is_reported_and_not_trained_forever(data_grid, tmp_path,
+                                                                                        monkeypatch):
+    """Training hashes the data itself; when that disagrees with meta.json the run would be stale after every
+    training. The mismatch is reported once, recorded in sweep.json, and the run is kept from then on."""
+    import sweep_fixtures
+
+    monkeypatch.setattr(sweep_fixtures, "_prepared_hash", lambda config: "c" * 64)
+    out = tmp_path / "sw"
+    first = run_sweep(data_grid, out_dir=out, trainer=FAKE, progress=False)
+    text = (f"dataset hash mismatch: trained on {'c' * 12}, planned {OLD[:12]} (prepared again meanwhile, or "
+            "meta.json disagrees with the data); kept, not trained again")
+    assert len(first.completed) == 3 and first.dataset_mismatches == {n: text for n in first.runs}
+    _, runs = _record(out)
+    assert {json.dumps(r["dataset_mismatch"]) for r in runs.values()} == {
+        json.dumps({"planned": OLD, "recorded": "c" * 64})}
+    again = run_sweep(data_grid, out_dir=out, trainer=FAKE, progress=False)
+    assert len(_calls(out)) == 3 and sorted(again.kept_stale) == sorted(first.runs) and not again.completed
+    write_fake_dataset(tmp_path / "data", "toy", NEW)  # prepared again for real: trained again
+    assert len(run_sweep(data_grid, out_dir=out, trainer=FAKE, progress=False).completed) == 3

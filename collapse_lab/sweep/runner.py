@@ -38,13 +38,21 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 from collapse_lab.errors import UserError
-from collapse_lab.io.contract import run_status
+from collapse_lab.io.contract import run_dataset_hash, run_status
 from collapse_lab.io.lock import DirLock, LockBusy, run_lock_path
 from collapse_lab.io.paths import child
 from collapse_lab.sweep.executor import Executor, make_executor
 from collapse_lab.sweep.grid import SweepPoint, SweepSpec, expand_grid, load_grid, parse_grid_overrides
 from collapse_lab.sweep.record import SWEEP_SCHEMA_VERSION, SweepRecord, now, sweep_id
-from collapse_lab.sweep.staleness import STALE, classify_run, dataset_hashes, dataset_key, sweep_run_status
+from collapse_lab.sweep.staleness import (
+    STALE,
+    classify_run,
+    dataset_hashes,
+    dataset_key,
+    mismatch_text,
+    sweep_run_status,
+    trained_mismatch,
+)
 
 __all__ = [
     "RunTask",
@@ -80,6 +88,7 @@ class RunTask:
     #: content hash of the dataset prepared for this run when the sweep was planned (None: no check); a complete
     #: run whose manifest records another one is stale and trained again
     dataset_hash: Optional[str] = None
+    keep_stale: bool = False  # a run found stale under the lock counts as complete (--keep-stale)
 
 
 @dataclass
@@ -95,6 +104,8 @@ class RunOutcome:
     #: why resuming an interrupted run failed before it was trained again from scratch (None: no fallback)
     resume_error: Optional[str] = None
     resume_traceback: Optional[str] = None
+    #: the run records another dataset hash than planned (:func:`~collapse_lab.sweep.staleness.trained_mismatch`)
+    dataset_mismatch: Optional[Dict[str, str]] = None
 
 
 @dataclass
@@ -114,6 +125,8 @@ class SweepReport:
     unverified: List[str] = field(default_factory=list)
     #: one-line notes on the grid (an exclude rule that matches no point), printed as ``warning:`` lines
     warnings: List[str] = field(default_factory=list)
+    kept_stale: List[str] = field(default_factory=list)  # stale runs kept as complete (--keep-stale, or a mismatch)
+    dataset_mismatches: Dict[str, str] = field(default_factory=dict)  # run -> trained_mismatch, in words
 
     def to_json(self, dry_run: bool = False) -> Dict[str, Any]:
         """A JSON-able dict for ``collapse-lab sweep --json``: every run with its status before this call
@@ -127,6 +140,10 @@ class SweepReport:
             entry: Dict[str, Any] = {"name": name, "status": self.statuses.get(name)}
             if name in self.unverified:
                 entry["dataset_unverified"] = True
+            if name in self.kept_stale:
+                entry["kept_stale"] = True
+            if name in self.dataset_mismatches:
+                entry["dataset_mismatch"] = self.dataset_mismatches[name]
             if not dry_run:
                 entry["outcome"] = ("failed" if name in self.failed else "trained" if name in self.completed
                                     else "skipped" if name in self.skipped else None)
@@ -139,7 +156,8 @@ class SweepReport:
         out: Dict[str, Any] = {"sweep_id": self.sweep_id, "sweep_dir": str(self.sweep_dir), "dry_run": dry_run,
                                "warnings": list(self.warnings), "runs": runs,
                                "statuses": dict(sorted(counts.items(), key=lambda kv: str(kv[0]))),
-                               "to_train": sum(self.statuses.get(n) != "complete" for n in self.runs)}
+                               "to_train": sum(self.statuses.get(n) != "complete" and n not in self.kept_stale
+                                               for n in self.runs)}
         if not dry_run:
             out.update(trained=len(self.completed), skipped=len(self.skipped), failed=len(self.failed),
                        seconds=round(self.seconds, 3))
@@ -150,8 +168,9 @@ class SweepReport:
         stale = sum(self.statuses.get(name) == STALE for name in self.completed)
         trained = f"{len(self.completed)} trained" + (f" ({stale} stale: trained again on the dataset prepared now)"
                                                       if stale else "")
+        kept = f" ({len(self.kept_stale)} stale kept)" if self.kept_stale else ""
         return (f"sweep {self.sweep_id}: {len(self.runs)} runs, {trained}, "
-                f"{len(self.skipped)} already complete, {len(self.failed)} failed ({self.seconds:.1f} s) "
+                f"{len(self.skipped)} already complete{kept}, {len(self.failed)} failed ({self.seconds:.1f} s) "
                 f"-> {self.sweep_dir}")
 
 
@@ -182,7 +201,7 @@ def execute_run(task: RunTask) -> RunOutcome:
     resume_tb: Optional[str] = None
     try:
         status = sweep_run_status(task.run_dir, task.dataset_hash)  # a stale run is trained again (overwrite)
-        if status == "complete":  # finished by another sweep while this one was planning or waiting
+        if status == "complete" or (status == STALE and task.keep_stale):  # finished by another sweep meanwhile
             return RunOutcome(task.name, "complete", time.perf_counter() - start, trained=False)
         trainer = _import_target(task.trainer)
         kwargs = dict(out_dir=task.run_dir, device=task.device, progress=False, console=False)
@@ -207,7 +226,7 @@ def execute_run(task: RunTask) -> RunOutcome:
     finally:
         lock.release()
     return RunOutcome(task.name, "complete", time.perf_counter() - start, resume_error=resume_error,
-                      resume_traceback=resume_tb)
+                      resume_traceback=resume_tb, dataset_mismatch=trained_mismatch(task.run_dir, task.dataset_hash))
 
 
 def _error_text(exc: BaseException) -> Tuple[str, str]:
@@ -278,9 +297,18 @@ class _RunLog:
         error = f": {outcome.error.splitlines()[0]}" if outcome.error else ""
         if outcome.resume_error and not outcome.error:  # a failed outcome already names it in its error
             error = f" from scratch (resuming failed: {outcome.resume_error.splitlines()[0]})"
+        if getattr(outcome, "dataset_mismatch", None):
+            error += f"; {mismatch_text(outcome.dataset_mismatch)}"
         print(f"{now()} [{self.count}/{len(self.weights)}] {outcome.name} {outcome.status}{error} in "
               f"{outcome.seconds:.0f} s; elapsed {elapsed / 60:.1f} min, eta {self.eta() / 60:.0f} min",
               file=sys.stderr, flush=True)
+
+
+def _mismatch_known(record: SweepRecord, point: SweepPoint, runs_dir: Path, hashes: Mapping[Any, Any]) -> bool:
+    """Whether a stale run is stale only by the mismatch its last training already recorded in ``sweep.json``
+    (same planned and recorded hashes): training it again would record the same hash and never end."""
+    known = record.state["runs"].get(point.name, {}).get("dataset_mismatch")
+    return known == {"planned": hashes[dataset_key(point.config)], "recorded": run_dataset_hash(runs_dir / point.name)}
 
 
 def _execute(executor: Executor, tasks: Sequence[RunTask]) -> Iterator[Tuple[int, Any]]:
@@ -296,7 +324,8 @@ def _execute(executor: Executor, tasks: Sequence[RunTask]) -> Iterator[Tuple[int
 def run_sweep(grid: Union[str, Path, SweepSpec], out_dir: Optional[Union[str, Path]] = None,
               overrides: Union[Sequence[str], Mapping[str, List[Any]]] = (), jobs: Optional[int] = None,
               executor: Union[str, Executor] = "local", device: str = "auto", progress: Optional[bool] = None,
-              trainer: str = DEFAULT_TRAINER, dry_run: bool = False, threads: Optional[int] = None) -> SweepReport:
+              trainer: str = DEFAULT_TRAINER, dry_run: bool = False, threads: Optional[int] = None,
+              keep_stale: bool = False) -> SweepReport:
     """Run (or resume) a sweep.
 
     Args:
@@ -314,6 +343,8 @@ def run_sweep(grid: Union[str, Path, SweepSpec], out_dir: Optional[Union[str, Pa
         dry_run: only expand the grid and read the status of every run (``stale``: complete, but trained on
             another preparation of its dataset than the one prepared now); write and train nothing.
         threads: torch threads per run (default: cpu_count // jobs); a run's own ``num_threads`` key wins.
+        keep_stale: count stale runs as complete (listed in ``kept_stale``) instead of training them again, e.g.
+            to keep a finished sweep's numbers while a dataset is prepared again for a new one.
 
     Returns:
         A :class:`SweepReport`; failed runs are listed there and in ``sweep.json``, never raised.
@@ -338,17 +369,24 @@ def run_sweep(grid: Union[str, Path, SweepSpec], out_dir: Optional[Union[str, Pa
         report.statuses[point.name] = status
         if unverified:
             report.unverified.append(point.name)
+        if status == STALE and keep_stale:
+            report.kept_stale.append(point.name)
     if dry_run:
         return report
-    if trainer == DEFAULT_TRAINER and any(s != "complete" for s in report.statuses.values()):
-        check_datasets([p.config for p in points if report.statuses[p.name] != "complete"])
+    if trainer == DEFAULT_TRAINER and any(s != "complete" and n not in report.kept_stale
+                                          for n, s in report.statuses.items()):
+        check_datasets([p.config for p in points if report.statuses[p.name] != "complete"
+                        and p.name not in report.kept_stale])
     runs_dir.mkdir(parents=True, exist_ok=True)
     record = SweepRecord(sweep_dir, spec, executor)
     todo: List[SweepPoint] = []
     with record.lock:  # plan on the runs' state as of now: another sweep may be working on this directory
+        report.kept_stale = []
         for point in points:
             status = report.statuses[point.name] = status_of(point)[0]
-            if status == "complete":
+            if status == STALE and (keep_stale or _mismatch_known(record, point, runs_dir, hashes)):
+                report.kept_stale.append(point.name)
+            if status == "complete" or point.name in report.kept_stale:
                 report.skipped.append(point.name)
                 record.set_run(point.name, config=point.config, overrides=point.overrides, status="complete")
             else:
@@ -362,7 +400,7 @@ def run_sweep(grid: Union[str, Path, SweepSpec], out_dir: Optional[Union[str, Pa
     device = executor.task_device(device)
     # absolute: a worker of a remote executor on a shared filesystem does not start in this directory
     tasks = [RunTask(p.name, p.config, str(runs_dir.absolute() / p.name), trainer, device,
-                     dataset_hash=hashes[dataset_key(p.config)]) for p in todo]
+                     dataset_hash=hashes[dataset_key(p.config)], keep_stale=keep_stale) for p in todo]
     bar = tqdm(total=len(tasks), desc=f"sweep {spec.name}", unit="run", disable=None if progress is None
                else not progress)
     log = _RunLog(tasks, enabled=progress is None and bool(bar.disable), jobs=getattr(executor, "jobs", 1))
@@ -379,7 +417,10 @@ def run_sweep(grid: Union[str, Path, SweepSpec], out_dir: Optional[Union[str, Pa
             attempts = int(record.state["runs"][name].get("attempts", 0)) + 1
             record.set_run(name, status=outcome.status, error=outcome.error, traceback=outcome.traceback,
                            resume_error=outcome.resume_error, resume_traceback=outcome.resume_traceback,
+                           dataset_mismatch=getattr(outcome, "dataset_mismatch", None),
                            seconds=round(outcome.seconds, 3), attempts=attempts, finished=now())
+            if getattr(outcome, "dataset_mismatch", None):
+                report.dataset_mismatches[name] = mismatch_text(outcome.dataset_mismatch)
             if outcome.resume_error:
                 report.resume_errors[name] = outcome.resume_error
             if outcome.status == "complete":

@@ -19,7 +19,8 @@ from typing import Any, Dict, Mapping, Optional, Sequence, Tuple, Union
 from collapse_lab.errors import UserError
 from collapse_lab.io.contract import run_dataset_hash, run_status
 
-__all__ = ["STALE", "dataset_key", "dataset_hashes", "classify_run", "sweep_run_status"]
+__all__ = ["STALE", "dataset_key", "dataset_hashes", "classify_run", "sweep_run_status", "trained_mismatch",
+           "mismatch_text"]
 
 #: the sweep's status of a complete run trained on another preparation of its dataset than the one prepared now
 STALE = "stale"
@@ -68,3 +69,20 @@ def sweep_run_status(run_dir: Union[str, Path], dataset_hash: Optional[str]) -> 
     than ``dataset_hash`` (the hash of the dataset prepared now; None: no check). A run that records none is
     ``complete``: there is nothing to compare, and training it again on a guess would throw away a finished run."""
     return classify_run(run_dir, dataset_hash)[0]
+
+
+def trained_mismatch(run_dir: Union[str, Path], planned: Optional[str]) -> Optional[Dict[str, str]]:
+    """``{"planned": hash, "recorded": hash}`` when a run just trained records another dataset hash than the one
+    planned (the dataset was prepared again while the sweep ran, or its ``meta.json`` disagrees with what training
+    hashes); None when they agree or either is unknown. The sweep records it and keeps the run: training it again
+    would record the same hash and be stale again, forever."""
+    recorded = run_dataset_hash(run_dir)
+    if planned is None or recorded is None or recorded == planned:
+        return None
+    return {"planned": planned, "recorded": recorded}
+
+
+def mismatch_text(mismatch: Mapping[str, str]) -> str:
+    """One line naming both hashes of :func:`trained_mismatch` (first 12 hex digits)."""
+    return (f"dataset hash mismatch: trained on {mismatch['recorded'][:12]}, planned {mismatch['planned'][:12]} "
+            "(prepared again meanwhile, or meta.json disagrees with the data); kept, not trained again")
