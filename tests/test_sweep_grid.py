@@ -215,3 +215,67 @@ def test_bad_dotted_keys_are_one_line_errors_naming_the_key(tmp_path, text, over
     with pytest.raises(UserError, match=re.escape(fragment)) as exc:
         expand_grid(load_grid(_write(tmp_path, text)), parse_grid_overrides(overrides))
     assert "\n" not in str(exc.value)
+
+
+BASE_DOTTED = {"base": {"student": "ecn", "method": "vanilla", "n": 2, "hidden_units": [8], "seed": 1,
+                        "student_args.ecn.num_cross_layers": 3, "student_args.ecn.net_dropout": 0.3}}
+
+
+def test_a_student_args_axis_replaces_the_base_dotted_keys_under_it():
+    """An axis naming the whole block owns it: the base's dotted keys no longer override every value of it."""
+    spec = spec_from_dict({**BASE_DOTTED, "grid": {"student_args": [{"ecn": {"num_cross_layers": 1}},
+                                                                    {"ecn": {"num_cross_layers": 2}}]}})
+    points = expand_grid(spec)
+    assert [_ecn_args(p) for p in points] == [{"num_cross_layers": 1}, {"num_cross_layers": 2}]
+    assert not any(k.startswith("student_args.") for p in points for k in p.overrides)
+
+
+def test_a_command_line_student_args_block_replaces_the_base_dotted_keys():
+    spec = spec_from_dict({**BASE_DOTTED, "grid": {"seed": [1]}})
+    points = expand_grid(spec, parse_grid_overrides(["student_args={ecn: {num_cross_layers: 1}},"
+                                                     "{ecn: {num_cross_layers: 2}}"]))
+    assert [_ecn_args(p) for p in points] == [{"num_cross_layers": 1}, {"num_cross_layers": 2}]
+
+
+def test_base_dotted_keys_still_merge_into_a_block_of_the_base_and_a_dotted_axis():
+    spec = spec_from_dict({**BASE_DOTTED, "grid": {"student_args.ecn.net_dropout": [0.1, 0.2]}})
+    assert [_ecn_args(p) for p in expand_grid(spec)] == [{"num_cross_layers": 3, "net_dropout": 0.1},
+                                                         {"num_cross_layers": 3, "net_dropout": 0.2}]
+
+
+def test_two_distinct_points_that_are_the_same_run_are_an_error_naming_both():
+    """Bundles that restate a default are one run: an error, not a comparison silently missing from the tables."""
+    spec = spec_from_dict({"grid": {"recipe": [{"method": "kd", "fusion": "mean"}, {"method": "kd"}],
+                                    "seed": [1]}})
+    with pytest.raises(UserError, match=r"grid points \{seed=1, method=kd, fusion=mean\} and \{seed=1, method=kd\} "
+                                        r"are the same run kd-mean-n\d+-s1-[0-9a-f]{8}"):
+        expand_grid(spec)
+
+
+def test_a_bundle_pinning_a_key_still_runs_once_without_error():
+    spec = spec_from_dict({"grid": {"recipe": [{"method": "vanilla", "n": 1, "width_match_n": 4}],
+                                    "n": [1, 2, 4], "seed": [1]}})
+    assert len(expand_grid(spec)) == 1
+
+
+def test_an_exclude_rule_that_matches_no_point_is_a_warning_naming_it(tmp_path):
+    """A dotted rule never matches a student argument left at its default: the user is told, not left guessing."""
+    spec = spec_from_dict({"base": {"student": "ecn", "method": "vanilla", "n": 2, "hidden_units": [8]},
+                           "grid": {"seed": [1, 2], "student_args.ecn.net_dropout": [0.1, 0.2]},
+                           "exclude": [{"student_args.ecn.num_cross_layers": 3}, {"seed": 2},
+                                       {"student_args.ecn.net_dropout": 0.2, "seed": 1}]})
+    warnings = []
+    points = expand_grid(spec, warnings=warnings)
+    assert [(p.config["seed"], _ecn_args(p)) for p in points] == [(1, {"net_dropout": 0.1})]
+    assert warnings == ["<grid>: exclude rule {student_args.ecn.num_cross_layers: 3} matches no point of the grid; "
+                        "a dotted student_args.<student>.<argument> rule matches only an argument the point sets "
+                        "(not one left at its default), and a whole student_args rule only a point whose block "
+                        "equals it"]
+    path = _write(tmp_path, ECN_GRID + "exclude: [{method: kd}]\n")
+    from click.testing import CliRunner
+
+    from collapse_lab.cli import cli
+
+    result = CliRunner().invoke(cli, ["sweep", str(path), "--out", str(tmp_path / "sw"), "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert result.stderr.splitlines() == [f"warning: {path}: exclude rule {{method: kd}} matches no point of the grid"]

@@ -161,6 +161,28 @@ def test_a_resume_error_is_kept_when_training_again_from_scratch_works(grid, tmp
     assert runs[name]["resume_error"] is None and runs[name]["attempts"] == 3
 
 
+def test_a_run_another_process_finished_clears_the_old_resume_error(grid, tmp_path, monkeypatch):
+    """The record of a run found complete (trained by another sweep) keeps no resume error of an earlier attempt:
+    it would describe a run that is no longer there."""
+    import collapse_lab.sweep.runner as runner
+
+    out = tmp_path / "sw"
+    name = run_sweep(grid, out_dir=out, trainer=FAKE, progress=False).runs[0]
+    _interrupt(out, name)
+    _failing_resume(monkeypatch)
+    run_sweep(grid, out_dir=out, trainer=FAKE, progress=False)
+    assert _record(out)[1][name]["resume_error"] is not None
+    monkeypatch.undo()
+    _interrupt(out, name)
+    monkeypatch.setattr(runner, "execute_run",
+                        lambda task: runner.RunOutcome(task.name, "complete", 0.0, trained=False))
+    report = run_sweep(grid, out_dir=out, trainer=FAKE, progress=False)
+    assert report.skipped.count(name) == 1 and not report.completed
+    run = _record(out)[1][name]
+    assert (run["status"], run["error"], run["resume_error"], run["resume_traceback"]) == ("complete", None, None,
+                                                                                           None)
+
+
 def test_both_errors_are_kept_when_training_again_from_scratch_fails_too(grid, tmp_path, monkeypatch):
     out = tmp_path / "sw"
     first = run_sweep(grid, out_dir=out, trainer=FAKE, progress=False)
@@ -220,8 +242,11 @@ def test_executor_registry_and_bad_jobs():
 def test_cli_dry_run_lists_runs(grid, tmp_path):
     result = CliRunner().invoke(cli, ["sweep", str(grid), "--out", str(tmp_path / "sw"), "--dry-run", "n=2"])
     assert result.exit_code == 0, result.output
-    lines = result.output.strip().splitlines()
+    lines = result.stdout.strip().splitlines()
     assert len(lines) == 3 and lines[0].startswith("missing   vanilla-mean-n2-s2024-")
+    # n=2 leaves the grid's rule {method: kdef, n: 1} nothing to drop: said on stderr, the listing is unchanged
+    assert result.stderr.splitlines() == [f"warning: {grid}: exclude rule {{method: kdef, n: 1}} matches no point "
+                                          "of the grid"]
     assert lines[-1].startswith("sweep fake-") and "2 runs (2 missing), 2 to train" in lines[-1]
     run_sweep(grid, out_dir=tmp_path / "sw", overrides=["n=2", "method=kdef"], trainer=FAKE, progress=False)
     again = CliRunner().invoke(cli, ["sweep", str(grid), "--out", str(tmp_path / "sw"), "--dry-run", "n=2"])
@@ -337,7 +362,7 @@ def test_cli_dry_run_shows_stale_runs(data_grid, tmp_path):
     run_sweep(data_grid, out_dir=out, overrides=["n=2", "method=kdef"], trainer=FAKE, progress=False)
     write_fake_dataset(tmp_path / "data", "toy", NEW)
     result = CliRunner().invoke(cli, ["sweep", str(data_grid), "--out", str(out), "--dry-run", "n=2"])
-    lines = result.output.strip().splitlines()
+    lines = result.stdout.strip().splitlines()
     assert result.exit_code == 0 and lines[0].startswith("missing   vanilla-mean-n2-s2024-"), result.output
     assert lines[1].startswith("stale     kdef-mean-n2-s2024-")
     assert "2 runs (1 missing, 1 stale), 2 to train" in lines[-1]
@@ -354,3 +379,47 @@ def test_execute_run_checks_staleness_again_under_the_run_lock(data_grid, tmp_pa
     outcome = execute_run(RunTask(name, task.config, task.run_dir, FAKE, dataset_hash=NEW))
     assert (outcome.status, outcome.trained) == ("complete", True) and _calls(out)[-1] == name
     assert run_dataset_hash(task.run_dir) == NEW
+
+
+def test_keep_stale_counts_stale_runs_as_complete_and_results_warn_about_mixed_hashes(data_grid, tmp_path):
+    out = tmp_path / "sw"
+    first = run_sweep(data_grid, out_dir=out, trainer=FAKE, progress=False)
+    write_fake_dataset(tmp_path / "data", "toy", NEW)
+    dry = CliRunner().invoke(cli, ["sweep", str(data_grid), "--out", str(out), "--dry-run", "--keep-stale"])
+    lines = dry.stdout.strip().splitlines()
+    assert dry.exit_code == 0 and all(line.endswith("(kept: --keep-stale)") for line in lines[:3]), dry.output
+    assert "3 runs (3 stale), 0 to train" in lines[-1]
+    kept = run_sweep(data_grid, out_dir=out, trainer=FAKE, progress=False, keep_stale=True)
+    assert sorted(kept.kept_stale) == sorted(kept.skipped) == sorted(first.runs) and not kept.completed
+    assert len(_calls(out)) == 3 and "3 already complete (3 stale kept)" in kept.summary_line()
+    assert {run_dataset_hash(out / "runs" / n) for n in first.runs} == {OLD}
+    # one more seed trains on the dataset prepared now: the results mix two preparations of toy, and say so
+    more = run_sweep(data_grid, out_dir=out, overrides=["seed=2024,7"], trainer=FAKE, progress=False,
+                     keep_stale=True)
+    assert len(more.completed) == 3 and len(more.kept_stale) == 3
+    result = CliRunner().invoke(cli, ["results", str(out)])
+    assert result.exit_code == 0, result.output
+    assert [line for line in result.stderr.splitlines() if line.startswith("warning:")] == [
+        f"warning: dataset toy: the runs record 2 dataset hashes (3 runs: {OLD[:12]}, 3 runs: {NEW[:12]}); they "
+        "were trained on different preparations of it"]
+
+
+def test_a_run_recording_another_hash_than_planned_is_reported_and_not_trained_forever(data_grid, tmp_path,
+                                                                                        monkeypatch):
+    """Training hashes the data itself; when that disagrees with meta.json the run would be stale after every
+    training. The mismatch is reported once, recorded in sweep.json, and the run is kept from then on."""
+    import sweep_fixtures
+
+    monkeypatch.setattr(sweep_fixtures, "_prepared_hash", lambda config: "c" * 64)
+    out = tmp_path / "sw"
+    first = run_sweep(data_grid, out_dir=out, trainer=FAKE, progress=False)
+    text = (f"dataset hash mismatch: trained on {'c' * 12}, planned {OLD[:12]} (prepared again meanwhile, or "
+            "meta.json disagrees with the data); kept, not trained again")
+    assert len(first.completed) == 3 and first.dataset_mismatches == {n: text for n in first.runs}
+    _, runs = _record(out)
+    assert {json.dumps(r["dataset_mismatch"]) for r in runs.values()} == {
+        json.dumps({"planned": OLD, "recorded": "c" * 64})}
+    again = run_sweep(data_grid, out_dir=out, trainer=FAKE, progress=False)
+    assert len(_calls(out)) == 3 and sorted(again.kept_stale) == sorted(first.runs) and not again.completed
+    write_fake_dataset(tmp_path / "data", "toy", NEW)  # prepared again for real: trained again
+    assert len(run_sweep(data_grid, out_dir=out, trainer=FAKE, progress=False).completed) == 3

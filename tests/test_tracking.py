@@ -221,3 +221,28 @@ def test_sweep_sends_every_run_to_the_tracker_under_the_same_run_names(dataset, 
     for name in report.runs:
         run_dir = tmp_path / "sweep" / "runs" / name
         assert tensorboard_points(run_dir) == expected_points(run_dir)
+
+
+def test_a_tracker_that_fails_to_open_on_resume_leaves_config_yaml_as_it_was(dataset, tmp_path, monkeypatch):
+    """config.yaml names the new trackers only once they opened: a backend that fails to start (a full disk, an
+    unreachable server) leaves the run's files describing the last attempt, which a plain resume can continue."""
+    import collapse_lab.training.api as api
+
+    def stop(name, info):
+        if name == "epoch_end" and info["epoch"] == 1:
+            raise Interrupt
+
+    out = tmp_path / "run"
+    with pytest.raises(Interrupt):
+        train(tiny_config(dataset, **CFG), out, device="cpu", console=False, callbacks=[stop])
+    before = (out / "config.yaml").read_text()
+
+    def broken(*args, **kwargs):
+        raise OSError("tensorboard store unreachable")
+
+    monkeypatch.setattr(api, "TrackingSession", broken)
+    with pytest.raises(OSError, match="unreachable"):
+        train(tiny_config(dataset, **CFG, tracker="tensorboard"), out, resume=True, device="cpu", console=False)
+    assert (out / "config.yaml").read_text() == before
+    assert yaml.safe_load(before)["tracker"] == ["csv"]
+    assert json.loads((out / "manifest.json").read_text())["config"]["tracker"] == ["csv"]

@@ -130,3 +130,49 @@ def test_recover_leaves_the_staging_of_a_run_with_a_longer_name_alone(tmp_path):
 def test_overwrite_and_resume_exclude_each_other(dataset, tmp_path):
     with pytest.raises(UserError, match="exclude each other"):
         train(tiny_config(dataset, **CFG), tmp_path / "x", resume=True, overwrite=True, device="cpu", console=False)
+
+
+def test_a_symlinked_run_directory_is_overwritten_on_its_own_disk_and_stays_a_link(dataset, tmp_path):
+    """Runs kept on another disk: each overwrite replaces the link's target; the link, and nothing else, stays."""
+    target, link = tmp_path / "disk2" / "a", tmp_path / "runs" / "a"
+    link.parent.mkdir()
+    train(tiny_config(dataset, **CFG), target, device="cpu", console=False)
+    link.symlink_to(target, target_is_directory=True)
+    for seed in (7, 8):  # the second swap used to fail on the link moved aside by the first
+        train(tiny_config(dataset, **CFG, seed=seed), link, overwrite=True, device="cpu", console=False)
+        assert link.is_symlink() and link.resolve() == target.resolve()
+        assert json.loads((target / "manifest.json").read_text())["config"]["seed"] == seed
+        assert json.loads((target / "manifest.json").read_text())["status"] == "complete"
+        assert sorted(p.name for p in link.parent.iterdir() if not p.name.endswith(".lock")) == ["a"]
+        assert sorted(p.name for p in target.parent.iterdir()) == ["a"]
+
+
+def test_recover_unlinks_a_link_left_aside_and_never_deletes_through_it(tmp_path):
+    """An older version moved a symlinked run aside as ``.<name>.old``: recovery unlinks it, the target's files
+    (and the complete run now in place) stay."""
+    elsewhere = tmp_path / "disk2" / "a"
+    elsewhere.mkdir(parents=True)
+    (elsewhere / "manifest.json").write_text('{"kind": "collapse-lab-run", "v": "old"}')
+    out = tmp_path / "runs" / "a"
+    out.mkdir(parents=True)
+    (out / "manifest.json").write_text('{"kind": "collapse-lab-run", "v": "new"}')
+    (out.parent / ".a.old").symlink_to(elsewhere, target_is_directory=True)
+    recover_run_dir(out)
+    assert sorted(p.name for p in out.parent.iterdir()) == ["a"]
+    assert json.loads((out / "manifest.json").read_text())["v"] == "new"
+    assert (elsewhere / "manifest.json").exists()
+    staged = staging_dir(out)
+    (staged / "manifest.json").write_text('{"kind": "collapse-lab-run", "v": "newer"}')
+    (out.parent / ".a.old").symlink_to(elsewhere, target_is_directory=True)
+    swap_in(staged, out)  # used to raise: rmtree cannot remove a link
+    assert json.loads((out / "manifest.json").read_text())["v"] == "newer" and (elsewhere / "manifest.json").exists()
+
+
+def test_a_dangling_run_directory_link_is_a_one_line_error(dataset, tmp_path):
+    link = tmp_path / "runs" / "a"
+    link.parent.mkdir()
+    link.symlink_to(tmp_path / "unmounted" / "a", target_is_directory=True)
+    with pytest.raises(UserError, match=r"runs/a: run directory is a symbolic link to .*unmounted/a, which is not "
+                                        r"an existing directory"):
+        train(tiny_config(dataset, **CFG), link, device="cpu", console=False)
+    assert not (tmp_path / "unmounted").exists()

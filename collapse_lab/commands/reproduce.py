@@ -28,10 +28,14 @@ __all__ = ["reproduce_command"]
               help="Torch threads (and Ray CPUs) per run (default: CPU cores // jobs; with --executor ray, 1).")
 @executor_options
 @click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda for training.")
+@click.option("--keep-stale", is_flag=True,
+              help="Count stale runs (trained on an older preparation of their dataset) as complete; do not train "
+                   "them again.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report of every step as JSON.")
 def reproduce_command(preset: str, overrides: Tuple[str, ...], out_dir: Optional[Path], figures_dir: Optional[Path],
                       jobs: Optional[int], threads: Optional[int], executor: str, address: Optional[str],
-                      gpus_per_run: Optional[float], copy_back: Optional[bool], device: str, as_json: bool) -> None:
+                      gpus_per_run: Optional[float], copy_back: Optional[bool], device: str, keep_stale: bool,
+                      as_json: bool) -> None:
     """Run a preset end to end; rerunning it resumes (finished runs and analysed spectra are kept).
 
     Extra KEY=V1,V2 arguments replace or add grid axes (e.g. seed=2024,2025). Exit code 1 if a run or a
@@ -41,7 +45,7 @@ def reproduce_command(preset: str, overrides: Tuple[str, ...], out_dir: Optional
 
     runner = build_executor(executor, jobs, threads, address, gpus_per_run, copy_back)
     report = reproduce(preset, out_dir=out_dir, overrides=overrides, executor=runner, figures_dir=figures_dir,
-                       device=device)
+                       device=device, keep_stale=keep_stale)
     out, err = summary_lines(report)
     for line in err:
         click.echo(line, err=True)

@@ -32,6 +32,8 @@ def results_command(sweep_dir: Path, out_dir: Optional[Path], as_json: bool, con
     report = write_results(sweep_dir, out_dir=out_dir, confidence=confidence, sweep_id=sweep_id)
     for run, why in report.skipped:
         click.echo(f"skipped {run}: {why}", err=True)
+    for note in report.collected.warnings:
+        click.echo(f"warning: {note}", err=True)
     if as_json:
         click.echo(json.dumps(report.to_json(), indent=1, default=str))
         return

@@ -28,11 +28,14 @@ __all__ = ["sweep_command"]
 @executor_options
 @click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda, passed to every run.")
 @click.option("--dry-run", is_flag=True, help="List the runs and their status; train nothing.")
+@click.option("--keep-stale", is_flag=True,
+              help="Count stale runs (trained on an older preparation of their dataset) as complete; do not train "
+                   "them again.")
 @click.option("--json", "as_json", is_flag=True,
               help="Print the report as JSON (every run with its status; with --dry-run nothing is trained).")
 def sweep_command(grid: Path, overrides: Tuple[str, ...], out_dir: Optional[Path], jobs: Optional[int],
                   threads: Optional[int], executor: str, address: Optional[str], gpus_per_run: Optional[float],
-                  copy_back: Optional[bool], device: str, dry_run: bool, as_json: bool) -> None:
+                  copy_back: Optional[bool], device: str, dry_run: bool, keep_stale: bool, as_json: bool) -> None:
     """Train every point of a grid (YAML axes, or KEY=V1,V2 lists); finished runs are skipped.
 
     OVERRIDES are KEY=V1,V2 axes; anything starting with '-' is an option (an unknown one is an error).
@@ -44,7 +47,12 @@ def sweep_command(grid: Path, overrides: Tuple[str, ...], out_dir: Optional[Path
     from collapse_lab.sweep.runner import run_sweep
 
     runner = build_executor(executor, jobs, threads, address, gpus_per_run, copy_back)
-    report = run_sweep(grid, out_dir=out_dir, overrides=overrides, executor=runner, device=device, dry_run=dry_run)
+    report = run_sweep(grid, out_dir=out_dir, overrides=overrides, executor=runner, device=device, dry_run=dry_run,
+                       keep_stale=keep_stale)
+    for note in report.warnings:
+        click.echo(f"warning: {note}", err=True)
+    for name, note in report.dataset_mismatches.items():
+        click.echo(f"warning: {name}: {note}", err=True)
     for name, error in report.failed.items():
         click.echo(f"failed: {name}: {error}", err=True)
     for name, error in report.resume_errors.items():
@@ -57,13 +65,14 @@ def sweep_command(grid: Path, overrides: Tuple[str, ...], out_dir: Optional[Path
         return
     if dry_run:
         for name in report.runs:
-            note = "  (no dataset hash recorded: kept, not checked)" if name in report.unverified else ""
+            note = "  (no dataset hash recorded: kept, not checked)" if name in report.unverified else \
+                "  (kept: --keep-stale)" if name in report.kept_stale else ""
             click.echo(f"{report.statuses[name]:<9} {name}{note}")
         if report.unverified:
             click.echo(f"{len(report.unverified)} complete runs record no dataset hash (trained before it was "
                        "recorded, or on a dataset without meta.json): kept as complete; delete a run directory to "
                        "train it again")
-        pending = sum(s != "complete" for s in report.statuses.values())
+        pending = sum(s != "complete" and n not in report.kept_stale for n, s in report.statuses.items())
         counts = Counter(report.statuses.values())
         by_status = ", ".join(f"{counts[s]} {s}" for s in sorted(counts))
         click.echo(f"sweep {report.sweep_id}: {len(report.runs)} runs ({by_status}), {pending} to train -> "

@@ -17,6 +17,12 @@ Layout (README "Run directory")::
 An existing non-empty directory is refused unless the caller resumes it or overwrites it; only a directory
 whose ``manifest.json`` has collapse-lab's run ``kind`` is ever replaced by an overwrite, and only once the new
 run is complete: it is built in a staging sibling (:func:`staging_dir`) and swapped in (:func:`swap_in`).
+
+A run directory may be a symbolic link (runs kept on another disk, linked into ``sweeps/<name>/runs/``). Staging,
+swapping and recovery then act on the link's target (:func:`_real`): the staging sibling sits next to the target,
+on its disk (a rename cannot cross disks, and a replacement built next to the link would quietly move the run off
+the disk the user chose), the target is replaced and the link stays as it was. Whatever is removed is unlinked if
+it is a link, never followed into its target. A dangling link is refused with a one-line error.
 """
 
 from __future__ import annotations
@@ -94,6 +100,7 @@ class RunDir:
                 (with ``overwrite``), or ``resume`` was asked for a directory that holds no run.
         """
         run = cls(path)
+        _real(run.path)  # refuses a dangling link before anything is built
         exists = run.path.exists() and any(run.path.iterdir()) if run.path.is_dir() else run.path.exists()
         if resume and overwrite:
             raise UserError("--resume and --overwrite exclude each other")
@@ -128,9 +135,35 @@ def is_run_dir(path: Union[str, Path]) -> bool:
 _STAGING = ".staging-"
 
 
-def staging_dir(path: Union[str, Path]) -> Path:
-    """A new empty sibling ``.<name>.staging-XXXX.tmp`` to build a replacement of run ``path`` in."""
+def _real(path: Union[str, Path]) -> Path:
+    """The absolute directory that run ``path`` stands for: ``path`` itself, or the target of a symbolic link.
+
+    Raises:
+        UserError: ``path`` is a link whose target does not exist (an unmounted disk, a moved folder): building a
+            run there would create folders at the target (or train into a stand-in), so the user fixes the link.
+    """
     path = Path(path).absolute()
+    if not path.is_symlink():
+        return path
+    target = Path(os.path.realpath(path))
+    if not target.is_dir():
+        raise UserError(f"{path}: run directory is a symbolic link to {os.readlink(path)}, which is not an existing "
+                        "directory; mount or create it, or remove the link")
+    return target
+
+
+def _remove(path: Path) -> None:
+    """Delete ``path``: a link (or file) is unlinked, never followed; a directory is removed with its contents."""
+    if path.is_symlink() or path.is_file():
+        path.unlink(missing_ok=True)
+    else:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def staging_dir(path: Union[str, Path]) -> Path:
+    """A new empty sibling ``.<name>.staging-XXXX.tmp`` to build a replacement of run ``path`` in (next to the
+    link's target when ``path`` is a symbolic link, so that :func:`swap_in` renames within one disk)."""
+    path = _real(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}{_STAGING}", suffix=".tmp", dir=path.parent))
     os.chmod(tmp, 0o755)
@@ -145,13 +178,17 @@ def swap_in(staged: Union[str, Path], path: Union[str, Path]) -> None:
     """Replace run ``path`` by the complete run ``staged``: old -> ``.<name>.old``, staged -> path, delete old.
 
     At every instant ``path`` or ``.<name>.old`` is a complete run (:func:`recover_run_dir` restores the latter
-    if a kill lands between the two renames).
+    if a kill lands between the two renames). When ``path`` is a symbolic link its target is replaced (``staged``
+    came from :func:`staging_dir`, next to it) and the link is kept.
     """
-    path = Path(path).absolute()
+    path = _real(path)
     old = _old_dir(path)
-    if old.exists():
-        shutil.rmtree(old)
-    if path.exists():
+    if old.exists() or old.is_symlink():
+        _remove(old)
+        if old.exists() or old.is_symlink():
+            raise UserError(f"{old}: cannot remove the previous run left there; remove it by hand and rerun "
+                            f"(the new run is complete in {staged})")
+    if path.exists() or path.is_symlink():
         os.replace(path, old)
     os.replace(staged, path)
     fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
@@ -159,23 +196,28 @@ def swap_in(staged: Union[str, Path], path: Union[str, Path]) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-    shutil.rmtree(old, ignore_errors=True)
+    _remove(old)
 
 
 def recover_run_dir(path: Union[str, Path]) -> None:
-    """After a kill, under the run's lock: delete stale staging siblings, restore an interrupted swap."""
+    """After a kill, under the run's lock: delete stale staging siblings, restore an interrupted swap (next to the
+    target when ``path`` is a symbolic link; a ``.<name>.old`` that is itself a link, as versions that moved the
+    link aside left it, is restored or unlinked, never followed)."""
     path = Path(path).absolute()
+    if path.is_symlink() and not path.exists():
+        return  # dangling: nothing of ours to recover here; training refuses it with a one-line error
+    path = _real(path)
     if not path.parent.is_dir():
         return
     for entry in path.parent.glob(f".{path.name}{_STAGING}*.tmp"):
         if entry.name[1:].rsplit(_STAGING, 1)[0] == path.name:  # not the staging of a run named "<name>.x"
-            shutil.rmtree(entry, ignore_errors=True)
+            _remove(entry)
     old = _old_dir(path)
-    if old.is_dir():
-        if not path.exists():
+    if old.is_dir() or old.is_symlink():
+        if not path.exists() and not path.is_symlink():
             os.replace(old, path)
         else:
-            shutil.rmtree(old, ignore_errors=True)
+            _remove(old)
 
 
 def remove_temporaries(path: Union[str, Path]) -> List[Path]:

@@ -59,6 +59,7 @@ from collapse_lab.io.contract import (
     student_summary,
 )
 from collapse_lab.recipes import results_n, variant_name, variant_of
+from collapse_lab.results.dataset_hashes import mixed_hash_warnings
 
 __all__ = [
     "SweepResults",
@@ -97,6 +98,8 @@ class SweepResults:
     run_dirs: Dict[str, Path]
     skipped: List[Tuple[str, str]] = field(default_factory=list)
     notes: List[str] = field(default_factory=list)
+    #: one line per dataset whose runs record several content hashes (:mod:`collapse_lab.results.dataset_hashes`)
+    warnings: List[str] = field(default_factory=list)
     table_only: bool = False  # read from a results.csv: the run directories' files are not at hand
 
     def runs(self) -> pd.DataFrame:
@@ -305,6 +308,7 @@ def collect_results(sweep_dir: Union[str, Path], progress: Optional[bool] = None
     rows: List[Dict[str, Any]] = []
     configs: Dict[str, Dict[str, Any]] = {}
     out = SweepResults(sweep_dir, _sweep_id(sweep_dir), pd.DataFrame(), {})
+    recorded: Dict[str, Tuple[Any, Optional[str]]] = {}  # run -> (dataset id, content hash) it was trained on
     for run_dir in tqdm(find_run_dirs(sweep_dir), desc="collect", unit="run", disable=None if progress is None
                         else not progress):
         manifest, reason = _finished_manifest(run_dir)
@@ -321,6 +325,9 @@ def collect_results(sweep_dir: Union[str, Path], progress: Optional[bool] = None
         rows.extend(run_rows)
         configs[run_dir.name] = config
         out.run_dirs[run_dir.name] = run_dir
+        dataset = manifest.get("dataset") if isinstance(manifest.get("dataset"), dict) else {}
+        recorded[run_dir.name] = (dataset.get("id") or config.get("dataset"), dataset.get("hash"))
+    out.warnings = mixed_hash_warnings(recorded)
     if not rows:
         detail = "; ".join(f"{name}: {why}" for name, why in out.skipped[:5])
         raise UserError(f"{sweep_dir}: no finished runs" + (f" ({detail})" if detail else ""))

@@ -29,7 +29,8 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 from collapse_lab.io.atomic import atomic_directory
 from collapse_lab.io.lock import DirLock, LockBusy, run_lock_path
 from collapse_lab.sweep.executor import Executor, Outcome
-from collapse_lab.sweep.runner import RunOutcome, RunTask, execute_run, sweep_run_status
+from collapse_lab.sweep.runner import RunOutcome, RunTask, execute_run
+from collapse_lab.sweep.staleness import sweep_run_status
 
 __all__ = ["RemoteRun", "pack_dir", "unpack_dir", "execute_run_elsewhere", "run_with_copy_back"]
 

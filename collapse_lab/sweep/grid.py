@@ -20,8 +20,11 @@ Every key must be a training config key (``collapse_lab.config.CONFIG_KEYS``), o
 ``student_args.<student>.<argument>`` (:data:`NESTED_KEYS`) that sets one argument of one student, as the dotlist of
 ``collapse-lab train`` does: ``grid: {student_args.ecn.num_cross_layers: [1, 2]}`` or on the command line
 ``student_args.ecn.num_cross_layers=1,2``. Each value is merged into the point's ``student_args`` block (the
-base's, or a ``student_args`` axis or bundle), so the student's other arguments stay; a dotted key wins over that
-block. Base, bundles and ``exclude`` rules take dotted keys too. Any other dotted key (``hidden_units.0``) is
+base's, or a ``student_args`` axis or bundle), so the student's other arguments stay; a dotted key wins over a
+block set at the same level. Levels rank base < plain axes (the command line's included) < bundles: a whole
+``student_args`` set at a higher level replaces the dotted keys a lower level set under it (else a base's dotted
+key would override every value of a ``student_args`` axis and collapse its points into one run). Base, bundles
+and ``exclude`` rules take dotted keys too. Any other dotted key (``hidden_units.0``) is
 refused up front, naming it. Each point is resolved with ``collapse_lab.resolve.resolve_config`` so defaults are
 filled and bad values are caught before anything runs. Command-line lists (``n=1,2,4``,
 ``hidden_units=[64,64],[32,32]``) replace or add axes of the same name; each right-hand side is read as the YAML
@@ -33,7 +36,11 @@ name the ablations and controls, :mod:`collapse_lab.recipes`), where ``hash8`` i
 the name is stable across machines and invocations, changes whenever any setting changes, and survives new
 config keys added with a neutral default (FuxiCTR's ``autotuner`` idea). A name depends on the resolved config
 only, never on how the grid was written: points that differ in a student argument differ in ``hash8``, and the same
-config reached through a dotted key or a ``student_args`` block is the same run.
+config reached through a dotted key or a ``student_args`` block is the same run. Points whose settings are equal
+(a bundle pinning ``n: 1`` whatever the ``n`` axis holds) run once; two points whose settings differ but resolve to
+the same run (one restates a default the other leaves out) are an error naming both: merging them silently would
+leave a comparison the grid asks for missing from the result tables, and nothing has run yet, so the grid is
+cheap to fix.
 """
 
 from __future__ import annotations
@@ -43,7 +50,7 @@ import itertools
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Set, Tuple, Union
 
 import yaml
 
@@ -166,6 +173,32 @@ def _nest(point: Mapping[str, Any], source: str) -> Dict[str, Any]:
     return out
 
 
+def _under(key: str, parent: str) -> bool:
+    """Whether dotted ``key`` sets something inside config key ``parent`` (``student_args.ecn.x`` under
+    ``student_args``)."""
+    return "." in str(key) and str(key).partition(".")[0] == parent
+
+
+def _layer(point: Dict[str, Any], keys: Mapping[str, Any]) -> None:
+    """Set ``keys`` (one precedence layer: the base, the plain axes, or the bundles) on ``point`` in place.
+
+    A whole mapping set here (``student_args: {...}``) first drops the dotted keys under it that a lower layer set
+    (``student_args.ecn.num_cross_layers`` in the base): the layer that names the whole block owns it, else the
+    lower layer's dotted key, applied last by :func:`_nest`, would override every value of the axis and the points
+    would collapse into one run. Within one layer a dotted key still wins over the block (it is the finer choice).
+    """
+    for key in keys:
+        if "." not in str(key):
+            for lower in [k for k in point if _under(k, str(key)) and k not in keys]:
+                del point[lower]
+    point.update(keys)
+
+
+def _describe(point: Mapping[str, Any], base: Mapping[str, Any]) -> str:
+    """``{key=value, ...}`` of the keys a point sets beyond the base (how errors name a grid point)."""
+    return "{" + ", ".join(f"{k}={v}" for k, v in point.items() if k not in base or base[k] != v) + "}"
+
+
 def _lookup(point: Mapping[str, Any], key: str) -> Tuple[bool, Any]:
     """``(found, value)`` of ``key`` in ``point``: the key itself, else a dotted key followed into nested mappings
     (an exclude rule ``student_args.ecn.num_cross_layers`` against a resolved config)."""
@@ -271,6 +304,9 @@ def with_overrides(spec: SweepSpec, overrides: Mapping[str, List[Any]]) -> Sweep
     axes = dict(spec.axes)
     base = dict(spec.base)
     for key, values in overrides.items():
+        for dotted in [k for k in list(base) + list(axes) if _under(k, key)]:  # the command line sets it whole
+            base.pop(dotted, None)
+            axes.pop(dotted, None)
         base.pop(key, None)
         axes[key] = list(values)
     return SweepSpec(name=spec.name, base=base, axes=axes, exclude=spec.exclude, description=spec.description,
@@ -304,17 +340,37 @@ def _matches(point: Mapping[str, Any], rule: Mapping[str, Any]) -> bool:
     return all(_lookup(point, key) == (True, value) for key, value in rule.items())
 
 
-def expand_grid(spec: SweepSpec, overrides: Optional[Mapping[str, List[Any]]] = None) -> List[SweepPoint]:
+def _unmatched_rule(rule: Mapping[str, Any], source: str) -> str:
+    """The warning for an ``exclude`` rule that dropped no point, with the nested-key matching spelled out when the
+    rule names ``student_args`` (the usual reason it matches nothing)."""
+    shown = "{" + ", ".join(f"{k}: {v}" for k, v in rule.items()) + "}"
+    hint = ""
+    if any(str(k).partition(".")[0] in NESTED_KEYS for k in rule):
+        hint = ("; a dotted student_args.<student>.<argument> rule matches only an argument the point sets (not one "
+                "left at its default), and a whole student_args rule only a point whose block equals it")
+    return f"{source}: exclude rule {shown} matches no point of the grid{hint}"
+
+
+def expand_grid(spec: SweepSpec, overrides: Optional[Mapping[str, List[Any]]] = None,
+                warnings: Optional[List[str]] = None) -> List[SweepPoint]:
     """All runs of a sweep: the cartesian product of the axes on top of ``base``, minus excluded points.
 
-    Points are resolved with ``resolve_config`` (defaults filled, values checked) and deduplicated by name,
-    in grid order (the first axis varies slowest). A key set by a bundle wins over a plain axis of the same
-    name, so a recipe can pin it: ``{method: vanilla, n: 1, width_match_n: 4}`` runs once per seed whatever
-    the ``n`` axis holds. Dotted keys (``student_args.ecn.num_cross_layers``) are then set inside the point's
+    Points are resolved with ``resolve_config`` (defaults filled, values checked) and deduplicated by name
+    (equal settings only: two different settings giving one run are an error naming both), in grid order (the
+    first axis varies slowest). A key set by a bundle wins over a plain axis of the same name, so a
+    recipe can pin it: ``{method: vanilla, n: 1, width_match_n: 4}`` runs once per seed whatever the ``n`` axis
+    holds. Dotted keys (``student_args.ecn.num_cross_layers``) are then set inside the point's
     ``student_args`` block, keeping the student's other arguments.
 
+    An ``exclude`` rule matches a point when each of its keys equals the point's setting or the resolved config's
+    value (so a default such as ``fusion: mean`` counts); a dotted ``student_args.<student>.<argument>`` key is
+    looked up in the point's ``student_args`` block, which holds only the arguments the grid sets (a student's
+    defaults are filled later, per member), and a whole ``student_args`` key must equal the full block. A rule
+    that matches no point is most likely such a miss, so each one adds a line to ``warnings`` (when given).
+
     Raises:
-        UserError: no axis, an empty axis, every point excluded, or a value the config rejects.
+        UserError: no axis, an empty axis, every point excluded, a value the config rejects, or two points with
+            different settings that are the same run.
     """
     if overrides:
         spec = with_overrides(spec, overrides)
@@ -324,29 +380,44 @@ def expand_grid(spec: SweepSpec, overrides: Optional[Mapping[str, List[Any]]] = 
                         f"(e.g. `n: [1, 2, 4]`); valid keys: {_valid_list(valid)}")
     _, resolve_config, config_to_dict = _config_api()
     points: Dict[str, SweepPoint] = {}
+    nested: Dict[str, Dict[str, Any]] = {}  # run name -> the settings of the point that took it
+    used: Set[int] = set()  # the exclude rules that dropped a point
     keys = list(spec.axes)
     for combo in itertools.product(*(spec.axes[k] for k in keys)):
-        overrides_point: Dict[str, Any] = dict(spec.base)
-        bundles = []
+        overrides_point: Dict[str, Any] = {}
+        _layer(overrides_point, spec.base)
+        plain: Dict[str, Any] = {}
+        bundles: Dict[str, Any] = {}
         for key, value in zip(keys, combo, strict=True):
             if isinstance(value, dict) and _is_bundle_axis(key, valid):
-                bundles.append(value)
+                bundles.update(value)
             else:
-                overrides_point[key] = value
-        for bundle in bundles:  # a bundle's keys win over plain axes (e.g. the capacity control's n: 1)
-            overrides_point.update(bundle)
-        if any(_matches(overrides_point, rule) for rule in spec.exclude):
+                plain[key] = value
+        _layer(overrides_point, plain)
+        _layer(overrides_point, bundles)  # a bundle's keys win over plain axes (e.g. the capacity control's n: 1)
+        hits = [i for i, rule in enumerate(spec.exclude) if _matches(overrides_point, rule)]
+        used.update(hits)
+        if hits:
             continue
+        settings = _nest(overrides_point, spec.source)
         try:
-            config = config_to_dict(resolve_config(overrides=_nest(overrides_point, spec.source)))
+            config = config_to_dict(resolve_config(overrides=settings))
         except UserError as exc:
-            shown = ", ".join(f"{k}={v}" for k, v in overrides_point.items() if k not in spec.base)
-            raise UserError(f"{spec.source}: run {{{shown}}}: {exc}") from None
-        if any(_matches(config, rule) for rule in spec.exclude):  # rules may name defaults, e.g. fusion: mean
+            raise UserError(f"{spec.source}: run {_describe(overrides_point, spec.base)}: {exc}") from None
+        hits = [i for i, rule in enumerate(spec.exclude) if _matches(config, rule)]  # defaults, e.g. fusion: mean
+        used.update(hits)
+        if hits:
             continue
         name = run_name(config)
+        if name in points and nested[name] != settings:
+            raise UserError(f"{spec.source}: grid points {_describe(points[name].overrides, spec.base)} and "
+                            f"{_describe(overrides_point, spec.base)} are the same run {name} (same resolved "
+                            "config): an axis value restates a default or another point; drop one, or exclude it")
+        nested.setdefault(name, settings)
         points.setdefault(name, SweepPoint(name=name, overrides=overrides_point, config=config))
     if not points:
         raise UserError(f"{spec.source}: the grid is empty: every point is excluded; valid keys: "
                         f"{_valid_list(valid)}")
+    if warnings is not None:
+        warnings += [_unmatched_rule(rule, spec.source) for i, rule in enumerate(spec.exclude) if i not in used]
     return list(points.values())

@@ -148,7 +148,8 @@ def _timed(report: ReproduceReport, step: str, fn: Any, *args: Any, **kwargs: An
 def reproduce(preset: Union[str, Path], out_dir: Optional[Union[str, Path]] = None,
               overrides: Sequence[str] = (), jobs: Optional[int] = None, threads: Optional[int] = None,
               figures_dir: Optional[Union[str, Path]] = None, device: str = "auto",
-              progress: Optional[bool] = None, executor: Union[str, Any] = "local") -> ReproduceReport:
+              progress: Optional[bool] = None, executor: Union[str, Any] = "local",
+              keep_stale: bool = False) -> ReproduceReport:
     """Run a preset end to end (see the module docstring) and return what was done.
 
     Args:
@@ -161,6 +162,7 @@ def reproduce(preset: Union[str, Path], out_dir: Optional[Union[str, Path]] = No
         figures_dir: where figures go (default ``<out_dir>/figures``).
         device: ``auto`` | ``cpu`` | ``cuda`` for training.
         progress: progress bars (``None``: only on a terminal).
+        keep_stale: stale runs count as complete instead of being trained again (``--keep-stale``).
 
     Raises:
         UserError: unknown preset, bad grid, a dataset that cannot be prepared, or no run finished at all.
@@ -174,7 +176,8 @@ def reproduce(preset: Union[str, Path], out_dir: Optional[Union[str, Path]] = No
     spec, points, sweep_dir = plan_sweep(path, out_dir, overrides)
     report.prepared = _timed(report, "data", prepare_datasets, [p.config for p in points], progress)
     report.sweep = _timed(report, "sweep", run_sweep, spec, out_dir=sweep_dir, overrides=overrides, jobs=jobs,
-                          threads=threads, device=device, progress=progress, executor=executor)
+                          threads=threads, device=device, progress=progress, executor=executor,
+                          keep_stale=keep_stale)
     report.spectra = _timed(report, "spectra", analyze_sweep, sweep_dir, progress)
     if report.sweep.failed and not report.sweep.completed and not report.sweep.skipped:
         name, error = next(iter(report.sweep.failed.items()))
@@ -191,6 +194,8 @@ def summary_lines(report: ReproduceReport) -> Tuple[List[str], List[str]]:
     if report.prepared:
         out.append(f"prepared: {', '.join(report.prepared)}")
     out.append(report.sweep.summary_line())
+    err += [f"warning: {note}" for note in report.sweep.warnings]
+    err += [f"warning: {name}: {note}" for name, note in report.sweep.dataset_mismatches.items()]
     err += [f"failed run {name}: {why}" for name, why in report.sweep.failed.items()]
     spectra = report.spectra
     out.append(f"spectra: {len(spectra.analysed)} analysed, {len(spectra.already)} already, "

@@ -6,12 +6,10 @@ Layout of a sweep directory::
     <sweep_dir>/runs/<run name>/    # one run directory per point (README "Run directory")
 
 A run whose ``manifest.json`` says ``"status": "complete"`` is skipped, unless it is ``stale``: its manifest
-records another dataset content hash (``dataset.hash``) than the dataset prepared now for its config (run names
-and config hashes depend on the config only, so a dataset prepared again with other options or by a newer
-preparation code would otherwise be trained on silently under the old results). A stale run is trained again like
-a failed one. A complete run whose manifest records no dataset hash (a dataset directory without ``meta.json``)
-cannot be checked and is kept as complete; the report lists it (``unverified``) so a dry run says so. The check
-reads one ``meta.json`` per dataset and each run's manifest: no data is hashed. Every run is trained while holding its
+records another dataset content hash (``dataset.hash``) than the dataset prepared now for its config
+(:mod:`collapse_lab.sweep.staleness`). A stale run is trained again like a failed one. A complete run whose
+manifest records no dataset hash cannot be checked and is kept as complete; the report lists it (``unverified``)
+so a dry run says so. Every run is trained while holding its
 directory's lock (:mod:`collapse_lab.io.lock`; the kernel drops it when the holder dies): a run whose lock another
 live process holds is left to it and waited for after the free runs; a run in state ``running`` whose lock is
 free was interrupted and is resumed (``train(..., resume=True)``, from scratch if that cannot work); a failed or
@@ -32,7 +30,6 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import socket
-import sys
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -46,6 +43,16 @@ from collapse_lab.io.paths import child
 from collapse_lab.sweep.executor import Executor, make_executor
 from collapse_lab.sweep.grid import SweepPoint, SweepSpec, expand_grid, load_grid, parse_grid_overrides
 from collapse_lab.sweep.record import SWEEP_SCHEMA_VERSION, SweepRecord, now, sweep_id
+from collapse_lab.sweep.runlog import _RunLog
+from collapse_lab.sweep.staleness import (
+    STALE,
+    classify_run,
+    dataset_hashes,
+    dataset_key,
+    mismatch_text,
+    sweep_run_status,
+    trained_mismatch,
+)
 
 __all__ = [
     "RunTask",
@@ -66,8 +73,6 @@ __all__ = [
 ]
 
 DEFAULT_TRAINER = "collapse_lab.training.api:train"
-#: the sweep's status of a complete run trained on another preparation of its dataset than the one prepared now
-STALE = "stale"
 
 
 @dataclass
@@ -83,6 +88,7 @@ class RunTask:
     #: content hash of the dataset prepared for this run when the sweep was planned (None: no check); a complete
     #: run whose manifest records another one is stale and trained again
     dataset_hash: Optional[str] = None
+    keep_stale: bool = False  # a run found stale under the lock counts as complete (--keep-stale)
 
 
 @dataclass
@@ -98,6 +104,8 @@ class RunOutcome:
     #: why resuming an interrupted run failed before it was trained again from scratch (None: no fallback)
     resume_error: Optional[str] = None
     resume_traceback: Optional[str] = None
+    #: the run records another dataset hash than planned (:func:`~collapse_lab.sweep.staleness.trained_mismatch`)
+    dataset_mismatch: Optional[Dict[str, str]] = None
 
 
 @dataclass
@@ -115,6 +123,10 @@ class SweepReport:
     statuses: Dict[str, str] = field(default_factory=dict)  # status of every run before this call
     #: complete runs whose manifest records no dataset hash (nothing to compare with the dataset now): kept
     unverified: List[str] = field(default_factory=list)
+    #: one-line notes on the grid (an exclude rule that matches no point), printed as ``warning:`` lines
+    warnings: List[str] = field(default_factory=list)
+    kept_stale: List[str] = field(default_factory=list)  # stale runs kept as complete (--keep-stale, or a mismatch)
+    dataset_mismatches: Dict[str, str] = field(default_factory=dict)  # run -> trained_mismatch, in words
 
     def to_json(self, dry_run: bool = False) -> Dict[str, Any]:
         """A JSON-able dict for ``collapse-lab sweep --json``: every run with its status before this call
@@ -128,6 +140,10 @@ class SweepReport:
             entry: Dict[str, Any] = {"name": name, "status": self.statuses.get(name)}
             if name in self.unverified:
                 entry["dataset_unverified"] = True
+            if name in self.kept_stale:
+                entry["kept_stale"] = True
+            if name in self.dataset_mismatches:
+                entry["dataset_mismatch"] = self.dataset_mismatches[name]
             if not dry_run:
                 entry["outcome"] = ("failed" if name in self.failed else "trained" if name in self.completed
                                     else "skipped" if name in self.skipped else None)
@@ -138,8 +154,10 @@ class SweepReport:
             runs.append(entry)
         counts = Counter(self.statuses.get(n) for n in self.runs)
         out: Dict[str, Any] = {"sweep_id": self.sweep_id, "sweep_dir": str(self.sweep_dir), "dry_run": dry_run,
-                               "runs": runs, "statuses": dict(sorted(counts.items(), key=lambda kv: str(kv[0]))),
-                               "to_train": sum(self.statuses.get(n) != "complete" for n in self.runs)}
+                               "warnings": list(self.warnings), "runs": runs,
+                               "statuses": dict(sorted(counts.items(), key=lambda kv: str(kv[0]))),
+                               "to_train": sum(self.statuses.get(n) != "complete" and n not in self.kept_stale
+                                               for n in self.runs)}
         if not dry_run:
             out.update(trained=len(self.completed), skipped=len(self.skipped), failed=len(self.failed),
                        seconds=round(self.seconds, 3))
@@ -150,8 +168,9 @@ class SweepReport:
         stale = sum(self.statuses.get(name) == STALE for name in self.completed)
         trained = f"{len(self.completed)} trained" + (f" ({stale} stale: trained again on the dataset prepared now)"
                                                       if stale else "")
+        kept = f" ({len(self.kept_stale)} stale kept)" if self.kept_stale else ""
         return (f"sweep {self.sweep_id}: {len(self.runs)} runs, {trained}, "
-                f"{len(self.skipped)} already complete, {len(self.failed)} failed ({self.seconds:.1f} s) "
+                f"{len(self.skipped)} already complete{kept}, {len(self.failed)} failed ({self.seconds:.1f} s) "
                 f"-> {self.sweep_dir}")
 
 
@@ -182,7 +201,7 @@ def execute_run(task: RunTask) -> RunOutcome:
     resume_tb: Optional[str] = None
     try:
         status = sweep_run_status(task.run_dir, task.dataset_hash)  # a stale run is trained again (overwrite)
-        if status == "complete":  # finished by another sweep while this one was planning or waiting
+        if status == "complete" or (status == STALE and task.keep_stale):  # finished by another sweep meanwhile
             return RunOutcome(task.name, "complete", time.perf_counter() - start, trained=False)
         trainer = _import_target(task.trainer)
         kwargs = dict(out_dir=task.run_dir, device=task.device, progress=False, console=False)
@@ -207,7 +226,7 @@ def execute_run(task: RunTask) -> RunOutcome:
     finally:
         lock.release()
     return RunOutcome(task.name, "complete", time.perf_counter() - start, resume_error=resume_error,
-                      resume_traceback=resume_tb)
+                      resume_traceback=resume_tb, dataset_mismatch=trained_mismatch(task.run_dir, task.dataset_hash))
 
 
 def _error_text(exc: BaseException) -> Tuple[str, str]:
@@ -227,102 +246,28 @@ def check_datasets(configs: Sequence[Mapping[str, Any]]) -> None:
             raise UserError(f"{exc} (or run the whole job with `collapse-lab reproduce`, which prepares it)") from None
 
 
-def _dataset_key(config: Mapping[str, Any]) -> Tuple[Any, Any]:
-    return config.get("dataset"), config.get("data_root")
-
-
-def dataset_hashes(configs: Sequence[Mapping[str, Any]]) -> Dict[Tuple[Any, Any], Optional[str]]:
-    """``{(dataset, data_root): content hash}`` of the dataset prepared now for each config, resolved as training
-    resolves it; None when it is not prepared or its ``meta.json`` records no hash (then nothing is compared).
-
-    Reads one ``meta.json`` per distinct dataset, whatever the number of runs: the hash was computed when the
-    dataset was prepared, so no data is read here.
-    """
-    from collapse_lab.data.catalog import resolve_processed
-    from collapse_lab.data.meta import read_meta
-
-    out: Dict[Tuple[Any, Any], Optional[str]] = {}
-    for key in dict.fromkeys(_dataset_key(c) for c in configs):
-        try:
-            meta = read_meta(resolve_processed(*key)) if key[0] else None
-        except (UserError, OSError, ValueError):  # not prepared, unreadable: training will say why
-            meta = None
-        digest = meta.get("content_hash") if isinstance(meta, dict) else None
-        out[key] = digest if isinstance(digest, str) and digest else None
-    return out
-
-
-def _classify(run_dir: Union[str, Path], dataset_hash: Optional[str]) -> Tuple[str, bool]:
-    """``(status, unverified)``: :func:`sweep_run_status`, and whether a complete run records no dataset hash
-    to compare with ``dataset_hash``."""
-    status = run_status(run_dir)
-    if status != "complete" or dataset_hash is None:
-        return status, False
-    recorded = run_dataset_hash(run_dir)
-    if recorded is None:
-        return status, True
-    return (STALE if recorded != dataset_hash else status), False
-
-
-def sweep_run_status(run_dir: Union[str, Path], dataset_hash: Optional[str]) -> str:
-    """:func:`run_status`, except ``stale`` for a complete run whose manifest records another dataset content hash
-    than ``dataset_hash`` (the hash of the dataset prepared now; None: no check). A run that records none is
-    ``complete``: there is nothing to compare, and training it again on a guess would throw away a finished run."""
-    return _classify(run_dir, dataset_hash)[0]
-
-
 def sweep_runs_dir(sweep_dir: Union[str, Path]) -> Path:
     """Where the run directories of a sweep live (``<sweep_dir>/runs``)."""
     return Path(sweep_dir) / "runs"
 
 
 def plan_sweep(grid: Union[str, Path, SweepSpec], out_dir: Optional[Union[str, Path]] = None,
-               overrides: Union[Sequence[str], Mapping[str, List[Any]]] = ()) -> tuple:
-    """Parse and expand a grid: ``(spec, points, sweep_dir)`` (default ``sweeps/<name>``); nothing is written."""
+               overrides: Union[Sequence[str], Mapping[str, List[Any]]] = (),
+               warnings: Optional[List[str]] = None) -> tuple:
+    """Parse and expand a grid: ``(spec, points, sweep_dir)`` (default ``sweeps/<name>``); nothing is written.
+    Notes on the grid (an ``exclude`` rule that matches no point) are appended to ``warnings`` when given."""
     spec = grid if isinstance(grid, SweepSpec) else load_grid(grid)
     axes = parse_grid_overrides(list(overrides)) if not isinstance(overrides, Mapping) else dict(overrides)
-    points = expand_grid(spec, axes)
+    points = expand_grid(spec, axes, warnings=warnings)
     sweep_dir = Path(out_dir) if out_dir is not None else child("sweeps", spec.name, "sweep name", spec.source)
     return spec, points, sweep_dir
 
 
-class _RunLog:
-    """One stderr line per finished run when no progress bar is shown (logs of background sweeps).
-
-    The ETA weights every run by its number of students N (a run's cost grows about linearly in N) and prices
-    the weight left with the finished runs' own durations, shared by the ``jobs`` runs that go at once:
-    ``(Σ seconds / Σ N over finished runs) · (N left) / jobs`` (so the runs still in flight do not bias it).
-    """
-
-    def __init__(self, tasks: Sequence[RunTask], enabled: bool, jobs: int = 1) -> None:
-        self.enabled = enabled
-        self.jobs = max(1, int(jobs))
-        self.weights = [max(1, int(t.config.get("n") or 1)) for t in tasks]
-        self.total = sum(self.weights)
-        self.done = 0
-        self.count = 0
-        self.seconds = 0.0
-        self.start = time.perf_counter()
-
-    def eta(self) -> float:
-        """Seconds left by the estimate above (NaN before the first finished run)."""
-        if not self.done or self.seconds <= 0:
-            return float("nan")
-        return self.seconds / self.done * (self.total - self.done) / self.jobs
-
-    def finished(self, index: int, outcome: RunOutcome) -> None:
-        self.done += self.weights[index]
-        self.count += 1
-        self.seconds += max(float(outcome.seconds), 0.0)
-        if not self.enabled:
-            return
-        elapsed = time.perf_counter() - self.start
-        error = f": {outcome.error.splitlines()[0]}" if outcome.error else ""
-        if outcome.resume_error and not outcome.error:  # a failed outcome already names it in its error
-            error = f" from scratch (resuming failed: {outcome.resume_error.splitlines()[0]})"
-        print(f"{now()} [{self.count}/{len(self.weights)}] {outcome.name} {outcome.status}{error} in "
-              f"{outcome.seconds:.0f} s; elapsed {elapsed / 60:.1f} min, eta {self.eta() / 60:.0f} min",
-              file=sys.stderr, flush=True)
+def _mismatch_known(record: SweepRecord, point: SweepPoint, runs_dir: Path, hashes: Mapping[Any, Any]) -> bool:
+    """Whether a stale run is stale only by the mismatch its last training already recorded in ``sweep.json``
+    (same planned and recorded hashes): training it again would record the same hash and never end."""
+    known = record.state["runs"].get(point.name, {}).get("dataset_mismatch")
+    return known == {"planned": hashes[dataset_key(point.config)], "recorded": run_dataset_hash(runs_dir / point.name)}
 
 
 def _execute(executor: Executor, tasks: Sequence[RunTask]) -> Iterator[Tuple[int, Any]]:
@@ -338,7 +283,8 @@ def _execute(executor: Executor, tasks: Sequence[RunTask]) -> Iterator[Tuple[int
 def run_sweep(grid: Union[str, Path, SweepSpec], out_dir: Optional[Union[str, Path]] = None,
               overrides: Union[Sequence[str], Mapping[str, List[Any]]] = (), jobs: Optional[int] = None,
               executor: Union[str, Executor] = "local", device: str = "auto", progress: Optional[bool] = None,
-              trainer: str = DEFAULT_TRAINER, dry_run: bool = False, threads: Optional[int] = None) -> SweepReport:
+              trainer: str = DEFAULT_TRAINER, dry_run: bool = False, threads: Optional[int] = None,
+              keep_stale: bool = False) -> SweepReport:
     """Run (or resume) a sweep.
 
     Args:
@@ -356,40 +302,50 @@ def run_sweep(grid: Union[str, Path, SweepSpec], out_dir: Optional[Union[str, Pa
         dry_run: only expand the grid and read the status of every run (``stale``: complete, but trained on
             another preparation of its dataset than the one prepared now); write and train nothing.
         threads: torch threads per run (default: cpu_count // jobs); a run's own ``num_threads`` key wins.
+        keep_stale: count stale runs as complete (listed in ``kept_stale``) instead of training them again, e.g.
+            to keep a finished sweep's numbers while a dataset is prepared again for a new one.
 
     Returns:
         A :class:`SweepReport`; failed runs are listed there and in ``sweep.json``, never raised.
     """
     from tqdm.auto import tqdm
 
-    spec, points, sweep_dir = plan_sweep(grid, out_dir, overrides)
+    notes: List[str] = []
+    spec, points, sweep_dir = plan_sweep(grid, out_dir, overrides, warnings=notes)
     if isinstance(executor, str):
         executor = make_executor(executor, jobs=jobs, threads=threads)
     start = time.perf_counter()
     runs_dir = sweep_runs_dir(sweep_dir)
     report = SweepReport(sweep_dir=sweep_dir, sweep_id=sweep_id(spec.name, [p.name for p in points]),
-                         runs=[p.name for p in points])
+                         runs=[p.name for p in points], warnings=notes)
     hashes = dataset_hashes([p.config for p in points])  # one meta.json per dataset
 
     def status_of(point: SweepPoint) -> Tuple[str, bool]:
-        return _classify(runs_dir / point.name, hashes[_dataset_key(point.config)])
+        return classify_run(runs_dir / point.name, hashes[dataset_key(point.config)])
 
     for point in points:
         status, unverified = status_of(point)
         report.statuses[point.name] = status
         if unverified:
             report.unverified.append(point.name)
+        if status == STALE and keep_stale:
+            report.kept_stale.append(point.name)
     if dry_run:
         return report
-    if trainer == DEFAULT_TRAINER and any(s != "complete" for s in report.statuses.values()):
-        check_datasets([p.config for p in points if report.statuses[p.name] != "complete"])
+    if trainer == DEFAULT_TRAINER and any(s != "complete" and n not in report.kept_stale
+                                          for n, s in report.statuses.items()):
+        check_datasets([p.config for p in points if report.statuses[p.name] != "complete"
+                        and p.name not in report.kept_stale])
     runs_dir.mkdir(parents=True, exist_ok=True)
     record = SweepRecord(sweep_dir, spec, executor)
     todo: List[SweepPoint] = []
     with record.lock:  # plan on the runs' state as of now: another sweep may be working on this directory
+        report.kept_stale = []
         for point in points:
             status = report.statuses[point.name] = status_of(point)[0]
-            if status == "complete":
+            if status == STALE and (keep_stale or _mismatch_known(record, point, runs_dir, hashes)):
+                report.kept_stale.append(point.name)
+            if status == "complete" or point.name in report.kept_stale:
                 report.skipped.append(point.name)
                 record.set_run(point.name, config=point.config, overrides=point.overrides, status="complete")
             else:
@@ -403,7 +359,7 @@ def run_sweep(grid: Union[str, Path, SweepSpec], out_dir: Optional[Union[str, Pa
     device = executor.task_device(device)
     # absolute: a worker of a remote executor on a shared filesystem does not start in this directory
     tasks = [RunTask(p.name, p.config, str(runs_dir.absolute() / p.name), trainer, device,
-                     dataset_hash=hashes[_dataset_key(p.config)]) for p in todo]
+                     dataset_hash=hashes[dataset_key(p.config)], keep_stale=keep_stale) for p in todo]
     bar = tqdm(total=len(tasks), desc=f"sweep {spec.name}", unit="run", disable=None if progress is None
                else not progress)
     log = _RunLog(tasks, enabled=progress is None and bool(bar.disable), jobs=getattr(executor, "jobs", 1))
@@ -413,13 +369,17 @@ def run_sweep(grid: Union[str, Path, SweepSpec], out_dir: Optional[Union[str, Pa
         if isinstance(outcome, BaseException):  # the worker itself died
             outcome = RunOutcome(name, "failed", 0.0, f"{type(outcome).__name__}: {outcome}")
         if outcome.status == "complete" and not outcome.trained:  # another process finished it
-            report.skipped.append(name)
-            record.set_run(name, status="complete", error=None, traceback=None)
+            report.skipped.append(name)  # an earlier attempt's errors no longer describe the run
+            record.set_run(name, status="complete", error=None, traceback=None, resume_error=None,
+                           resume_traceback=None)
         else:
             attempts = int(record.state["runs"][name].get("attempts", 0)) + 1
             record.set_run(name, status=outcome.status, error=outcome.error, traceback=outcome.traceback,
                            resume_error=outcome.resume_error, resume_traceback=outcome.resume_traceback,
+                           dataset_mismatch=getattr(outcome, "dataset_mismatch", None),
                            seconds=round(outcome.seconds, 3), attempts=attempts, finished=now())
+            if getattr(outcome, "dataset_mismatch", None):
+                report.dataset_mismatches[name] = mismatch_text(outcome.dataset_mismatch)
             if outcome.resume_error:
                 report.resume_errors[name] = outcome.resume_error
             if outcome.status == "complete":

@@ -363,13 +363,14 @@ def _train_in(cfg: TrainConfig, run: RunDir, out: Path, resume: bool, manifest: 
             added = [n for n in cfg.tracker if n not in before]
             tracker_note = (f"tracker changed since the last attempt: {before} -> {list(cfg.tracker)}"
                             + (f" ({', '.join(added)} sent every row from the start)" if added else ""))
-            manifest.update(config={**manifest["config"], "tracker": list(cfg.tracker)})
-            atomic_write_text(run.config_yaml, config_to_yaml(cfg))
+            manifest.update(config={**manifest["config"], "tracker": list(cfg.tracker)})  # saved below
     # the trackers get every row the trainer adds (a callback, first so an interrupting callback cannot skip it)
     # (rank 0 only under torchrun: the other ranks write a private copy of the run)
     tracking = TrackingSession(cfg.tracker if group is None or group.rank == 0 else ["csv"], run.path,
                                config_to_dict(cfg), None if not resume else int(state["step"]) if state is not None
                                else 0, added=added)
+    if tracker_note:  # only once the new backends opened: a backend that fails leaves the run's files as they were
+        atomic_write_text(run.config_yaml, config_to_yaml(cfg))
     manifest.set_status("running")
     manifest.save()
     metrics = MetricsLog(run.metrics_csv)
