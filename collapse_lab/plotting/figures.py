@@ -1,7 +1,8 @@
 """Render every figure of a sweep (``collapse-lab figures``) as PNG + PDF: the nine figures of issue 5,
 figure 10 (a scale-free companion of figure 6), figure 11 (claim C9, the shared embedding vs N), figure 12 (a
-scale-free metric over training, from ``spectra_trace.csv``) and figure 13 (a layer × N map of a scale-free
-ratio per recipe).
+scale-free metric over training, from ``spectra_trace.csv``), figure 13 (a layer × N map of a scale-free
+ratio per recipe), figures 14 and 15 (the paper's Tables V and VI) and figure 16 (KDEF against its ablations
+and the capacity control).
 
 Each figure is built from a tidy table (:mod:`collapse_lab.results.tables`) and drawn by one ``plot_*``
 function; a figure whose inputs are missing (no spectra yet, no KDEF run...) is skipped with the reason, and so
@@ -25,6 +26,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 import pandas as pd
 
 from collapse_lab.io.atomic import atomic_write_json
+from collapse_lab.plotting.controls import plot_controls
 from collapse_lab.plotting.degradation import (
     ordered_variants,
     plot_ensemble_auc,
@@ -130,6 +132,13 @@ FIGURES: Tuple[FigureSpec, ...] = (
                "test AUC per row (mean over seeds, 95% t interval) and KDEF_X - X paired by seed, beside the "
                "paper's", table6_frame, plot_paper_table,
                "the table6 preset's recipes (vanilla-mean@X, kdef@final+ecn+X)"),
+    FigureSpec("fig16_controls", "Do KDEF's parts and its parameter count explain its gain? Ensemble test AUC vs N "
+               "of KDEF, its ablations (kd-only, dml-only, uniform weights, no examination), vanilla-mean and the "
+               "capacity-matched single student (parameters of K students, at N = K) (mean over seeds, 95% t band), "
+               "and KDEF minus each ablation and minus the capacity-matched model at the same N, paired by seed",
+               tables.controls_table, plot_controls,
+               "the ml100k preset's recipes kdef and a control (kdef-kd-only, kdef-dml-only, kdef-uniform, "
+               "kdef-noem or vanilla-mean-capacity)"),
 )
 #: the scale-free metric of figure 12 (a ``metric`` of spectra_trace.csv) and the ratio of figure 13
 DEFAULT_TRACE_METRIC = "effective_rank"
