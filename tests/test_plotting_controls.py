@@ -1,4 +1,4 @@
-"""Figure 16 (KDEF against its ablations and the capacity control),
+"""Figure 16 (KDEF against its ablations and the capacity control) and figures 1-3 leaving those controls to it,
 on a synthetic results table of the ``ml100k`` recipes plus its controls."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 from matplotlib.colors import to_hex
 
 from collapse_lab.plotting import plot_controls
-from collapse_lab.plotting.figures import FIGURES, render_figures
+from collapse_lab.plotting.figures import FIGURES, draw_figure, render_figures
 from collapse_lab.plotting.style import VARIANT_STYLES, has_data
 from collapse_lab.results import load_results
 from collapse_lab.results import tables as T
@@ -95,3 +95,20 @@ def test_fig16_is_drawn_by_the_figures_command_and_skipped_without_controls(tabl
     assert list(report.written) == ["fig1_ensemble_auc"]
     assert report.skipped == {"fig16_controls": f"needs {spec.needs}"}
     assert json.loads((plain.parent / "figures.json").read_text())["skipped"] == report.skipped
+
+
+def test_figs_1_to_3_leave_the_controls_to_fig16(table):
+    collected = load_results(table)
+    for name in ("fig1", "fig2", "fig3"):
+        entries = " ".join(_legend(draw_figure(collected, name).figure))
+        assert "kdef" in entries and not any(v in entries for v in CONTROLS), name
+    # fig 4 keeps every recipe with students (the one-student capacity control has none)
+    assert set(ABLATIONS) <= set(_legend(draw_figure(collected, "fig4").figure))
+
+
+def test_figs_1_to_3_keep_the_controls_of_a_sweep_without_the_papers_recipes(tmp_path):
+    path = tmp_path / "results.csv"
+    _results({v: CONTROLS[v] for v in ABLATIONS}).to_csv(path, index=False)
+    collected = load_results(path)
+    assert _legend(draw_figure(collected, "fig1").figure) == ABLATIONS
+    assert draw_figure(collected, "fig16").figure is None  # no KDEF to take the differences from
