@@ -29,8 +29,8 @@ from collapse_lab.plotting.figures import FIGURES
 from collapse_lab.results import collect_results
 from collapse_lab.results import tables as T
 
-#: figures the fake MLP sweep cannot draw: no spectra_trace.csv, no Table V / VI recipe
-NOT_DRAWN = ("fig12_over_training", "fig14_table5", "fig15_table6")
+#: figures the fake MLP sweep cannot draw: no spectra_trace.csv, no Table V / VI recipe, no control of KDEF
+NOT_DRAWN = ("fig12_over_training", "fig14_table5", "fig15_table6", "fig16_controls")
 RECIPES = ["vanilla-mean", "kd", "dml", "kdef"]
 
 
@@ -286,8 +286,8 @@ def test_plot_functions_draw_on_given_axes(results):
 
 def test_render_figures_writes_all_with_provenance(sweep, tmp_path):
     report = render_figures(sweep, out_dir=tmp_path / "figs")
-    # the fake runs have no spectra_trace.csv: every figure but the one over training and the paper's Tables V/VI
-    # (MLP recipes only)
+    # the fake runs have no spectra_trace.csv: every figure but the one over training, the paper's Tables V/VI
+    # (MLP recipes only) and KDEF against its controls (none in the sweep)
     assert report.skipped == {"fig12_over_training": "needs spectra_trace.csv (train with spectra_every >= 1)",
                               **{stem: f"needs {spec.needs}" for spec in FIGURES for stem in [spec.stem]
                                  if stem in NOT_DRAWN[1:]}}

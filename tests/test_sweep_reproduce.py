@@ -29,9 +29,11 @@ def test_reproduce_runs_every_step(tiny):
     assert "spectra: 6 analysed, 0 already, 0 failed" in out
     # the tiny runs' weights stay below τ = 4: figs 5-6 (KA) would be blank and are skipped as such
     skipped = json.loads((tiny["figures"] / "figures.json").read_text())["skipped"]
-    # figs 14-15 (the paper's Tables V/VI) need the table5/table6 recipes
-    assert set(skipped) <= {"fig5_sv_heatmaps", "fig6_knowledge_abundance", "fig14_table5", "fig15_table6"}
-    assert all(why.startswith("all zero") or stem.startswith(("fig14", "fig15")) for stem, why in skipped.items())
+    # figs 14-15 (the paper's Tables V/VI) need the table5/table6 recipes, fig 16 KDEF's controls
+    assert set(skipped) <= {"fig5_sv_heatmaps", "fig6_knowledge_abundance", "fig14_table5", "fig15_table6",
+                            "fig16_controls"}
+    assert all(why.startswith("all zero") or stem.startswith(("fig14", "fig15", "fig16"))
+               for stem, why in skipped.items())
     drawn = [f.stem for f in FIGURES if f.stem not in skipped]
     assert f"figures: {len(drawn)} ->" in out and "time (s): data" in out
     sweep = tiny["sweep"]

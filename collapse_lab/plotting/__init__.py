@@ -23,6 +23,7 @@ __all__ = [
     "plot_embedding_collapse",
     "plot_metric_over_training",
     "plot_collapse_map",
+    "plot_controls",
     "render_figures",
     "draw_figure",
     "save_figure",
@@ -35,8 +36,8 @@ _WHERE = {
     "plot_ka_vs_n": "spectra", "plot_erank_ratio_vs_n": "spectra", "plot_layer_measure_vs_n": "spectra",
     "plot_normalized_spectra": "spectra", "plot_field_ia": "fields",
     "plot_exam_weights": "exam", "plot_embedding_collapse": "embedding", "plot_metric_over_training": "training",
-    "plot_collapse_map": "training", "render_figures": "figures", "draw_figure": "figures", "save_figure": "style",
-    "style_context": "style",
+    "plot_collapse_map": "training", "plot_controls": "controls", "render_figures": "figures",
+    "draw_figure": "figures", "save_figure": "style", "style_context": "style",
 }
 
 

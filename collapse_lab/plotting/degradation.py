@@ -14,7 +14,7 @@ at some N only are drawn (levels at N = 1, the keys of figure 2, the sparse boxe
 
 from __future__ import annotations
 
-from typing import Any, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import pandas as pd
@@ -41,7 +41,7 @@ from collapse_lab.results.stats import mean_ci
 from collapse_lab.results.tables import DIFFERENCE_BASELINES, SINGLE_VARIANT
 
 __all__ = ["plot_metric_vs_n", "plot_ensemble_auc", "plot_gap", "plot_student_auc", "plot_student_variance",
-           "ordered_variants"]
+           "ordered_variants", "draw_differences", "with_difference_panels", "line_look"]
 
 
 def ordered_variants(df: pd.DataFrame, variants: Optional[Sequence[str]] = None) -> List[str]:
@@ -58,6 +58,12 @@ def confidence_band(ax: Any, x: np.ndarray, lo: np.ndarray, hi: np.ndarray, colo
     ok = np.isfinite(lo) & np.isfinite(hi)
     if ok.any():
         ax.fill_between(x[ok], lo[ok], hi[ok], color=color, alpha=0.18, linewidth=0)
+
+
+def line_look(style: Mapping[str, Any]) -> Dict[str, Any]:
+    """The line style a figure gave a recipe (:func:`~collapse_lab.plotting.style.variant_looks`), as keyword
+    arguments of ``ax.plot`` (none: the style sheet's solid line)."""
+    return {"linestyle": style["linestyle"]} if "linestyle" in style else {}
 
 
 def _n_axis(ax: Any, ns: Sequence[int]) -> None:
@@ -108,7 +114,8 @@ def draw_lines_vs_n(ax: Any, df: pd.DataFrame, metric: str, variants: Optional[S
         xs, ys, marks = ns, stats[:, 0], list(range(len(ns)))
         if single_stats is not None and variant in from_single and 1 not in ns:
             xs, ys, marks = np.r_[1.0, ns], np.r_[single_stats[0], stats[:, 0]], list(range(1, len(ns) + 1))
-        ax.plot(xs, ys, label=variant, color=st["color"], marker=st["marker"], markevery=marks, **style)
+        ax.plot(xs, ys, label=variant, color=st["color"], marker=st["marker"], markevery=marks,
+                **{**line_look(st), **style})
         confidence_band(ax, ns, stats[:, 2], stats[:, 3], st["color"])
         if show_runs:
             ax.scatter(sub["n"].to_numpy(float), sub[metric].to_numpy(float) * scale, s=6, color=st["color"],
@@ -177,7 +184,7 @@ def draw_differences(ax: Any, table: pd.DataFrame, variants: Optional[Sequence[s
         lo, hi = sub["ci_low"].to_numpy(float), sub["ci_high"].to_numpy(float)
         yerr = np.vstack([np.where(np.isfinite(lo), est - lo, 0.0), np.where(np.isfinite(hi), hi - est, 0.0)])
         ax.errorbar(x, est, yerr=yerr, color=st["color"], marker=st["marker"], markersize=3.5, capsize=1.5,
-                    linewidth=0.9, label=variant)
+                    linewidth=0.9, label=variant, **line_look(st))
     ax.axhline(0.0, color="0.5", linewidth=0.6, linestyle=":")
     if ns:
         ax.set_xticks(ns)
@@ -193,9 +200,18 @@ def _with_differences(df: pd.DataFrame, metric: str, what: str, draw: Any, basel
     sweep without vanilla-mean, e.g. of student mixes, has none: no blank panel is drawn), one legend."""
     from collapse_lab.results.tables import difference_table
 
-    diffs = [(baseline, difference_table(df, metric, baseline, scale=100.0, confidence=confidence))
-             for baseline in baselines]
-    diffs = [(baseline, table) for baseline, table in diffs
+    diffs = [(f"vs {baseline} (paired by seed)",
+              difference_table(df, metric, baseline, scale=100.0, confidence=confidence)) for baseline in baselines]
+    return with_difference_panels(draw, diffs, f"Δ {what} (AUC points)", variants, handles)
+
+
+def with_difference_panels(draw: Any, diffs: Sequence[Tuple[str, pd.DataFrame]], ylabel: str,
+                           variants: Optional[Sequence[str]] = None,
+                           handles: Optional[Sequence[Any]] = None) -> Tuple[Any, Any]:
+    """A new figure: ``draw(ax)`` (the absolute panel) and, right of it, one panel per ``(title, table)`` of paired
+    differences (:func:`draw_differences`) that has a finite estimate (no blank panel), one legend beside them
+    (``handles``, default the absolute panel's). Call inside :func:`style_context`. Returns the axes array."""
+    diffs = [(title, table) for title, table in diffs
              if np.isfinite(pd.to_numeric(table["estimate"], errors="coerce")).any()]
     if diffs:
         fig, axes = new_axes(None, ncols=1 + len(diffs), figsize=(2.9 * (1 + len(diffs)), 2.7))
@@ -203,9 +219,8 @@ def _with_differences(df: pd.DataFrame, metric: str, what: str, draw: Any, basel
         fig, axis = new_axes(None, figsize=(4.0, 2.7))
         axes = np.array([axis], dtype=object)
     draw(axes[0])
-    for axis, (baseline, table) in zip(axes[1:], diffs, strict=True):
-        draw_differences(axis, table, variants, ylabel=f"Δ {what} (AUC points)",
-                         title=f"vs {baseline} (paired by seed)")
+    for axis, (title, table) in zip(axes[1:], diffs, strict=True):
+        draw_differences(axis, table, variants, ylabel=ylabel, title=title)
     if axes[0].get_legend() is not None:
         axes[0].get_legend().remove()
     place_legend(axes[-1], True, handles=handles if handles is not None else axes[0].get_legend_handles_labels()[0],

@@ -1,7 +1,8 @@
 """Render every figure of a sweep (``collapse-lab figures``) as PNG + PDF: the nine figures of issue 5,
 figure 10 (a scale-free companion of figure 6), figure 11 (claim C9, the shared embedding vs N), figure 12 (a
-scale-free metric over training, from ``spectra_trace.csv``) and figure 13 (a layer × N map of a scale-free
-ratio per recipe).
+scale-free metric over training, from ``spectra_trace.csv``), figure 13 (a layer × N map of a scale-free
+ratio per recipe), figures 14 and 15 (the paper's Tables V and VI) and figure 16 (KDEF against its ablations
+and the capacity control; figures 1-3 draw the paper's recipes only and leave these controls to it).
 
 Each figure is built from a tidy table (:mod:`collapse_lab.results.tables`) and drawn by one ``plot_*``
 function; a figure whose inputs are missing (no spectra yet, no KDEF run...) is skipped with the reason, and so
@@ -25,6 +26,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 import pandas as pd
 
 from collapse_lab.io.atomic import atomic_write_json
+from collapse_lab.plotting.controls import plot_controls
 from collapse_lab.plotting.degradation import (
     ordered_variants,
     plot_ensemble_auc,
@@ -81,15 +83,17 @@ NEEDS_RUNS = "needs the sweep's run directories"
 
 
 FIGURES: Tuple[FigureSpec, ...] = (
-    FigureSpec("fig1_ensemble_auc", "Ensemble test AUC vs N per recipe (mean over seeds, 95% t band; paper Figs. "
-               "2a/4a/6a/8a), and each recipe minus the single model and minus vanilla-mean at the same N, paired "
-               "by seed", tables.run_table, _plot(plot_ensemble_auc, differences=True), "finished runs"),
+    FigureSpec("fig1_ensemble_auc", "Ensemble test AUC vs N per recipe of the paper (mean over seeds, 95% t band; "
+               "paper Figs. 2a/4a/6a/8a), and each recipe minus the single model and minus vanilla-mean at the "
+               "same N, paired by seed; KDEF's ablations and the capacity control are in fig16",
+               _plot(tables.run_table, controls=False), _plot(plot_ensemble_auc, differences=True), "finished runs"),
     FigureSpec("fig2_student_auc", "Best and worst student test AUC vs N, every student as a point (paper Figs. "
-               "2b/4b/6b/8b), and the best student minus the single model and minus vanilla-mean's, paired by seed",
-               tables.student_table, _plot(plot_student_auc, differences=True), "runs with students"),
+               "2b/4b/6b/8b), and the best student minus the single model and minus vanilla-mean's, paired by "
+               "seed; recipes of the paper only", _plot(tables.student_table, controls=False),
+               _plot(plot_student_auc, differences=True), "runs with students"),
     FigureSpec("fig3_gap", "Ensemble AUC minus best student AUC vs N (paper Figs. 5, 8c), and each recipe's gap "
-               "minus vanilla-mean's at the same N, paired by seed", tables.gap_table,
-               _plot(plot_gap, differences=True), "finished runs"),
+               "minus vanilla-mean's at the same N, paired by seed; recipes of the paper only",
+               _plot(tables.gap_table, controls=False), _plot(plot_gap, differences=True), "finished runs"),
     FigureSpec("fig4_student_variance", "Distribution of student test AUC at each N per recipe",
                tables.student_table, plot_student_variance, "runs with students"),
     FigureSpec("fig5_sv_heatmaps", "Sorted singular values of the hidden Linear weights of the best student, "
@@ -130,6 +134,13 @@ FIGURES: Tuple[FigureSpec, ...] = (
                "test AUC per row (mean over seeds, 95% t interval) and KDEF_X - X paired by seed, beside the "
                "paper's", table6_frame, plot_paper_table,
                "the table6 preset's recipes (vanilla-mean@X, kdef@final+ecn+X)"),
+    FigureSpec("fig16_controls", "Do KDEF's parts and its parameter count explain its gain? Ensemble test AUC vs N "
+               "of KDEF, its ablations (kd-only, dml-only, uniform weights, no examination), vanilla-mean and the "
+               "capacity-matched single student (parameters of K students, at N = K) (mean over seeds, 95% t band), "
+               "and KDEF minus each ablation and minus the capacity-matched model at the same N, paired by seed",
+               tables.controls_table, plot_controls,
+               "the ml100k preset's recipes kdef and a control (kdef-kd-only, kdef-dml-only, kdef-uniform, "
+               "kdef-noem or vanilla-mean-capacity)"),
 )
 #: the scale-free metric of figure 12 (a ``metric`` of spectra_trace.csv) and the ratio of figure 13
 DEFAULT_TRACE_METRIC = "effective_rank"

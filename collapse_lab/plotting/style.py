@@ -21,6 +21,8 @@ __all__ = [
     "EXTRA_COLORS",
     "assign_variant_styles",
     "variant_styles",
+    "variant_looks",
+    "tint",
     "SINGLE_COLUMN",
     "DOUBLE_COLUMN",
     "style_file",
@@ -65,6 +67,9 @@ EXTRA_MARKERS = ("X", "*", "h", "s", "D", "^", "v", "P", "<", ">", "p", "d", "o"
 #: the styles of the recipes of the figures being drawn (:func:`variant_styles`)
 _ACTIVE: contextvars.ContextVar[Optional[Dict[str, Dict[str, str]]]] = contextvars.ContextVar("variant_styles",
                                                                                               default=None)
+#: looks that one figure gives some recipes on top of their styles (:func:`variant_looks`)
+_LOOKS: contextvars.ContextVar[Optional[Dict[str, Dict[str, Any]]]] = contextvars.ContextVar("variant_looks",
+                                                                                             default=None)
 #: figure sizes in inches (single and double journal column)
 SINGLE_COLUMN = (3.5, 2.6)
 DOUBLE_COLUMN = (7.2, 2.8)
@@ -141,20 +146,48 @@ def variant_styles(variants: Sequence[str]) -> Iterator[Dict[str, Dict[str, str]
         _ACTIVE.reset(token)
 
 
-def variant_style(variant: str, index: int = 0) -> Dict[str, str]:
+@contextlib.contextmanager
+def variant_looks(looks: Mapping[str, Mapping[str, Any]]) -> Iterator[None]:
+    """Inside the block, :func:`variant_style` gives each recipe of ``looks`` these keys over its style (e.g.
+    ``color`` and ``linestyle``): one figure's way to tell apart recipes that share a colour everywhere else
+    (figure 16: KDEF's ablations as tints of KDEF's vermillion, each with a line style of its own)."""
+    token = _LOOKS.set({**(_LOOKS.get() or {}), **{v: dict(look) for v, look in looks.items()}})
+    try:
+        yield
+    finally:
+        _LOOKS.reset(token)
+
+
+def tint(color: str, amount: float) -> str:
+    """``color`` mixed with white (``amount`` > 0, lighter) or black (``amount`` < 0, darker), as ``#RRGGBB``.
+
+    Example:
+        >>> tint("#D55E00", 0.5), tint("#D55E00", -0.5)
+        ('#EAAE80', '#6A2F00')
+    """
+    from matplotlib.colors import to_hex, to_rgb
+
+    target = 1.0 if amount > 0 else 0.0
+    return to_hex([c + abs(amount) * (target - c) for c in to_rgb(color)]).upper()
+
+
+def variant_style(variant: str, index: int = 0) -> Dict[str, Any]:
     """``{"color", "marker"}`` of a recipe: its fixed style, else the one :func:`variant_styles` assigned it,
-    else the ``index``-th entry of the extra palette (distinct for distinct ``index``).
+    else the ``index``-th entry of the extra palette (distinct for distinct ``index``); inside
+    :func:`variant_looks`, with the figure's look of the recipe over it (it may add ``linestyle``).
 
     Example:
         >>> variant_style("kdef")
         {'color': '#D55E00', 'marker': 'P'}
     """
-    if variant in VARIANT_STYLES:
-        return dict(VARIANT_STYLES[variant])
     active = _ACTIVE.get() or {}
-    if variant in active:
-        return dict(active[variant])
-    return {"color": _extra_color(index, ()), "marker": EXTRA_MARKERS[index % len(EXTRA_MARKERS)]}
+    if variant in VARIANT_STYLES:
+        style = dict(VARIANT_STYLES[variant])
+    elif variant in active:
+        style = dict(active[variant])
+    else:
+        style = {"color": _extra_color(index, ()), "marker": EXTRA_MARKERS[index % len(EXTRA_MARKERS)]}
+    return {**style, **(_LOOKS.get() or {}).get(variant, {})}
 
 
 def new_axes(ax: Any = None, ncols: int = 1, nrows: int = 1,

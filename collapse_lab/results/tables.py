@@ -17,7 +17,7 @@ import pandas as pd
 from collapse_lab.errors import UserError
 from collapse_lab.io import contract
 from collapse_lab.io.contract import ModelMatrix, find_spectrum
-from collapse_lab.results.collect import layer_columns
+from collapse_lab.results.collect import VARIANT_ORDER, layer_columns
 
 __all__ = [
     "SINGLE_VARIANT",
@@ -33,6 +33,13 @@ __all__ = [
     "spectra_table",
     "exam_table",
     "difference_table",
+    "reference_difference_table",
+    "PAPER_RECIPES",
+    "KDEF_ABLATIONS",
+    "CAPACITY_CONTROL",
+    "CONTROLS",
+    "without_controls",
+    "controls_table",
     "embedding_table",
     "collapse_map_table",
     "trace_table",
@@ -92,26 +99,55 @@ UNTRAINED_STUDENT_HEADS: Tuple[str, ...] = ("vanilla-concat",)
 ONE_STUDENT: Tuple[str, ...] = ("vanilla-mean-capacity",)
 
 
-def run_table(results: pd.DataFrame, single_model: bool = True, exclude: Sequence[str] = ()) -> pd.DataFrame:
-    """One row per run (figure 1), with the shared single model at N = 1; recipes in ``exclude`` left out."""
-    runs = _runs(results)
+#: the paper's recipes (figures 1-3 draw these and the single model)
+PAPER_RECIPES: Tuple[str, ...] = ("vanilla-mean", "vanilla-sum", "vanilla-concat", "kd", "dml", "kdef")
+#: KDEF with one part removed or replaced (``kdef_terms``, ``exam_weights``, ``exam``; :mod:`collapse_lab.recipes`)
+KDEF_ABLATIONS: Tuple[str, ...] = tuple(v for v in VARIANT_ORDER if v.startswith("kdef-"))
+#: one student widened to the parameters of K students, compared at N = K
+CAPACITY_CONTROL = "vanilla-mean-capacity"
+#: the controls of the ``ml100k`` sweep, drawn by figure 16 and left out of figures 1-3
+CONTROLS: Tuple[str, ...] = KDEF_ABLATIONS + (CAPACITY_CONTROL,)
+
+
+def without_controls(results: pd.DataFrame) -> pd.DataFrame:
+    """``results`` without KDEF's ablations and the capacity control (:data:`CONTROLS`; figure 16 draws them),
+    unless no recipe of the paper (:data:`PAPER_RECIPES`) is in it: then as it is, so a sweep of controls alone
+    still draws. Other recipes (student mixes such as ``kdef-kd-only@pnn+final+ecn``) are kept.
+
+    Example:
+        >>> df = pd.DataFrame({"variant": ["kdef", "kdef-uniform", "kdef@final+ecn"]})
+        >>> without_controls(df)["variant"].tolist(), without_controls(df[1:])["variant"].tolist()
+        (['kdef', 'kdef@final+ecn'], ['kdef-uniform', 'kdef@final+ecn'])
+    """
+    if not results["variant"].isin(PAPER_RECIPES).any():
+        return results
+    return results[~results["variant"].isin(CONTROLS)]
+
+
+def run_table(results: pd.DataFrame, single_model: bool = True, exclude: Sequence[str] = (),
+              controls: bool = True) -> pd.DataFrame:
+    """One row per run (figure 1), with the shared single model at N = 1; recipes in ``exclude`` left out, and
+    with ``controls=False`` KDEF's ablations and the capacity control too (:func:`without_controls`)."""
+    runs = _runs(results if controls else without_controls(results))
     runs = runs[~runs["variant"].isin(exclude)].reset_index(drop=True)
     return with_single_model(runs) if single_model else runs
 
 
 def gap_table(results: pd.DataFrame, exclude: Sequence[str] = UNTRAINED_STUDENT_HEADS + ONE_STUDENT,
-              single_model: bool = True) -> pd.DataFrame:
+              single_model: bool = True, controls: bool = True) -> pd.DataFrame:
     """One row per run for the ensemble − best student gap (figure 3), without the recipes whose students
     have untrained heads (their 20-point "gap" is not collapse and would flatten every other curve) and the
-    one-student capacity control (its gap is 0 by construction)."""
-    return run_table(results, single_model=single_model, exclude=exclude)
+    one-student capacity control (its gap is 0 by construction); ``controls=False``: as :func:`run_table`."""
+    return run_table(results, single_model=single_model, exclude=exclude, controls=controls)
 
 
 def student_table(results: pd.DataFrame, exclude: Sequence[str] = UNTRAINED_STUDENT_HEADS + ONE_STUDENT,
-                  single_model: bool = True) -> pd.DataFrame:
+                  single_model: bool = True, controls: bool = True) -> pd.DataFrame:
     """One row per student (figures 2 and 4), without the recipes whose students have untrained heads and the
-    one-student capacity control."""
-    students = results[results["member"].astype(str) != "ensemble"]
+    one-student capacity control; ``controls=False`` (figure 2) leaves out KDEF's ablations too
+    (:func:`without_controls`)."""
+    students = results if controls else without_controls(results)
+    students = students[students["member"].astype(str) != "ensemble"]
     students = students[~students["variant"].isin(exclude)].reset_index(drop=True)
     variants = list(dict.fromkeys(students["variant"]))
     return with_single_model(students, variants) if single_model else students
@@ -348,14 +384,10 @@ def difference_table(runs: pd.DataFrame, metric: str, baseline: str = "single mo
         [{'variant': 'kd', 'n': 2, 'estimate': 2.0, 'ci_low': -10.706, 'ci_high': 14.706, 'pairs': 2}]
     """
     from collapse_lab.errors import UserError
-    from collapse_lab.results.stats import mean_ci
 
     if baseline not in DIFFERENCE_BASELINES:
         raise UserError(f"unknown difference baseline {baseline!r}; valid: {', '.join(DIFFERENCE_BASELINES)}")
-    cols = ["variant", "n", "estimate", "ci_low", "ci_high", "pairs"]
-    if "single_model" in runs:
-        runs = runs[~runs["single_model"].astype(bool)]
-    values = runs.assign(value=pd.to_numeric(runs[metric], errors="coerce") * scale)
+    values = _paired_values(runs, metric, scale)
     single = values[(values["variant"] == SINGLE_VARIANT) & (values["n"] == 1)].set_index("seed")["value"]
     rows = []
     for (variant, n), sub in values[values["n"] >= 2].groupby(["variant", "n"], sort=False):
@@ -365,13 +397,68 @@ def difference_table(runs: pd.DataFrame, metric: str, baseline: str = "single mo
             base = values[(values["variant"] == SINGLE_VARIANT) & (values["n"] == n)].set_index("seed")["value"]
         else:
             base = single
-        both = pd.concat([sub.set_index("seed")["value"], base], axis=1, keys=["a", "b"]).dropna()
-        if both.empty:
-            continue
-        mean, _, lo, hi = mean_ci((both["a"] - both["b"]).to_numpy(float), confidence)
-        rows.append({"variant": variant, "n": int(n), "estimate": mean, "ci_low": lo, "ci_high": hi,
-                     "pairs": len(both)})
-    return pd.DataFrame(rows, columns=cols)
+        row = _paired_difference(sub.set_index("seed")["value"], base, confidence)
+        if row is not None:
+            rows.append({"variant": variant, "n": int(n), **row})
+    return pd.DataFrame(rows, columns=DIFFERENCE_COLUMNS)
+
+
+#: the columns of :func:`difference_table` and :func:`reference_difference_table`
+DIFFERENCE_COLUMNS = ["variant", "n", "estimate", "ci_low", "ci_high", "pairs"]
+
+
+def _paired_values(runs: pd.DataFrame, metric: str, scale: float) -> pd.DataFrame:
+    """The runs of their own (not the single model's copies) with ``value`` = ``metric`` × ``scale``."""
+    if "single_model" in runs:
+        runs = runs[~runs["single_model"].astype(bool)]
+    return runs.assign(value=pd.to_numeric(runs[metric], errors="coerce") * scale)
+
+
+def _paired_difference(a: pd.Series, b: pd.Series, confidence: float) -> Optional[Dict[str, float]]:
+    """``estimate, ci_low, ci_high, pairs`` of a_s − b_s over the seeds both have (``mean_ci``), or None."""
+    from collapse_lab.results.stats import mean_ci
+
+    both = pd.concat([a, b], axis=1, keys=["a", "b"]).dropna()
+    if both.empty:
+        return None
+    mean, _, lo, hi = mean_ci((both["a"] - both["b"]).to_numpy(float), confidence)
+    return {"estimate": mean, "ci_low": lo, "ci_high": hi, "pairs": len(both)}
+
+
+def reference_difference_table(runs: pd.DataFrame, metric: str, reference: str = "kdef",
+                               variants: Optional[Sequence[str]] = None, scale: float = 1.0,
+                               confidence: float = 0.95) -> pd.DataFrame:
+    """``variant, n, estimate, ci_low, ci_high, pairs``: ``reference`` minus each recipe of ``variants`` (default:
+    every other recipe) at the same N, paired over seeds as in :func:`difference_table` — e.g. KDEF minus each of
+    its ablations (what the removed part is worth) and minus the capacity control, whose N is the K students
+    whose parameters it has (figure 16). ``variant`` names the recipe subtracted; N = 1 is left out.
+
+    Example (differences 1 and 3 over two seeds):
+        >>> df = pd.DataFrame({"variant": ["kdef"] * 2 + ["kdef-uniform"] * 2, "n": [2] * 4,
+        ...                    "seed": [0, 1, 0, 1], "auc": [1.5, 3.5, 0.5, 0.5]})
+        >>> reference_difference_table(df, "auc").round(3).to_dict("records")
+        [{'variant': 'kdef-uniform', 'n': 2, 'estimate': 2.0, 'ci_low': -10.706, 'ci_high': 14.706, 'pairs': 2}]
+    """
+    values = _paired_values(runs, metric, scale)
+    own = values[values["n"] >= 2]
+    wanted = [v for v in dict.fromkeys(own["variant"]) if v != reference] if variants is None else list(variants)
+    rows = []
+    for (variant, n), sub in own[own["variant"].isin(wanted)].groupby(["variant", "n"], sort=False):
+        base = own[(own["variant"] == reference) & (own["n"] == n)].set_index("seed")["value"]
+        row = _paired_difference(base, sub.set_index("seed")["value"], confidence)
+        if row is not None:
+            rows.append({"variant": variant, "n": int(n), **row})
+    return pd.DataFrame(rows, columns=DIFFERENCE_COLUMNS)
+
+
+def controls_table(results: pd.DataFrame, single_model: bool = True) -> pd.DataFrame:
+    """One row per run of KDEF, its ablations, vanilla-mean and the capacity control (:data:`CONTROLS`), with the
+    shared single model at N = 1 (figure 16); empty when ``results`` has no KDEF or no control."""
+    present = set(results["variant"])
+    if "kdef" not in present or not present & set(CONTROLS):
+        return run_table(results.iloc[:0], single_model)
+    keep = {"kdef", SINGLE_VARIANT, *CONTROLS}
+    return run_table(results[results["variant"].isin(keep)], single_model)
 
 
 #: per-run embedding measures of claim C9 and the hidden-layer measure each corresponds to
