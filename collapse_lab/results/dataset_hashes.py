@@ -19,8 +19,11 @@ def mixed_hash_warnings(recorded: Mapping[str, Tuple[Any, Optional[str]]]) -> Li
     record no hash are left out (nothing to compare).
 
     Example:
-        >>> mixed_hash_warnings({"a": ("toy", "1" * 64), "b": ("toy", "1" * 64), "c": ("toy", "2" * 64)})[0][:70]
-        'dataset toy: the runs record 2 dataset hashes (2 runs: 111111111111, 1
+        >>> line = mixed_hash_warnings({"a": ("toy", "1" * 64), "b": ("toy", "1" * 64), "c": ("toy", "2" * 64)})[0]
+        >>> line.split("; ")[0]
+        'dataset toy: the runs record 2 dataset hashes (2 runs: 111111111111, 1 run: 222222222222)'
+        >>> mixed_hash_warnings({"a": ("toy", "1" * 64), "b": ("toy", None)})
+        []
     """
     by_dataset: Dict[Any, Counter] = {}
     for dataset, digest in recorded.values():
