@@ -23,13 +23,14 @@ Usage: ``python bench/bench_epoch_share.py --json-out bench/results/epoch-share.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any, Dict, List
+
+from collapse_lab.io.atomic import atomic_write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -107,8 +108,7 @@ def main(argv: List[str] | None = None) -> Dict[str, Any]:
             "cases": cases,
             "max_data_plus_eval_share": max(c["reported"]["share"]["data_plus_eval"] for c in cases)}
     if args.json_out:
-        args.json_out.parent.mkdir(parents=True, exist_ok=True)
-        args.json_out.write_text(json.dumps(info, indent=2) + "\n")
+        atomic_write_json(args.json_out, info)
     return info
 
 

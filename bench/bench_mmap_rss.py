@@ -35,6 +35,8 @@ from typing import Any, Dict, List
 
 import numpy as np
 
+from collapse_lab.io.atomic import atomic_write_json
+
 ROOT = Path(__file__).resolve().parents[1]
 CHUNK = 1_000_000
 
@@ -147,8 +149,7 @@ def main(argv: List[str] | None = None) -> Dict[str, Any]:
         if not args.keep:
             shutil.rmtree(tmp, ignore_errors=True)
     if args.json_out:
-        args.json_out.parent.mkdir(parents=True, exist_ok=True)
-        args.json_out.write_text(json.dumps(info, indent=2) + "\n")
+        atomic_write_json(args.json_out, info)
     return info
 
 

@@ -23,12 +23,13 @@ smoke: ``--device cpu --students 1,2 --batch-size 64 --hidden 16,16 --steps 2 --
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any, Dict, Iterator, List
+
+from collapse_lab.io.atomic import atomic_write_json
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -152,8 +153,7 @@ def main(argv: List[str] | None = None) -> Dict[str, Any]:
     args = p.parse_args(argv)
     info = run(args)
     if args.json_out:
-        args.json_out.parent.mkdir(parents=True, exist_ok=True)
-        args.json_out.write_text(json.dumps(info, indent=2) + "\n")
+        atomic_write_json(args.json_out, info)
     return info
 
 

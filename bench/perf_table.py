@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import glob
-import json
 import os
 import platform
 import statistics
@@ -38,6 +37,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any, Dict, List
+
+from collapse_lab.io.atomic import atomic_write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 HERE = Path(__file__).resolve().parent
@@ -232,8 +233,7 @@ def main(argv: List[str] | None = None) -> None:
     finally:  # a caller in the same process (the CI test) gets IEEE floats and its thread count back
         torch.set_num_threads(old_threads)
         torch.set_flush_denormal(old_flush)
-    args.out_dir.mkdir(parents=True, exist_ok=True)
-    (args.out_dir / "perf-table.json").write_text(json.dumps(info, indent=2) + "\n")
+    atomic_write_json(args.out_dir / "perf-table.json", info)
     text = markdown(info)
     (args.out_dir / "perf-table.md").write_text(text)
     print(text)

@@ -37,8 +37,8 @@ from collapse_lab.plotting.style import (
     variant_styles,
 )
 from collapse_lab.results.collect import VARIANT_ORDER
+from collapse_lab.results.differences import DIFFERENCE_BASELINES, SINGLE_VARIANT
 from collapse_lab.results.stats import mean_ci
-from collapse_lab.results.tables import DIFFERENCE_BASELINES, SINGLE_VARIANT
 
 __all__ = ["plot_metric_vs_n", "plot_ensemble_auc", "plot_gap", "plot_student_auc", "plot_student_variance",
            "ordered_variants", "draw_differences", "with_difference_panels", "line_look"]

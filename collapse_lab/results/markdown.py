@@ -15,8 +15,9 @@ from typing import Iterable, List, Optional, Sequence, Tuple
 import pandas as pd
 
 from collapse_lab.results.collect import VARIANT_ORDER
+from collapse_lab.results.tables import CAPACITY_CONTROL, KDEF_ABLATIONS
 
-__all__ = ["SUMMARY_METRICS", "KDEF_ABLATIONS", "format_value", "summary_pivot", "markdown_table",
+__all__ = ["SUMMARY_METRICS", "format_value", "summary_pivot", "markdown_table",
            "default_comparisons", "paired_markdown", "results_markdown"]
 
 #: (metric, caption) of the per-N tables of results.md, in order
@@ -91,10 +92,6 @@ def _p(value: float) -> str:
     return "" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.3g}"
 
 
-#: the controls that remove one part of KDEF (README "Controls"): each is read against KDEF itself
-KDEF_ABLATIONS: Tuple[str, ...] = tuple(v for v in VARIANT_ORDER if v.startswith("kdef-"))
-
-
 def default_comparisons() -> List[Tuple[str, str]]:
     """The ``(variant, baseline)`` pairs results.md shows: the baselines and the paper's methods against
     vanilla-mean, KDEF against KD and DML, KDEF against the capacity-matched single model (one student with the
@@ -102,7 +99,7 @@ def default_comparisons() -> List[Tuple[str, str]]:
     ``kdef − ablation``; paired_tests.csv holds the pair as ``ablation − kdef``)."""
     paper = [v for v in VARIANT_ORDER[1:] if v not in KDEF_ABLATIONS]
     return ([(v, "vanilla-mean") for v in paper] + [("kdef", "kd"), ("kdef", "dml"),
-                                                    ("kdef", "vanilla-mean-capacity")]
+                                                    ("kdef", CAPACITY_CONTROL)]
             + [(v, "kdef") for v in KDEF_ABLATIONS])
 
 
